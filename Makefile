@@ -1,0 +1,19 @@
+# The two commands: `make demo` runs the main job, `make test` runs the whole suite.
+# Both install everything first (scripts/setup.sh).
+.PHONY: setup demo test lint bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/bcfwatch demo
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/pytest -p no:cacheprovider
+
+lint: setup
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf .venv build *.egg-info out

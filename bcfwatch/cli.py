@@ -1,0 +1,250 @@
+"""The ``bcfwatch`` command line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bcfwatch import settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def friendly_errors(command):
+    """Turn expected failures into one clear line and exit code 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from kafka.errors import KafkaError
+
+        from bcfwatch.broker import BrokerError
+        from producers.generate import GenerateError
+        from producers.pseudonym import PseudonymKeyError
+
+        try:
+            return command(*args, **kwargs)
+        except (BrokerError, GenerateError, PseudonymKeyError, KafkaError) as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def _progress(unit: str) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console, transient=False,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bcfwatch")
+def main() -> None:
+    """bcfwatch: watch Better Care Fund outcomes as events happen."""
+
+
+# -- kafka -------------------------------------------------------------------
+@main.group()
+def kafka() -> None:
+    """Run the local single-node Kafka broker (KRaft) fetched from Maven Central."""
+
+
+port_option = click.option("--port", default=9092, show_default=True, type=click.IntRange(1024, 65535),
+                           help="Broker port on 127.0.0.1 (the controller uses port + 1000).")
+
+
+@kafka.command("start")
+@port_option
+@click.option("--fresh", is_flag=True, help="Delete the broker's data first.")
+@friendly_errors
+def kafka_start(port: int, fresh: bool) -> None:
+    """Fetch (once), format (once) and start the broker; wait until it serves."""
+    from bcfwatch.broker import KAFKA_VERSION, Broker
+
+    broker = Broker(port=port)
+    if broker.pid() is not None:
+        console.print(f"Kafka {KAFKA_VERSION} is already running at {broker.bootstrap} (pid {broker.pid()})")
+        return
+    with console.status(f"starting Kafka {KAFKA_VERSION} on {broker.bootstrap}"):
+        broker.start(fresh=fresh)
+    console.print(f"Kafka {KAFKA_VERSION} is up at {broker.bootstrap} (pid {broker.pid()}, data {broker.home})")
+
+
+@kafka.command("stop")
+@port_option
+@friendly_errors
+def kafka_stop(port: int) -> None:
+    """Stop the broker started by `bcfwatch kafka start`."""
+    from bcfwatch.broker import Broker
+
+    stopped = Broker(port=port).stop()
+    console.print("Kafka stopped" if stopped else f"no bcfwatch broker was running on port {port}")
+
+
+@kafka.command("status")
+@port_option
+def kafka_status(port: int) -> None:
+    """Say whether the broker is running; exit 1 when it is not."""
+    from bcfwatch.broker import Broker
+
+    broker = Broker(port=port)
+    pid = broker.pid()
+    if pid is not None and broker.accepts_connections():
+        console.print(f"running at {broker.bootstrap} (pid {pid})")
+        return
+    console.print(f"not running on port {port}")
+    sys.exit(1)
+
+
+@kafka.command("fetch")
+@friendly_errors
+def kafka_fetch() -> None:
+    """Download the broker jars from Maven Central into the cache (done by start too)."""
+    from bcfwatch.broker import Broker
+
+    with console.status("fetching Kafka from Maven Central"):
+        libs = Broker().fetch()
+    console.print(f"Kafka jars in {libs}")
+
+
+# -- reference data ----------------------------------------------------------
+@main.command("boards")
+def boards_command() -> None:
+    """List the 151 BCF plan boards with their populations."""
+    from bcfwatch.boards import load_boards
+
+    table = Table(title="Health and wellbeing boards with BCF plans, 2015-16 (mid-2014 population)")
+    for column in ("code", "board", "population", "18+", "65+"):
+        table.add_column(column, justify="right" if column[0].isdigit() or column == "population" else "left")
+    for board in load_boards():
+        table.add_row(board.code, board.name, f"{board.population:,}", f"{board.population_18_plus:,}",
+                      f"{board.population_65_plus:,}")
+    console.print(table)
+
+
+# -- generate ----------------------------------------------------------------
+def _iso_date(_ctx, param, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2014-04-01", param=param) from None
+
+
+@main.command("generate")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Log file to write (.jsonl, or .csv for CSV).")
+@click.option("--from", "start", default="2014-04-01", show_default=True, callback=_iso_date,
+              help="First day (the first financial year is the baseline).")
+@click.option("--to", "end", default="2016-03-31", show_default=True, callback=_iso_date, help="Last day.")
+@click.option("--scale", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="1.0 is national volume (~5.5M emergency admissions a year).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Random seed (same seed, same file).")
+@click.option("--drift", "drifts", multiple=True, metavar="BOARD:+N%[@DATE]",
+              help="Make a board drift off plan, e.g. E09000012:+4% or E08000025:creep+6%. Repeatable.")
+@click.option("--late-share", default=0.05, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of events that arrive out of order (late).")
+@click.option("--duplicate-share", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of events sent twice.")
+@click.option("--malformed-share", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of extra malformed lines mixed in (for testing the dead-letter path).")
+@friendly_errors
+def generate_command(out: Path, start: date, end: date, scale: float, seed: int, drifts: tuple[str, ...],
+                     late_share: float, duplicate_share: float, malformed_share: float) -> None:
+    """Write a synthetic national event log."""
+    import time
+
+    from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
+
+    spec = GeneratorSpec(start=start, end=end, scale=scale, seed=seed, drifts=[Drift.parse(d) for d in drifts],
+                         late_share=late_share, duplicate_share=duplicate_share, malformed_share=malformed_share)
+    started = time.monotonic()
+    with err_console.status("generating") as status:
+        events = generate_frame(spec, progress=lambda step: status.update(f"generating {step}"))
+    with _progress("lines") as progress:
+        task = progress.add_task("writing", total=len(events), rate="")
+
+        def advance(lines: int) -> None:
+            elapsed = time.monotonic() - started
+            done = progress.tasks[task].completed + lines
+            progress.update(task, advance=lines, rate=f"{done / max(elapsed, 1e-9):,.0f} lines/s")
+
+        written = write_log(events, out, progress=advance)
+    elapsed = time.monotonic() - started
+    console.print(f"wrote {written:,} lines to {out} in {elapsed:.1f} s ({written / elapsed:,.0f} lines/s)")
+
+
+# -- replay ------------------------------------------------------------------
+def _speed(_ctx, param, value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = -1.0
+    if speed <= 0:
+        raise click.BadParameter(f"{value!r} is neither 'max' nor a positive number of events per second",
+                                 param=param)
+    return speed
+
+
+@main.command("replay")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--speed", default="max", show_default=True, callback=_speed,
+              help="Events per second, or 'max' for as fast as the broker takes them.")
+@click.option("--topic-prefix", default=settings.topic_prefix, show_default="bcf",
+              help="Topics are PREFIX.admission, PREFIX.discharge, PREFIX.care_home_placement, PREFIX.dead_letter.")
+@click.option("--bootstrap", default=settings.bootstrap_servers, show_default="127.0.0.1:9092",
+              help="Kafka bootstrap servers.")
+@click.option("--partitions", default=settings.partitions, show_default="8", type=click.IntRange(1, 256),
+              help="Partitions for topics this replay creates.")
+@click.option("--dev-key", is_flag=True, help="Use a generated development pseudonymisation key if none is set.")
+@friendly_errors
+def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap: str, partitions: int,
+                   dev_key: bool) -> None:
+    """Replay a historic event log (JSON Lines or CSV) into Kafka."""
+    import time
+
+    from producers.logformat import count_lines
+    from producers.pseudonym import Pseudonymiser, load_key
+    from producers.replay import replay
+
+    pseudonymiser = Pseudonymiser(load_key(dev=dev_key))
+    total = count_lines(log)
+    started = time.monotonic()
+    with _progress("events") as progress:
+        task = progress.add_task(f"replaying {log.name}", total=total, rate="")
+
+        def advance(lines: int) -> None:
+            done = progress.tasks[task].completed + lines
+            rate = done / max(time.monotonic() - started, 1e-9)
+            progress.update(task, advance=lines, rate=f"{rate:,.0f} events/s")
+
+        report = replay(log, bootstrap, settings.Topics(topic_prefix), pseudonymiser, partitions,
+                        events_per_second=speed, on_progress=advance)
+    table = Table(title=f"Replay of {log}")
+    table.add_column("what")
+    table.add_column("events", justify="right")
+    for event_type in settings.EVENT_TYPES:
+        table.add_row(f"produced to {topic_prefix}.{event_type}", f"{report.produced[event_type]:,}")
+    table.add_row(f"dead-lettered to {topic_prefix}.dead_letter", f"{len(report.rejected):,}")
+    table.add_row("lines read", f"{report.lines:,}")
+    table.add_row("throughput", f"{report.events_per_second:,.0f} events/s")
+    console.print(table)
+    if report.rejected:
+        rejected = Table(title=f"Rejected lines (first 20 of {len(report.rejected):,})")
+        rejected.add_column("line", justify="right")
+        rejected.add_column("reason")
+        for number, reason in report.rejected[:20]:
+            rejected.add_row(str(number), reason)
+        console.print(rejected)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Monitors: plans, drift rules, alerts, delivery and the Prometheus exporter."""

@@ -1,0 +1,1 @@
+"""Producers: NHS number pseudonymisation, the historic log format, replay and the synthetic generator."""

@@ -1,0 +1,1 @@
+"""Faust stream processing: the event contract, the worker app, its agents and tables."""

@@ -1,0 +1,193 @@
+"""The event contract: Faust records for the three event types, declared once.
+
+Producers validate log rows into these records and put them on Kafka as JSON;
+the worker validates every message again on the way in (anything can be written
+to a topic), so :func:`parse_event` is the single validator for both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+import orjson
+
+from bcfwatch.boards import BoardList, load_boards
+from streams import codes
+
+PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_AGE = 120
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks the contract; the message is the dead-letter reason."""
+
+
+class Event(faust.Record, abstract=True, serializer="json", include_metadata=False, isodates=True):
+    event_id: str
+    board: str
+    occurred_at: datetime
+    patient: str
+    age: int
+
+    type: str = ""
+
+    def to_wire(self) -> bytes:
+        payload = self.asdict()
+        payload["type"] = self.type
+        payload["occurred_at"] = self.occurred_at.isoformat()
+        return orjson.dumps(payload)
+
+
+class Admission(Event):
+    admission_method: str
+    provider: str
+    type: str = "admission"
+
+
+class Discharge(Event):
+    discharge_destination: str
+    discharge_method: str
+    delayed_days: int
+    delay_attributable_to: str | None
+    into_reablement: bool
+    admission_id: str | None = None
+    type: str = "discharge"
+
+
+class CareHomePlacement(Event):
+    setting: str
+    permanent: bool
+    type: str = "care_home_placement"
+
+
+RECORDS: dict[str, type[Event]] = {
+    "admission": Admission,
+    "discharge": Discharge,
+    "care_home_placement": CareHomePlacement,
+}
+
+
+def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str | None:
+    value = payload.get(field)
+    if value is None or value == "":
+        if required:
+            raise InvalidEvent(f"missing field {field}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidEvent(f"{field} must be text, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _integer(payload: dict[str, Any], field: str) -> int:
+    value = payload.get(field)
+    if isinstance(value, bool):
+        raise InvalidEvent(f"{field} must be a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    raise InvalidEvent(f"{field} must be a whole number, got {value!r}")
+
+
+def _flag(payload: dict[str, Any], field: str) -> bool:
+    value = payload.get(field)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0"}:
+        return value.strip().lower() in {"true", "1"}
+    if value in (0, 1):
+        return bool(value)
+    raise InvalidEvent(f"{field} must be true or false, got {value!r}")
+
+
+def parse_timestamp(value: Any, now: datetime | None = None) -> datetime:
+    """An ISO 8601 timestamp with an explicit offset, converted to UTC."""
+    if not isinstance(value, str):
+        raise InvalidEvent(f"occurred_at must be an ISO 8601 timestamp, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidEvent(f"occurred_at is not a valid ISO 8601 timestamp: {value!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidEvent(f"occurred_at has no timezone offset: {value!r}")
+    moment = moment.astimezone(UTC)
+    latest = (now or datetime.now(UTC)) + timedelta(days=1)
+    if not EARLIEST <= moment <= latest:
+        raise InvalidEvent(f"occurred_at {value!r} is outside 2000-01-01 .. tomorrow")
+    return moment
+
+
+def parse_event(payload: dict[str, Any], boards: BoardList | None = None) -> Event:
+    """Validate a decoded event (patient already pseudonymised) into its record."""
+    if not isinstance(payload, dict):
+        raise InvalidEvent("event is not a JSON object")
+    event_type = payload.get("type")
+    record = RECORDS.get(event_type) if isinstance(event_type, str) else None
+    if record is None:
+        raise InvalidEvent(f"unknown event type {event_type!r}; expected one of {', '.join(RECORDS)}")
+    boards = boards or load_boards()
+    board_code = _text(payload, "board")
+    board = boards.resolve(board_code)
+    if board is None:
+        raise InvalidEvent(f"unknown board {board_code!r}: not an English health and wellbeing board code")
+    patient = _text(payload, "patient")
+    if not PSEUDONYM.match(patient):
+        raise InvalidEvent("patient is not a pseudonym (64 lower-case hex characters)")
+    age = _integer(payload, "age")
+    if not 0 <= age <= MAX_AGE:
+        raise InvalidEvent(f"age {age} is impossible (0-{MAX_AGE})")
+    common = {
+        "event_id": _text(payload, "event_id"),
+        "board": board,
+        "occurred_at": parse_timestamp(payload.get("occurred_at")),
+        "patient": patient,
+        "age": age,
+    }
+    if record is Admission:
+        method = _text(payload, "admission_method").upper()
+        if method not in codes.ADMISSION_METHODS:
+            raise InvalidEvent(f"admission_method {method!r} is not a HES admission method code")
+        return Admission(**common, admission_method=method, provider=_text(payload, "provider"))
+    if record is Discharge:
+        destination = _text(payload, "discharge_destination")
+        if destination not in codes.DISCHARGE_DESTINATIONS:
+            raise InvalidEvent(f"discharge_destination {destination!r} is not a HES destination code")
+        method = _text(payload, "discharge_method", required=False) or "1"
+        if method not in codes.DISCHARGE_METHODS:
+            raise InvalidEvent(f"discharge_method {method!r} is not a HES discharge method code")
+        delayed_days = _integer(payload, "delayed_days") if payload.get("delayed_days") not in (None, "") else 0
+        if not 0 <= delayed_days <= 366:
+            raise InvalidEvent(f"delayed_days {delayed_days} is impossible (0-366)")
+        attribution = _text(payload, "delay_attributable_to", required=delayed_days > 0)
+        if attribution is not None and attribution not in codes.DELAY_ATTRIBUTIONS:
+            raise InvalidEvent(
+                f"delay_attributable_to {attribution!r} must be one of {', '.join(codes.DELAY_ATTRIBUTIONS)}"
+            )
+        return Discharge(
+            **common,
+            discharge_destination=destination,
+            discharge_method=method,
+            delayed_days=delayed_days,
+            delay_attributable_to=attribution,
+            into_reablement=_flag(payload, "into_reablement"),
+            admission_id=_text(payload, "admission_id", required=False),
+        )
+    setting = _text(payload, "setting")
+    if setting not in codes.CARE_HOME_SETTINGS:
+        raise InvalidEvent(f"setting {setting!r} must be residential or nursing")
+    return CareHomePlacement(**common, setting=setting, permanent=_flag(payload, "permanent"))
+
+
+def parse_wire(message: bytes, boards: BoardList | None = None) -> Event:
+    """Decode and validate one Kafka message value."""
+    try:
+        payload = orjson.loads(message)
+    except orjson.JSONDecodeError as error:
+        raise InvalidEvent(f"not valid JSON: {error}") from None
+    return parse_event(payload, boards)
