@@ -1,0 +1,235 @@
+"""Per-board event-time state: the rules the worker applies to each event.
+
+Pure logic over plain mappings, so it runs unchanged on Faust tables (in the
+worker) and on dicts (in unit tests). The rules, which the pandas oracle in
+``streams/oracle.py`` recomputes independently:
+
+* **Stream time** is kept per board *and event type*: the latest ``occurred_at``
+  seen so far on that board's partition of that type's topic. One partition of
+  one topic has a fixed order, so every replay, at any speed, with any number of
+  workers, sees the same stream times. (Across topics the interleaving is not
+  fixed, which is why a single per-board clock would not be reproducible.)
+* **Lateness**: an event more than ``lateness`` older than its stream time is
+  late. Late events are not counted in their window; they add one to the
+  ``late_events`` tally of their board and day and go to the late-events topic.
+  The late check comes first, so every late arrival is tallied (a late
+  duplicate too: its dedup entry may already have expired).
+* **Duplicates**: an on-time event whose (type, event_id) was seen before is
+  ignored. Dedup entries older than the lateness horizon can be dropped, since
+  any event that old is late anyway; expiry therefore never changes a count.
+* **Counts** go to the event's own UTC day: emergency admissions (HES 2x),
+  other non-elective admissions (3x, 8x; elective 1x are valid but not counted),
+  delayed days by attribution, permanent care-home admissions aged 65+,
+  discharges of people 65+ into reablement.
+* **Reablement at 91 days**: a reablement discharge of a person 65+ on day d is
+  settled when the board's discharge stream time, less the lateness, reaches
+  day d + 92: it counts as at home unless the same patient (same board) has an
+  *adverse* event (an emergency admission, or a permanent care-home placement,
+  at 65+) on a day in (d, d + 91]. An adverse event that arrives on time after
+  settlement (its own topic's clock may lag) corrects the count, so the final
+  result is the same whatever the interleaving of topics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import Enum
+from typing import Any
+
+from streams import codes
+from streams.records import Admission, CareHomePlacement, Discharge, Event
+
+COUNTERS = (
+    "emergency_admissions",
+    "other_admissions",
+    "delayed_days_nhs",
+    "delayed_days_social_care",
+    "delayed_days_both",
+    "care_home_admissions_65",
+    "reablement_discharges_65",
+    "at_home_91d",
+    "late_events",
+)
+COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
+REABLEMENT_WINDOW_DAYS = 91
+SECONDS_PER_DAY = 86_400
+EPOCH = date(1970, 1, 1)
+
+# Reablement discharge outcome while it is followed
+PENDING, AT_HOME, NOT_AT_HOME = 0, 1, 2
+
+
+class Outcome(Enum):
+    COUNTED = "counted"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+
+
+def epoch_day(seconds: float) -> int:
+    return int(seconds // SECONDS_PER_DAY)
+
+
+def day_text(day: int) -> str:
+    return (EPOCH + timedelta(days=day)).isoformat()
+
+
+def day_key(board: str, day: int) -> str:
+    """Key of a board's day in the counts table: ``E09000012|2015-06-01`` (sorts by day)."""
+    return f"{board}|{day_text(day)}"
+
+
+def is_late(occurred: float, stream_time: float | None, lateness_seconds: float) -> bool:
+    return stream_time is not None and occurred < stream_time - lateness_seconds
+
+
+def settled_through(discharge_stream_time: float, lateness_seconds: float) -> int:
+    """The last discharge day whose 91-day window no on-time event can still reach."""
+    return epoch_day(discharge_stream_time - lateness_seconds) - (REABLEMENT_WINDOW_DAYS + 1)
+
+
+def increments(event: Event) -> dict[int, int]:
+    """Counter increments (by counter index) an on-time, first-seen event adds to its day."""
+    if isinstance(event, Admission):
+        group = codes.admission_group(event.admission_method)
+        if group == "emergency":
+            return {0: 1}
+        if group in ("maternity", "other"):
+            return {1: 1}
+        return {}
+    if isinstance(event, Discharge):
+        counts: dict[int, int] = {}
+        if event.delayed_days:
+            name = f"delayed_days_{event.delay_attributable_to}"
+            counts[COUNTER_INDEX[name]] = event.delayed_days
+        if is_reablement_discharge(event):
+            counts[COUNTER_INDEX["reablement_discharges_65"]] = 1
+        return counts
+    if isinstance(event, CareHomePlacement) and event.permanent and event.age >= 65:
+        return {COUNTER_INDEX["care_home_admissions_65"]: 1}
+    return {}
+
+
+def is_reablement_discharge(event: Event) -> bool:
+    return isinstance(event, Discharge) and event.into_reablement and event.age >= 65
+
+
+def is_adverse(event: Event) -> bool:
+    """An event that ends 'still at home' for a reablement patient: emergency readmission or care home, at 65+."""
+    if event.age < 65:
+        return False
+    if isinstance(event, Admission):
+        return event.admission_method in codes.EMERGENCY_ADMISSION_METHODS
+    return isinstance(event, CareHomePlacement) and event.permanent
+
+
+def at_home(discharge_day: int, adverse_days: list[int]) -> bool:
+    return not any(discharge_day < e <= discharge_day + REABLEMENT_WINDOW_DAYS for e in adverse_days)
+
+
+@dataclass
+class BoardTables:
+    """The worker's state; Faust tables in the worker, dicts in unit tests.
+
+    * ``day_counts``: ``board|YYYY-MM-DD`` -> list of the COUNTERS
+    * ``stream_times``: ``board|type`` -> latest occurred_at (epoch seconds);
+      ``board|settled`` -> last settled reablement discharge day
+    * ``seen_events``: ``type|event_id`` -> epoch day (dedup)
+    * ``reablement_patients``: ``board|patient`` -> {"discharges": [[day, outcome]], "adverse": [days]}
+    * ``reablement_due``: ``board|day`` -> patients discharged into reablement that day, awaiting day 91
+    """
+
+    day_counts: MutableMapping[str, list[int]]
+    stream_times: MutableMapping[str, float]
+    seen_events: MutableMapping[str, int]
+    reablement_patients: MutableMapping[str, dict[str, Any]]
+    reablement_due: MutableMapping[str, list[str]]
+
+    def add(self, board: str, day: int, counts: dict[int, int]) -> None:
+        key = day_key(board, day)
+        row = list(self.day_counts.get(key) or [0] * len(COUNTERS))
+        for index, amount in counts.items():
+            row[index] += amount
+        self.day_counts[key] = row
+
+
+def apply_event(tables: BoardTables, event: Event, lateness_seconds: float) -> Outcome:
+    """Apply one valid event to the board's state; say whether it counted, was a duplicate, or late."""
+    occurred = event.occurred_at.timestamp()
+    day = epoch_day(occurred)
+    clock_key = f"{event.board}|{event.type}"
+    stream_time = tables.stream_times.get(clock_key)
+    if is_late(occurred, stream_time, lateness_seconds):
+        tables.add(event.board, day, {COUNTER_INDEX["late_events"]: 1})
+        return Outcome.LATE
+    if stream_time is None or occurred > stream_time:
+        tables.stream_times[clock_key] = occurred
+        stream_time = occurred
+    seen_key = f"{event.type}|{event.event_id}"
+    if seen_key in tables.seen_events:
+        return Outcome.DUPLICATE
+    tables.seen_events[seen_key] = day
+    counts = increments(event)
+    if counts:
+        tables.add(event.board, day, counts)
+    if is_reablement_discharge(event):
+        _follow_reablement(tables, event, day)
+    elif is_adverse(event):
+        _record_adverse(tables, event, day)
+    if isinstance(event, Discharge):
+        _settle(tables, event.board, settled_through(stream_time, lateness_seconds))
+    return Outcome.COUNTED
+
+
+def _follow_reablement(tables: BoardTables, event: Discharge, day: int) -> None:
+    patient_key = f"{event.board}|{event.patient}"
+    record = tables.reablement_patients.get(patient_key) or {"discharges": [], "adverse": []}
+    record = {"discharges": [*record["discharges"], [day, PENDING]], "adverse": record["adverse"]}
+    tables.reablement_patients[patient_key] = record
+    due_key = day_key(event.board, day)
+    tables.reablement_due[due_key] = [*(tables.reablement_due.get(due_key) or []), event.patient]
+
+
+def _record_adverse(tables: BoardTables, event: Event, day: int) -> None:
+    patient_key = f"{event.board}|{event.patient}"
+    record = tables.reablement_patients.get(patient_key) or {"discharges": [], "adverse": []}
+    discharges = []
+    for discharge_day, outcome in record["discharges"]:
+        if outcome == AT_HOME and not at_home(discharge_day, [day]):
+            tables.add(event.board, discharge_day, {COUNTER_INDEX["at_home_91d"]: -1})
+            outcome = NOT_AT_HOME
+        discharges.append([discharge_day, outcome])
+    tables.reablement_patients[patient_key] = {"discharges": discharges, "adverse": [*record["adverse"], day]}
+
+
+def _settle(tables: BoardTables, board: str, through: int) -> None:
+    """Settle every reablement discharge of ``board`` up to day ``through`` not settled yet."""
+    settled_key = f"{board}|settled"
+    previous = tables.stream_times.get(settled_key)
+    if previous is not None and through <= previous:
+        return
+    tables.stream_times[settled_key] = through
+    if previous is None:
+        return  # the first discharge of this board: nothing can be due yet (every due day is in the future)
+    for discharge_day in range(int(previous) + 1, through + 1):
+        due_key = day_key(board, discharge_day)
+        patients = tables.reablement_due.get(due_key)
+        if not patients:
+            continue
+        for patient in dict.fromkeys(patients):
+            _settle_patient(tables, board, patient, discharge_day)
+        del tables.reablement_due[due_key]
+
+
+def _settle_patient(tables: BoardTables, board: str, patient: str, discharge_day: int) -> None:
+    patient_key = f"{board}|{patient}"
+    record = tables.reablement_patients[patient_key]
+    discharges = []
+    for day, outcome in record["discharges"]:
+        if day == discharge_day and outcome == PENDING:
+            outcome = AT_HOME if at_home(day, record["adverse"]) else NOT_AT_HOME
+            if outcome == AT_HOME:
+                tables.add(board, day, {COUNTER_INDEX["at_home_91d"]: 1})
+        discharges.append([day, outcome])
+    tables.reablement_patients[patient_key] = {"discharges": discharges, "adverse": record["adverse"]}
