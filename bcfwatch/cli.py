@@ -246,6 +246,91 @@ def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap:
         console.print(rejected)
 
 
+# -- worker and counts ---------------------------------------------------------
+prefix_option = click.option("--topic-prefix", default=settings.topic_prefix, show_default="bcf",
+                             help="Topic prefix; the worker's group and tables are named bcfwatch-PREFIX.")
+bootstrap_option = click.option("--bootstrap", default=settings.bootstrap_servers, show_default="127.0.0.1:9092",
+                                help="Kafka bootstrap servers.")
+
+
+def _worker_config(topic_prefix: str, bootstrap: str, **extra):
+    from streams.app import WorkerConfig
+
+    return WorkerConfig(bootstrap=bootstrap, topic_prefix=topic_prefix, **extra)
+
+
+@main.command("worker")
+@prefix_option
+@bootstrap_option
+@click.option("--partitions", default=settings.partitions, show_default="8", type=click.IntRange(1, 256),
+              help="Partitions of the event topics and tables (must match the topics).")
+@click.option("--lateness-days", default=settings.lateness_days, show_default="14", type=click.IntRange(0, 365),
+              help="Events up to this far behind their board's stream time still count in their day.")
+@click.option("--web-port", default=6066, show_default=True, type=click.IntRange(1024, 65535),
+              help="Port of the web view (/boards/CODE/metrics) on 127.0.0.1.")
+@click.option("--datadir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the RocksDB tables live (default: the cache dir, per prefix and web port).")
+@click.option("--loglevel", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@friendly_errors
+def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_days: int, web_port: int,
+                   datadir: Path | None, loglevel: str) -> None:
+    """Run a stream worker (start several to share the partitions)."""
+    import faust
+
+    from bcfwatch.broker import cache_dir
+    from bcfwatch.kafka_admin import ensure_topics
+    from streams.app import create_app
+    from streams.partition_state import STATE_TOPIC_CONFIG
+
+    datadir = datadir or cache_dir() / f"worker-{topic_prefix}-{web_port}"
+    config = _worker_config(topic_prefix, bootstrap, partitions=partitions, lateness_days=lateness_days,
+                            datadir=datadir, web_port=web_port)
+    topics = config.topics
+    ensure_topics(bootstrap, [*topics.events, topics.dead_letter, topics.late_events], partitions)
+    ensure_topics(bootstrap, [config.state_topic], partitions, STATE_TOPIC_CONFIG)
+    err_console.print(f"worker {config.app_id}: web view http://127.0.0.1:{web_port}/boards/CODE/metrics")
+    faust.Worker(create_app(config), loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@main.group()
+def counts() -> None:
+    """Read the live per-board per-day counts."""
+
+
+@counts.command("export")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV file to write (one row per board per day).")
+@prefix_option
+@bootstrap_option
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="First wait until the workers have processed every event on the topics.")
+@click.option("--timeout", default=1800.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds to wait for the workers to catch up.")
+@friendly_errors
+def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, timeout: float) -> None:
+    """Write the committed live state as CSV (board, date, counts)."""
+    from bcfwatch.kafka_admin import require_broker
+    from streams.daily_table import from_state, write_csv
+    from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
+
+    require_broker(bootstrap)
+    config = _worker_config(topic_prefix, bootstrap)
+    snapshots = None
+    if wait:
+        with err_console.status("waiting for the workers to catch up") as status:
+            try:
+                snapshots = wait_until_caught_up(config, timeout,
+                                     lambda lag: status.update(f"waiting for the workers: {lag:,} events to go"))
+            except TimeoutError as error:
+                raise click.ClickException(
+                    f"{error}; is `bcfwatch worker --topic-prefix {topic_prefix}` running?") from None
+    table = from_state(day_counts(snapshots if snapshots is not None else latest_snapshots(config)))
+    write_csv(table, out)
+    console.print(f"wrote {len(table):,} board-days for {table['board'].nunique() if len(table) else 0} boards "
+                  f"to {out}")
+
+
 @main.command("demo")
 @port_option
 @click.option("--scale", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True),

@@ -26,13 +26,14 @@ def require_broker(bootstrap: str, timeout: float = 3.0) -> None:
     )
 
 
-def ensure_topics(bootstrap: str, names: list[str] | tuple[str, ...], partitions: int) -> None:
+def ensure_topics(bootstrap: str, names: list[str] | tuple[str, ...], partitions: int,
+                  configs: dict[str, str] | None = None) -> None:
     """Create any missing topics with ``partitions`` partitions (replication 1, one broker)."""
     require_broker(bootstrap)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bcfwatch-admin")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name in names if name not in existing]
+        missing = [NewTopic(name, partitions, 1, topic_configs=configs or {}) for name in names if name not in existing]
         if missing:
             try:
                 admin.create_topics(missing)

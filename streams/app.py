@@ -1,0 +1,137 @@
+"""The Faust worker: one agent reads the three event topics into event-time board tables.
+
+The agent is thin: skip what the durable state already covers, decode and
+validate (``streams/records.py``), apply the board rules
+(``streams/board_state.py``), route bad and late events to their topics. State
+and its durability are in ``streams/partition_state.py`` (why not Faust tables:
+see there). Faust windowed tables are not used either: they expire windows by
+wall clock, so a 2015 replay would expire at once; days are explicit keys and
+lateness is judged on stream time, never on ``time.time()``.
+
+Dead-letter and late-event messages are at-least-once side outputs: after a
+crash they may repeat, and carry their source topic, partition and offset so a
+reader can drop repeats. The tallies in the state are exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+from kafka.partitioner.default import murmur2
+
+from bcfwatch.settings import Topics
+from producers.pseudonym import redact
+from streams.board_state import Outcome, apply_event
+from streams.partition_state import PartitionStates
+from streams.records import InvalidEvent, parse_wire
+from streams.views import board_metrics
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "bcf"
+    partitions: int = 8
+    lateness_days: int = 14
+    datadir: Path = field(default_factory=lambda: Path(".bcfwatch-worker"))
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    snapshot_seconds: float = 2.0
+
+    @property
+    def app_id(self) -> str:
+        return f"bcfwatch-{self.topic_prefix}"
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def state_topic(self) -> str:
+        return f"{self.app_id}-state"
+
+
+def board_partition(board: str, partitions: int) -> int:
+    """The partition a board's events are on (Kafka's default murmur2 partitioner)."""
+    return (murmur2(board.encode()) & 0x7FFFFFFF) % partitions
+
+
+def create_app(config: WorkerConfig) -> faust.App:
+    app = faust.App(
+        config.app_id,
+        broker=f"kafka://{config.bootstrap}",
+        datadir=str(config.datadir),
+        topic_partitions=config.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        web_host=config.web_host,
+        web_port=config.web_port,
+        web_bind=config.web_host,
+        stream_buffer_maxsize=16_384,
+    )
+    topics = config.topics
+    lateness_seconds = config.lateness_days * 86_400
+    events = app.topic(*topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", partitions=config.partitions)
+    states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state"))
+    app.partition_states = states
+
+    async def side_output(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
+        await states.producer.send(topic, key=key, value=orjson.dumps(value))
+
+    @app.agent(events, name="count_events")
+    async def count_events(stream):
+        async for event in stream.noack().events():
+            message = event.message
+            state = await states.get(message.partition)
+            if state.already_applied(message.topic, message.offset):
+                event.ack()
+                continue
+            try:
+                record = parse_wire(event.value)
+            except InvalidEvent as error:
+                await side_output(topics.dead_letter, message.key, {
+                    "source": "worker", "reason": str(error), "topic": message.topic,
+                    "partition": message.partition, "offset": message.offset,
+                    "raw": redact(bytes(event.value).decode("utf-8", "replace")),
+                    "dead_lettered_at": datetime.now(UTC).isoformat(),
+                })
+            else:
+                if apply_event(state.tables, record, lateness_seconds) is Outcome.LATE:
+                    stream_time = state.tables.stream_times[f"{record.board}|{record.type}"]
+                    await side_output(topics.late_events, message.key, {
+                        "board": record.board, "type": record.type, "event_id": record.event_id,
+                        "occurred_at": record.occurred_at.isoformat(),
+                        "stream_time": datetime.fromtimestamp(stream_time, UTC).isoformat(),
+                        "lateness_days": config.lateness_days, "topic": message.topic,
+                        "partition": message.partition, "offset": message.offset,
+                    })
+            state.applied_event(message.topic, message.offset, event)
+
+    @app.timer(interval=config.snapshot_seconds)
+    async def snapshot_state() -> None:
+        await states.save_dirty()
+
+    @app.on_partitions_revoked.connect
+    async def release_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
+        await states.release({tp.partition for tp in revoked if tp.topic in topics.events})
+
+    @app.page("/boards/{board}/metrics")
+    async def metrics_view(web, request, board: str):
+        state = states.owned.get(board_partition(board, config.partitions))
+        if state is None:
+            return web.json({"error": f"board {board} is not served by this worker (or has no events yet)"},
+                            status=404)
+        prefix = f"{board}|"
+        days = {key[len(prefix):]: value for key, value in state.tables.day_counts.items()
+                if key.startswith(prefix)}
+        if not days:
+            return web.json({"error": f"no events yet for board {board}"}, status=404)
+        return web.json(board_metrics(board, days))
+
+    return app

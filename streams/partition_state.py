@@ -1,0 +1,176 @@
+"""Durable per-partition state: the board tables of one partition and the offsets they cover.
+
+Why not Faust tables with ``processing_guarantee="exactly_once"``: on this
+stack (faust-streaming 0.15.3, aiokafka 0.14, Kafka 3.9) a worker restarted
+after an exactly-once run hangs in table recovery ("Still fetching changelog
+topics for recovery ... remaining=N": the changelog ends in transaction markers
+that recovery waits for, faust-streaming #47), and under exactly-once the RocksDB
+store already holds writes of the aborted transaction after a crash (#193, #247).
+Both were reproduced here. So the worker keeps its tables itself:
+
+* All three event topics are keyed by board and co-partitioned, so partition *p*
+  of each topic holds the same boards; Faust's assignor gives all of them to one
+  worker. The state of partition *p* is the board tables of those boards plus,
+  per topic, the offset of the last event applied.
+* Every couple of seconds a dirty partition is snapshotted, state and offsets in
+  **one** message (so they can never disagree), to a compacted Kafka topic
+  (``bcfwatch-PREFIX-state``, key = partition) and to a local RocksDB
+  (rocksdict) cache next to the worker.
+* Events are acknowledged to Faust only once a snapshot covering them is on the
+  broker (acks=all), so the committed consumer offsets never run ahead of the
+  durable state. After a crash (kill -9) or a rebalance the new owner loads the
+  latest snapshot and skips events at or below its offsets: each event changes
+  the state exactly once, with no Kafka transactions involved.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from mode import Service
+
+from streams.board_state import BoardTables
+
+log = logging.getLogger(__name__)
+SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
+STATE_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "max.message.bytes": str(SNAPSHOT_MAX_BYTES),
+    "segment.bytes": str(64 * 1024 * 1024),
+    "segment.ms": "600000",
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+
+def empty_tables() -> BoardTables:
+    return BoardTables({}, {}, {}, {}, {})
+
+
+@dataclass
+class PartitionState:
+    partition: int
+    tables: BoardTables = field(default_factory=empty_tables)
+    applied: dict[str, int] = field(default_factory=dict)  # topic -> offset of the last applied event
+    unacked: list[Any] = field(default_factory=list)  # Faust events waiting for a durable snapshot
+    dirty: bool = False
+
+    def already_applied(self, topic: str, offset: int) -> bool:
+        return offset <= self.applied.get(topic, -1)
+
+    def applied_event(self, topic: str, offset: int, event: Any) -> None:
+        self.applied[topic] = offset
+        self.unacked.append(event)
+        self.dirty = True
+
+    def to_snapshot(self) -> bytes:
+        tables = self.tables
+        return orjson.dumps({
+            "partition": self.partition,
+            "applied": self.applied,
+            "day_counts": tables.day_counts,
+            "stream_times": tables.stream_times,
+            "seen_events": tables.seen_events,
+            "reablement_patients": tables.reablement_patients,
+            "reablement_due": tables.reablement_due,
+        })
+
+    @classmethod
+    def from_snapshot(cls, partition: int, snapshot: bytes | None) -> PartitionState:
+        if not snapshot:
+            return cls(partition)
+        saved = orjson.loads(snapshot)
+        tables = BoardTables(saved["day_counts"], saved["stream_times"], saved["seen_events"],
+                             saved["reablement_patients"], saved["reablement_due"])
+        return cls(partition, tables, {k: int(v) for k, v in saved["applied"].items()})
+
+
+class PartitionStates(Service):
+    """The partitions this worker owns: loaded lazily, snapshotted on a timer, dropped on revoke."""
+
+    def __init__(self, bootstrap: str, state_topic: str, cache_dir: Path, **kwargs: Any) -> None:
+        self.bootstrap = bootstrap
+        self.state_topic = state_topic
+        self.cache_dir = cache_dir
+        self.owned: dict[int, PartitionState] = {}
+        self.producer: AIOKafkaProducer | None = None
+        self.reader: AIOKafkaConsumer | None = None
+        self._cache = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        from rocksdict import Rdict
+
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._cache = Rdict(str(self.cache_dir / "snapshots"))
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                                         max_request_size=SNAPSHOT_MAX_BYTES, compression_type=None)
+        await self.producer.start()
+        self.reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                       fetch_max_bytes=SNAPSHOT_MAX_BYTES,
+                                       max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES)
+        await self.reader.start()
+
+    async def on_stop(self) -> None:
+        try:
+            await self.save_dirty()
+        finally:
+            if self.reader is not None:
+                await self.reader.stop()
+            if self.producer is not None:
+                await self.producer.stop()
+            if self._cache is not None:
+                self._cache.close()
+
+    async def get(self, partition: int) -> PartitionState:
+        state = self.owned.get(partition)
+        if state is None:
+            state = PartitionState.from_snapshot(partition, await self._latest_snapshot(partition))
+            self.owned[partition] = state
+        return state
+
+    async def _latest_snapshot(self, partition: int) -> bytes | None:
+        """The last snapshot on the state topic; the local RocksDB copy if it is the same one."""
+        tp = TopicPartition(self.state_topic, partition)
+        end = (await self.reader.end_offsets([tp]))[tp]
+        if end == 0:
+            return None
+        cached_offset = self._cache.get(f"{partition}:offset")
+        if cached_offset == end - 1:
+            return self._cache.get(f"{partition}:snapshot")
+        self.reader.assign([tp])
+        self.reader.seek(tp, end - 1)
+        record = await self.reader.getone(tp)
+        return record.value
+
+    async def save(self, state: PartitionState) -> None:
+        if not state.dirty:
+            return
+        snapshot, acknowledgeable = state.to_snapshot(), state.unacked
+        state.unacked, state.dirty = [], False
+        try:
+            metadata = await self.producer.send_and_wait(self.state_topic, key=str(state.partition).encode(),
+                                                         value=snapshot, partition=state.partition)
+        except Exception:
+            state.unacked, state.dirty = acknowledgeable + state.unacked, True
+            raise
+        self._cache[f"{state.partition}:snapshot"] = snapshot
+        self._cache[f"{state.partition}:offset"] = metadata.offset
+        for event in acknowledgeable:
+            event.ack()
+
+    async def save_dirty(self) -> None:
+        for state in list(self.owned.values()):
+            await self.save(state)
+
+    async def release(self, partitions: set[int]) -> None:
+        """Snapshot and forget partitions this worker no longer owns."""
+        for partition in partitions:
+            state = self.owned.get(partition)
+            if state is not None:
+                await self.save(state)
+                del self.owned[partition]

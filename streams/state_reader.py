@@ -1,0 +1,80 @@
+"""Read the workers' durable state from Kafka: the latest snapshot of every partition."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from streams.app import WorkerConfig
+from streams.partition_state import SNAPSHOT_MAX_BYTES
+
+
+def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
+    """Partition -> its latest snapshot (decoded), for every partition that has one."""
+    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap, enable_auto_commit=False,
+                             client_id="bcfwatch-state-reader", fetch_max_bytes=SNAPSHOT_MAX_BYTES,
+                             max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES)
+    try:
+        partitions = [TopicPartition(config.state_topic, p)
+                      for p in sorted(consumer.partitions_for_topic(config.state_topic) or ())]
+        if not partitions:
+            return {}
+        end = consumer.end_offsets(partitions)
+        snapshots = {}
+        for tp in partitions:
+            if end[tp] == 0:
+                continue
+            consumer.assign([tp])
+            consumer.seek(tp, end[tp] - 1)
+            records: list = []
+            deadline = time.monotonic() + 60
+            while not records:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not read the snapshot of partition {tp.partition}")
+                records = consumer.poll(timeout_ms=1000).get(tp, [])
+            snapshots[tp.partition] = orjson.loads(records[-1].value)
+        return snapshots
+    finally:
+        consumer.close()
+
+
+def events_behind(config: WorkerConfig, snapshots: dict[int, dict]) -> int:
+    """Events on the source topics not yet covered by a durable snapshot."""
+    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap, client_id="bcfwatch-lag")
+    try:
+        partitions = [TopicPartition(topic, p) for topic in config.topics.events
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        end = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+    behind = 0
+    for tp in partitions:
+        applied = snapshots.get(tp.partition, {}).get("applied", {}).get(tp.topic, -1)
+        behind += end[tp] - (applied + 1)
+    return behind
+
+
+def wait_until_caught_up(config: WorkerConfig, timeout: float,
+                         on_progress: Callable[[int], None] | None = None) -> dict[int, dict]:
+    """Poll until the durable snapshots cover every event on the source topics; return them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshots = latest_snapshots(config)
+        behind = events_behind(config, snapshots)
+        if on_progress is not None:
+            on_progress(behind)
+        if behind == 0:
+            return snapshots
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the workers still had {behind:,} events to process after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def day_counts(snapshots: dict[int, dict]) -> dict[str, list[int]]:
+    merged: dict[str, list[int]] = {}
+    for snapshot in snapshots.values():
+        merged.update(snapshot["day_counts"])
+    return merged
