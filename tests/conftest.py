@@ -8,6 +8,8 @@ import pytest
 from bcfwatch.broker import Broker
 
 TEST_PORT = int(os.environ.get("BCFWATCH_TEST_KAFKA_PORT", "19092"))
+# The whole session (and the workers it starts) pseudonymises with one test key.
+os.environ["BCFWATCH_PSEUDONYM_KEY"] = "test-key-" + "k" * 32
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +27,3 @@ def topic_prefix() -> str:
     """A fresh topic prefix so tests sharing the broker never see each other's events."""
     return f"t{uuid.uuid4().hex[:10]}"
 
-
-@pytest.fixture(autouse=True)
-def _dev_pseudonym_key(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("BCFWATCH_PSEUDONYM_KEY", "test-key-" + "k" * 32)

@@ -1,0 +1,153 @@
+"""The worker on the real broker: its exported counts equal the pandas oracle exactly.
+
+One generated log (two financial years, >200,000 events, 5% out of order, 1%
+duplicated, 0.5% malformed) is replayed three times: into one worker, into one
+worker killed with SIGKILL twice mid-stream, and into two workers sharing the
+partitions.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+from kafka import KafkaProducer
+
+from bcfwatch.boards import load_boards
+from bcfwatch.settings import Topics
+from producers.generate import GeneratorSpec, generate_frame, write_log
+from producers.pseudonym import Pseudonymiser, load_key
+from producers.replay import replay
+from streams.app import WorkerConfig
+from streams.daily_table import from_state
+from streams.oracle import oracle_counts
+from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
+from tests.kafka_helpers import read_topic, wait_for
+from tests.workers import WorkerProcess
+
+pytestmark = pytest.mark.kafka
+PARTITIONS = 8
+LATENESS = 14 * 86_400
+CATCH_UP_SECONDS = 600
+
+
+@pytest.fixture(scope="module")
+def event_log(tmp_path_factory) -> Path:
+    spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=0.0085, seed=20,
+                         late_share=0.05, duplicate_share=0.01, malformed_share=0.005)
+    frame = generate_frame(spec)
+    assert len(frame) >= 200_000
+    log = tmp_path_factory.mktemp("log") / "events.jsonl"
+    write_log(frame, log)
+    return log
+
+
+@pytest.fixture(scope="module")
+def oracle(event_log) -> pd.DataFrame:
+    return oracle_counts(event_log, Pseudonymiser(load_key()), LATENESS)
+
+
+def _config(broker, prefix: str, tmp_path: Path, port: int) -> WorkerConfig:
+    return WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=prefix, partitions=PARTITIONS,
+                        datadir=tmp_path / f"worker-{port}", web_port=port)
+
+
+def _replay(broker, event_log: Path, prefix: str):
+    return replay(event_log, broker.bootstrap, Topics(prefix), Pseudonymiser(load_key()), PARTITIONS)
+
+
+def _assert_equal_to_oracle(config: WorkerConfig, oracle: pd.DataFrame) -> pd.DataFrame:
+    live = from_state(day_counts(wait_until_caught_up(config, CATCH_UP_SECONDS)))
+    pd.testing.assert_frame_equal(live.reset_index(drop=True), oracle.reset_index(drop=True))
+    return live
+
+
+def test_one_worker_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
+    config = _config(broker, topic_prefix, tmp_path, 16166)
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    try:
+        report = _replay(broker, event_log, topic_prefix)
+        # A message that breaks the contract written straight to a topic: dead-lettered, the worker goes on.
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        producer.send(config.topics.event("admission"), key=b"E09000012", value=b'{"type": "admission", "age": 7')
+        producer.send(config.topics.event("discharge"), key=b"E09000012",
+                      value=orjson.dumps({"type": "discharge", "board": "E09000012", "nhs_number": "9434765919"}))
+        producer.close()
+        live = _assert_equal_to_oracle(config, oracle)
+        assert live["emergency_admissions"].sum() > 90_000 and live["late_events"].sum() > 0
+        assert live["at_home_91d"].sum() > 0 and live["delayed_days_social_care"].sum() > 0
+
+        dead = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, config.topics.dead_letter)]
+        worker_dead = [d for d in dead if d["source"] == "worker"]
+        assert len(dead) - len(worker_dead) == len(report.rejected) > 0
+        assert sorted(d["offset"] >= 0 and d["reason"] != "" for d in worker_dead) == [True, True]
+        assert all("9434765919" not in d["raw"] for d in worker_dead)
+        late = read_topic(broker.bootstrap, config.topics.late_events)
+        assert len(late) == live["late_events"].sum()
+
+        # The web view serves every window for a board, actual and a year earlier.
+        metrics = orjson.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{config.web_port}/boards/E08000025/metrics", timeout=10).read())
+        ytd = metrics["windows"]["financial_year_to_date"]
+        birmingham = live[(live["board"] == "E08000025") & (live["date"] >= ytd["from"]) & (live["date"] <= ytd["to"])]
+        assert ytd["actual"]["emergency_admissions"] == birmingham["emergency_admissions"].sum()
+        assert set(metrics["windows"]) == {"day", "rolling_28_days", "month_to_date", "quarter_to_date",
+                                           "financial_year_to_date"}
+        assert ytd["prior_year"]["emergency_admissions"] > 0
+    finally:
+        worker.stop()
+
+
+def test_worker_killed_twice_mid_stream_still_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
+    config = _config(broker, topic_prefix, tmp_path, 16167)
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    replay_thread = threading.Thread(target=_replay, args=(broker, event_log, topic_prefix))
+    replay_thread.start()
+    total_lines = sum(1 for _ in open(event_log))
+    try:
+        for share in (0.25, 0.55):
+            def covered(share=share) -> bool:
+                snapshots = latest_snapshots(config)
+                applied = sum(offset + 1 for s in snapshots.values() for offset in s["applied"].values())
+                return applied >= share * total_lines
+            wait_for(covered, CATCH_UP_SECONDS, f"the worker to process {share:.0%} of the log")
+            worker.kill()
+            assert not worker.alive()
+            worker = WorkerProcess(config, tmp_path / "worker.log").start()
+        replay_thread.join(timeout=CATCH_UP_SECONDS)
+        _assert_equal_to_oracle(config, oracle)
+    finally:
+        replay_thread.join(timeout=CATCH_UP_SECONDS)
+        worker.stop()
+
+
+def test_two_workers_share_partitions_and_equal_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
+    first = WorkerProcess(_config(broker, topic_prefix, tmp_path, 16168), tmp_path / "first.log").start()
+    second = WorkerProcess(_config(broker, topic_prefix, tmp_path, 16169), tmp_path / "second.log").start()
+    try:
+        _replay(broker, event_log, topic_prefix)
+        _assert_equal_to_oracle(first.config, oracle)
+
+        # Each board is served by exactly one of the two workers: they split the partitions.
+        def served_by(port: int) -> set[str]:
+            served = set()
+            for board in load_boards().codes:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/boards/{board}/metrics", timeout=10)
+                    served.add(board)
+                except urllib.error.HTTPError:
+                    pass
+            return served
+
+        one, two = served_by(16168), served_by(16169)
+        assert one and two and not one & two
+        assert one | two == set(load_boards().codes)
+    finally:
+        first.stop()
+        second.stop()
