@@ -7,15 +7,45 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
+from rich.table import Table
 
+from bcfwatch.boards import load_boards
 from bcfwatch.broker import KAFKA_VERSION, Broker
-from bcfwatch.settings import Topics
-from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
+from bcfwatch.worker_process import WorkerProcess
+from producers.generate import NATIONAL_REDUCTION, Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
+from streams.app import WorkerConfig
+from streams.daily_table import from_state, write_csv
+from streams.state_reader import day_counts, wait_until_caught_up
 
 DEMO_DRIFTS = ("E08000025:+4%", "E09000012:+6%", "E10000016:creep+5%")
+PARTITIONS = 8
+
+
+def year_on_year(counts: pd.DataFrame) -> pd.DataFrame:
+    """Emergency admissions per board, 2015-16 against 2014-15, and the variance against the planned cut."""
+    year = counts.assign(fy=counts["date"].str[:7].map(lambda m: int(m[:4]) - (int(m[5:7]) < 4)))
+    totals = year.pivot_table(index="board", columns="fy", values="emergency_admissions", aggfunc="sum")
+    result = pd.DataFrame({"baseline": totals[2014], "actual": totals[2015]})
+    result["planned"] = (result["baseline"] * (1 - NATIONAL_REDUCTION)).round()
+    result["change_pct"] = (result["actual"] / result["baseline"] - 1) * 100
+    result["variance_pct"] = (result["actual"] / result["planned"] - 1) * 100
+    return result.sort_values("variance_pct", ascending=False)
+
+
+def print_variance_table(console: Console, counts: pd.DataFrame, top: int = 12) -> None:
+    names = {b.code: b.name for b in load_boards()}
+    table = Table(title=f"Emergency admissions 2015-16 vs 2014-15: top {top} boards by variance against plan "
+                        f"(planned cut {NATIONAL_REDUCTION:.2%})")
+    for column in ("board", "name", "2014-15", "2015-16", "change", "planned", "variance vs plan"):
+        table.add_column(column, justify="left" if column in ("board", "name") else "right")
+    for board, row in year_on_year(counts).head(top).iterrows():
+        table.add_row(board, names[board], f"{row.baseline:,.0f}", f"{row.actual:,.0f}", f"{row.change_pct:+.1f}%",
+                      f"{row.planned:,.0f}", f"{row.variance_pct:+.1f}%")
+    console.print(table)
 
 
 def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, keep_running: bool) -> None:
@@ -25,24 +55,38 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
     with console.status(f"starting Kafka {KAFKA_VERSION} on {broker.bootstrap}"):
         broker.start()
     console.print(f"Kafka {KAFKA_VERSION} is up at {broker.bootstrap}")
+    work = out_dir or Path(tempfile.mkdtemp(prefix="bcfwatch-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    prefix = f"demo{int(time.time())}"
+    config = WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=prefix, partitions=PARTITIONS,
+                          datadir=work / "worker", web_port=6066)
+    worker = WorkerProcess(config, work / "worker.log")
     try:
-        work = out_dir or Path(tempfile.mkdtemp(prefix="bcfwatch-demo-"))
-        work.mkdir(parents=True, exist_ok=True)
         log = work / "events.jsonl"
         spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=scale, seed=2015,
                              drifts=[Drift.parse(d) for d in DEMO_DRIFTS], malformed_share=0.001)
         with console.status("generating two financial years (2014-15 baseline, 2015-16 plan year)"):
             lines = write_log(generate_frame(spec), log)
         console.print(f"generated {lines:,} events at scale {scale} into {log} (drifting: {', '.join(DEMO_DRIFTS)})")
-        topics = Topics(f"demo{int(time.time())}")
-        with console.status(f"replaying into Kafka topics {topics.prefix}.*"):
-            report = replay(log, broker.bootstrap, topics, Pseudonymiser(load_key(dev=True)), 8)
+        worker.start()
+        console.print(f"worker started (log {worker.log}); web view http://127.0.0.1:{config.web_port}"
+                      "/boards/E08000025/metrics")
+        with console.status(f"replaying into Kafka topics {prefix}.*"):
+            report = replay(log, broker.bootstrap, config.topics, Pseudonymiser(load_key(dev=True)), PARTITIONS)
         console.print(
             f"replayed {report.lines:,} lines in {report.seconds:.1f} s ({report.events_per_second:,.0f} events/s): "
             + ", ".join(f"{n:,} {t}" for t, n in report.produced.items())
             + f", {len(report.rejected):,} dead-lettered"
         )
+        with console.status("waiting for the worker to catch up") as status:
+            snapshots = wait_until_caught_up(config, 1800,
+                                             lambda behind: status.update(f"worker: {behind:,} events to go"))
+        counts = from_state(day_counts(snapshots))
+        write_csv(counts, work / "counts.csv")
+        console.print(f"per-board daily counts: {work / 'counts.csv'} ({len(counts):,} board-days)")
+        print_variance_table(console, counts)
     finally:
+        worker.stop()
         if started_broker and not keep_running:
             broker.stop()
             console.print("Kafka stopped (use --keep-running to leave it up)")

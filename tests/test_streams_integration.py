@@ -21,6 +21,7 @@ from kafka import KafkaProducer
 
 from bcfwatch.boards import load_boards
 from bcfwatch.settings import Topics
+from bcfwatch.worker_process import WorkerProcess
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -29,7 +30,6 @@ from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
 from tests.kafka_helpers import read_topic, wait_for
-from tests.workers import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 8

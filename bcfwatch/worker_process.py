@@ -1,4 +1,4 @@
-"""Run real `bcfwatch worker` processes against the test broker."""
+"""Run `bcfwatch worker` as a child process (the demo and the tests use it)."""
 
 from __future__ import annotations
 
