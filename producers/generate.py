@@ -24,13 +24,12 @@ import numpy as np
 import pandas as pd
 
 from bcfwatch.boards import BoardList, load_boards
+from monitors.sample_plan import NATIONAL_EMERGENCY_ADMISSIONS, board_weights
+from monitors.trajectory import daily_profile
 from producers.logformat import LOG_COLUMNS
 
-NATIONAL_EMERGENCY_ADMISSIONS = 5_500_000  # a year, England, 2014-15
 OTHER_NON_ELECTIVE_SHARE = 0.10  # maternity + other non-elective, relative to emergency
 NATIONAL_REDUCTION = 0.0307
-WEEKEND_FACTOR = 0.82
-SEASONAL_AMPLITUDE = 0.05
 SHARE_65_PLUS_ADMITTED = 0.42
 DELAYED_SHARE = 0.032  # discharges with any delayed days
 DELAYED_MEAN_DAYS = 9.0
@@ -80,7 +79,7 @@ class GeneratorSpec:
     scale: float = 0.01
     seed: int = 1
     drifts: list[Drift] = field(default_factory=list)
-    reductions: dict[str, float] | None = None  # plan board -> planned reduction (default 3.07%)
+    reductions: dict[str, float] | None = None  # plan board -> planned reduction (default: the sample plan)
     late_share: float = 0.05
     duplicate_share: float = 0.01
     malformed_share: float = 0.0
@@ -115,18 +114,18 @@ def nhs_numbers(rng: np.random.Generator, size: int) -> np.ndarray:
     return out.astype(str)
 
 
-def daily_profile(days: pd.DatetimeIndex) -> np.ndarray:
-    """Relative daily volume: weekday pattern x winter seasonality, mean 1 over a year."""
-    weekday = np.where(days.day_of_week >= 5, WEEKEND_FACTOR, 1.0)
-    seasonal = 1 + SEASONAL_AMPLITUDE * np.cos(2 * np.pi * (days.day_of_year - 15) / 365.25)
-    return np.asarray(weekday * seasonal) / (5 + 2 * WEEKEND_FACTOR) * 7
+def sample_plan_reductions() -> dict[str, float]:
+    from monitors.plans import load_plan, sample_plan_path
+
+    return {code: plan.planned_reduction for code, plan in load_plan(sample_plan_path()).items()}
 
 
 def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) -> np.ndarray:
     """(boards x days) multiplier: 1 in the baseline year, plan (x drift) after it."""
     baseline_start = pd.Timestamp(financial_year_start(spec.start))
     after_baseline = np.asarray(days >= baseline_start + pd.DateOffset(years=1))
-    reductions = np.array([(spec.reductions or {}).get(b, NATIONAL_REDUCTION) for b in boards])
+    planned = spec.reductions if spec.reductions is not None else sample_plan_reductions()
+    reductions = np.array([planned.get(b, NATIONAL_REDUCTION) for b in boards])
     factor = np.where(after_baseline[None, :], (1 - reductions)[:, None], 1.0)
     index = {b: i for i, b in enumerate(boards)}
     for drift in spec.drifts:
@@ -141,6 +140,21 @@ def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) 
             change = np.full(len(days), drift.change)
         factor[index[drift.board]] *= np.where(active, 1 + change, 1.0)
     return factor
+
+
+def expected_emergency(spec: GeneratorSpec, codes: list[str], days: pd.DatetimeIndex) -> np.ndarray:
+    """(boards x days) expected emergency admissions: population share x daily shape x plan (x drift)."""
+    _, share = board_weights()
+    per_board_year = NATIONAL_EMERGENCY_ADMISSIONS * spec.scale * share
+    return per_board_year[:, None] / 365.25 * daily_profile(days)[None, :] * plan_factor(spec, codes, days)
+
+
+def emergency_daily_counts(spec: GeneratorSpec) -> pd.DataFrame:
+    """Daily emergency admissions per board (days x boards) from the same model, without building events."""
+    codes = load_boards().codes
+    days = pd.date_range(spec.start, spec.end, freq="D")
+    counts = np.random.default_rng(spec.seed).poisson(expected_emergency(spec, codes, days))
+    return pd.DataFrame(counts.T, index=days, columns=codes)
 
 
 def _poisson_events(rng: np.random.Generator, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,17 +181,12 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     rng = np.random.default_rng(spec.seed)
     codes = boards.codes
     board_codes = np.array(codes, dtype=object)
-    population = np.array([b.population for b in boards], dtype=float)
     population_65 = np.array([b.population_65_plus for b in boards], dtype=float)
-    weight = population + 1.5 * population_65
     days = pd.date_range(spec.start, spec.end, freq="D")
     epoch = days[0]
-    profile = daily_profile(days)
-    factor = plan_factor(spec, codes, days)
 
     say("admissions")
-    per_board_year = NATIONAL_EMERGENCY_ADMISSIONS * spec.scale * weight / weight.sum()
-    expected = per_board_year[:, None] / 365.25 * profile[None, :] * factor
+    expected = expected_emergency(spec, codes, days)
     em_board, em_day = _poisson_events(rng, expected)
     ot_board, ot_day = _poisson_events(rng, expected * OTHER_NON_ELECTIVE_SHARE)
     adm_board = np.concatenate([em_board, ot_board])

@@ -1,0 +1,181 @@
+"""BCF plans: one row per health and wellbeing board (docs/plan-format.md).
+
+The loader checks every row and reports each problem with its row number,
+column and reason; :func:`national_summary` rolls the plans up the way the
+national figures are quoted (pool, planned savings, avoided admissions).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from bcfwatch.boards import BoardList, load_boards
+
+APPROVAL_STATUSES = ("approved", "approved with support", "approved with conditions", "not approved")
+DEFAULT_UNIT_COST_GBP = 1550.0  # per avoided emergency admission (£253m for 163,000 fewer, Oct 2014)
+PLAN_COLUMNS = (
+    "board", "name", "approval_status", "pooled_fund_gbp",
+    "baseline_emergency_q1", "baseline_emergency_q2", "baseline_emergency_q3", "baseline_emergency_q4",
+    "planned_reduction_pct", "baseline_delayed_days", "planned_delayed_days",
+    "baseline_care_home_admissions_65", "planned_care_home_admissions_65", "reablement_target_pct",
+    "population_18_plus", "population_65_plus",
+)
+_WHOLE = {"baseline_emergency_q1", "baseline_emergency_q2", "baseline_emergency_q3", "baseline_emergency_q4",
+          "baseline_delayed_days", "planned_delayed_days", "baseline_care_home_admissions_65",
+          "planned_care_home_admissions_65", "population_18_plus", "population_65_plus"}
+
+
+class PlanError(ValueError):
+    """A plan file with problems; ``problems`` lists (row, column, reason)."""
+
+    def __init__(self, path: Path, problems: list[tuple[int, str, str]]) -> None:
+        self.problems = problems
+        lines = [f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
+        lines += [f"  row {row}, column {column}: {reason}" for row, column, reason in problems[:50]]
+        if len(problems) > 50:
+            lines.append(f"  ... and {len(problems) - 50} more")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class BoardPlan:
+    board: str
+    name: str
+    approval_status: str
+    pooled_fund_gbp: float
+    baseline_emergency_by_quarter: tuple[int, int, int, int]  # Apr-Jun, Jul-Sep, Oct-Dec, Jan-Mar
+    planned_reduction: float  # 0.0307 for 3.07%
+    baseline_delayed_days: int
+    planned_delayed_days: int
+    baseline_care_home_admissions_65: int
+    planned_care_home_admissions_65: int
+    reablement_target: float  # share of 65+ at home 91 days after reablement
+    population_18_plus: int
+    population_65_plus: int
+
+    @property
+    def baseline_emergency(self) -> int:
+        return sum(self.baseline_emergency_by_quarter)
+
+    @property
+    def planned_emergency(self) -> float:
+        return self.baseline_emergency * (1 - self.planned_reduction)
+
+    @property
+    def avoided_admissions(self) -> float:
+        return self.baseline_emergency * self.planned_reduction
+
+
+def sample_plan_path() -> Path:
+    return Path(str(resources.files("monitors").joinpath("reference/sample_plan.csv")))
+
+
+def load_plan(path: Path, boards: BoardList | None = None) -> dict[str, BoardPlan]:
+    """Read and check a plan file; raise PlanError listing every problem found."""
+    boards = boards or load_boards()
+    problems: list[tuple[int, str, str]] = []
+    try:
+        handle = open(path, encoding="utf-8", newline="")
+    except OSError as error:
+        raise PlanError(path, [(0, "-", f"cannot read the file: {error.strerror}")]) from None
+    with handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        header = rows.fieldnames or []
+        missing = [c for c in PLAN_COLUMNS if c not in header]
+        if missing:
+            raise PlanError(path, [(1, c, "column is missing from the header") for c in missing])
+        plans: dict[str, BoardPlan] = {}
+        for number, row in enumerate(rows, start=2):
+            plan = _parse_row(row, number, boards, problems)
+            if plan is None:
+                continue
+            if plan.board in plans:
+                problems.append((number, "board", f"{plan.board} already has a plan on an earlier row"))
+                continue
+            plans[plan.board] = plan
+    for code in boards.codes:
+        if code not in plans and not any(p[1] == "board" and code in p[2] for p in problems):
+            problems.append((0, "board", f"no plan for board {code} ({boards.boards[code].name})"))
+    if problems:
+        raise PlanError(path, problems)
+    return plans
+
+
+def _parse_row(row: dict[str, str], number: int, boards: BoardList,
+               problems: list[tuple[int, str, str]]) -> BoardPlan | None:
+    before = len(problems)
+    values: dict[str, object] = {}
+    code = (row.get("board") or "").strip()
+    board = boards.resolve(code)
+    if board is None:
+        problems.append((number, "board", f"{code!r} is not a health and wellbeing board code"))
+    elif board != code:
+        problems.append((number, "board", f"{code} plans jointly under {board}; use {board}"))
+    status = (row.get("approval_status") or "").strip().lower()
+    if status not in APPROVAL_STATUSES:
+        problems.append((number, "approval_status", f"{status!r} is not one of: {', '.join(APPROVAL_STATUSES)}"))
+    for column in PLAN_COLUMNS[3:]:
+        text = (row.get(column) or "").strip()
+        try:
+            value = float(text.replace(",", ""))
+        except ValueError:
+            problems.append((number, column, f"{text!r} is not a number" if text else "is empty"))
+            continue
+        if value < 0:
+            problems.append((number, column, f"{text} is negative"))
+        elif column in _WHOLE and not value.is_integer():
+            problems.append((number, column, f"{text} is not a whole number"))
+        elif column.endswith("_pct") and value > 100:
+            problems.append((number, column, f"{text} is more than 100%"))
+        values[column] = value
+    if len(problems) > before:
+        return None
+    return BoardPlan(
+        board=board, name=(row.get("name") or "").strip(), approval_status=status,
+        pooled_fund_gbp=values["pooled_fund_gbp"],
+        baseline_emergency_by_quarter=tuple(int(values[f"baseline_emergency_q{q}"]) for q in range(1, 5)),
+        planned_reduction=values["planned_reduction_pct"] / 100,
+        baseline_delayed_days=int(values["baseline_delayed_days"]),
+        planned_delayed_days=int(values["planned_delayed_days"]),
+        baseline_care_home_admissions_65=int(values["baseline_care_home_admissions_65"]),
+        planned_care_home_admissions_65=int(values["planned_care_home_admissions_65"]),
+        reablement_target=values["reablement_target_pct"] / 100,
+        population_18_plus=int(values["population_18_plus"]),
+        population_65_plus=int(values["population_65_plus"]),
+    )
+
+
+@dataclass(frozen=True)
+class NationalSummary:
+    boards: int
+    pooled_fund_gbp: float
+    baseline_emergency: int
+    avoided_admissions: float
+    planned_reduction: float
+    unit_cost_gbp: float
+    by_status: dict[str, int]
+    baseline_delayed_days: int
+    planned_delayed_days: int
+
+    @property
+    def avoided_admissions_value_gbp(self) -> float:
+        return self.avoided_admissions * self.unit_cost_gbp
+
+
+def national_summary(plans: dict[str, BoardPlan], unit_cost_gbp: float = DEFAULT_UNIT_COST_GBP) -> NationalSummary:
+    baseline = sum(p.baseline_emergency for p in plans.values())
+    avoided = sum(p.avoided_admissions for p in plans.values())
+    return NationalSummary(
+        boards=len(plans),
+        pooled_fund_gbp=sum(p.pooled_fund_gbp for p in plans.values()),
+        baseline_emergency=baseline,
+        avoided_admissions=avoided,
+        planned_reduction=avoided / baseline if baseline else 0.0,
+        unit_cost_gbp=unit_cost_gbp,
+        by_status={s: sum(p.approval_status == s for p in plans.values()) for s in APPROVAL_STATUSES},
+        baseline_delayed_days=sum(p.baseline_delayed_days for p in plans.values()),
+        planned_delayed_days=sum(p.planned_delayed_days for p in plans.values()),
+    )

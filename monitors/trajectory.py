@@ -1,0 +1,59 @@
+"""Plan trajectories: the expected emergency admissions of each board, day by day.
+
+A board's plan gives its baseline (previous-year) emergency admissions by
+financial quarter. Within a quarter the baseline is spread over the days by the
+national shape of emergency admissions (weekends ~18% lower, a winter peak of
+~5%); in the plan year each day is the baseline day x (1 - planned reduction).
+Weeks and months are sums of days.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from monitors.plans import BoardPlan
+
+WEEKEND_FACTOR = 0.82
+SEASONAL_AMPLITUDE = 0.05
+
+
+def daily_profile(days: pd.DatetimeIndex) -> np.ndarray:
+    """Relative daily volume: weekday pattern x winter seasonality, mean ~1 over a year."""
+    weekday = np.where(days.day_of_week >= 5, WEEKEND_FACTOR, 1.0)
+    seasonal = 1 + SEASONAL_AMPLITUDE * np.cos(2 * np.pi * (days.day_of_year - 15) / 365.25)
+    return np.asarray(weekday * seasonal) / (5 + 2 * WEEKEND_FACTOR) * 7
+
+
+def financial_quarter(days: pd.DatetimeIndex) -> np.ndarray:
+    """0 for April-June ... 3 for January-March."""
+    return ((np.asarray(days.month) - 4) % 12) // 3
+
+
+def _year_days(year_start: date) -> pd.DatetimeIndex:
+    return pd.date_range(year_start, pd.Timestamp(year_start) + pd.DateOffset(years=1) - pd.Timedelta(days=1))
+
+
+def baseline_days(plan: BoardPlan, year_start: date, baseline_year_start: date | None = None) -> pd.Series:
+    """Expected emergency admissions per day of the year starting ``year_start`` at the baseline rate.
+
+    Each quarter's baseline becomes a rate per unit of the daily shape over the
+    baseline year's days; that rate times the shape of each day of ``year_start``'s
+    year gives the expectation, so a year with more weekends or a 29 February is
+    expected to have correspondingly fewer or more admissions.
+    """
+    baseline_year_start = baseline_year_start or year_start
+    baseline_year = _year_days(baseline_year_start)
+    shape_per_quarter = np.bincount(financial_quarter(baseline_year), weights=daily_profile(baseline_year),
+                                    minlength=4)
+    rate = np.asarray(plan.baseline_emergency_by_quarter, dtype=float) / shape_per_quarter
+    days = _year_days(year_start)
+    return pd.Series(rate[financial_quarter(days)] * daily_profile(days), index=days, name=plan.board)
+
+
+def planned_days(plan: BoardPlan, plan_year_start: date) -> pd.Series:
+    """The plan trajectory: expected emergency admissions per day of the plan year."""
+    baseline_year_start = date(plan_year_start.year - 1, plan_year_start.month, plan_year_start.day)
+    return baseline_days(plan, plan_year_start, baseline_year_start) * (1 - plan.planned_reduction)

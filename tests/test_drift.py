@@ -1,0 +1,142 @@
+"""Drift detection and the alert lifecycle: worked cases, a generated drifting year, false-alert rate."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitors.alerts import AlertBook
+from monitors.drift import DriftRules, assess, weekly_series
+from monitors.plans import load_plan, sample_plan_path
+from monitors.timeline import alert_timeline
+from monitors.trajectory import baseline_days, planned_days
+from producers.generate import Drift, GeneratorSpec, emergency_daily_counts
+
+PLAN_YEAR = date(2015, 4, 1)
+YEAR_END = date(2016, 3, 31)
+DRIFTING = {"E10000016": "+2%", "E08000025": "+4%", "E10000014": "creep+6%"}  # Kent, Birmingham, Hampshire
+DETECTION_BOUND_WEEKS = {"E10000016": 24, "E08000025": 10, "E10000014": 36}
+FALSE_ALERT_BOUND = 0.005  # of board-years
+
+
+@pytest.fixture(scope="module")
+def plans():
+    return load_plan(sample_plan_path())
+
+
+def test_trajectory_is_baseline_shape_times_planned_reduction(plans):
+    plan = plans["E09000012"]
+    baseline = baseline_days(plan, date(2014, 4, 1))
+    assert baseline.sum() == pytest.approx(plan.baseline_emergency, rel=1e-9)
+    for quarter, months in enumerate([(4, 5, 6), (7, 8, 9), (10, 11, 12), (1, 2, 3)]):
+        assert baseline[baseline.index.month.isin(months)].sum() == pytest.approx(
+            plan.baseline_emergency_by_quarter[quarter])
+    planned = planned_days(plan, PLAN_YEAR)
+    assert len(planned) == 366  # 2015-16 has 29 February
+    weekday = planned[planned.index.day_of_week < 5].mean()
+    weekend = planned[planned.index.day_of_week >= 5].mean()
+    assert weekend / weekday == pytest.approx(0.82, rel=0.02)
+    assert planned.sum() == pytest.approx(plan.baseline_emergency * (1 - plan.planned_reduction), rel=0.01)
+
+
+def test_weekly_series_counts_only_complete_weeks():
+    days = pd.date_range("2015-04-01", "2015-04-30")  # Wednesday 1st: first Monday is the 6th
+    expected = pd.Series(1.0, index=days)
+    series = weekly_series(pd.Series(2.0, index=days), expected, date(2015, 4, 26))
+    assert list(series.start) == [pd.Timestamp("2015-04-06"), pd.Timestamp("2015-04-13"), pd.Timestamp("2015-04-20")]
+    assert series.actual.tolist() == [14, 14, 14] and series.planned.tolist() == [7, 7, 7]
+
+
+def test_assessment_worked_by_hand(plans):
+    plan = plans["E08000025"]
+    planned = planned_days(plan, PLAN_YEAR)
+    actual = pd.concat([baseline_days(plan, date(2014, 4, 1)), planned * 1.10])  # 10% over plan all year
+    result = assess(plan, actual, PLAN_YEAR, date(2015, 6, 28))
+    # 12 complete weeks (6 April to 28 June); year-to-date actual is exactly 1.1 x planned
+    assert result.weeks == 12
+    assert result.variance_pct == pytest.approx(10.0)
+    assert result.z == pytest.approx(0.1 * result.planned_ytd / np.sqrt(result.planned_ytd))
+    assert result.projected_year_end == pytest.approx(planned.sum() * 1.1)
+    assert result.money_at_risk_gbp == pytest.approx(planned.sum() * 0.1 * 1550)
+    assert result.projection_miss and result.severity == "critical"
+    assert result.assurance == "consistently missed" or result.assurance == "hit and miss"
+
+
+def test_on_plan_exactly_is_not_drifting(plans):
+    plan = plans["E08000025"]
+    actual = pd.concat([baseline_days(plan, date(2014, 4, 1)), planned_days(plan, PLAN_YEAR)])
+    result = assess(plan, actual, PLAN_YEAR, YEAR_END)
+    assert not result.drifting and result.money_at_risk_gbp == pytest.approx(0, abs=1e-6)
+
+
+def _first_raised(events):
+    first = {}
+    for event in events:
+        if event["state"] == "raised":
+            first.setdefault(event["board"], date.fromisoformat(event["as_of"]))
+    return first
+
+
+def test_exactly_the_three_drifting_boards_alert_within_bound(plans):
+    spec = GeneratorSpec(date(2014, 4, 1), YEAR_END, scale=1.0, seed=1,
+                         drifts=[Drift.parse(f"{board}:{change}") for board, change in DRIFTING.items()])
+    events = alert_timeline(plans, emergency_daily_counts(spec), PLAN_YEAR, YEAR_END)
+    first = _first_raised(events)
+    assert set(first) == set(DRIFTING)
+    for board, raised in first.items():
+        weeks = (raised - PLAN_YEAR).days / 7
+        assert weeks <= DETECTION_BOUND_WEEKS[board], f"{board} detected after {weeks:.0f} weeks"
+    raised = [e for e in events if e["state"] == "raised"]
+    assert all(e["money_at_risk_gbp"] > 0 and e["projected_year_end"] > e["planned_year_end"] for e in raised)
+
+
+def test_false_alert_rate_over_20_on_plan_years(plans):
+    false_alerts = 0
+    for seed in range(100, 120):
+        daily = emergency_daily_counts(GeneratorSpec(date(2014, 4, 1), YEAR_END, scale=1.0, seed=seed))
+        false_alerts += len(_first_raised(alert_timeline(plans, daily, PLAN_YEAR, YEAR_END)))
+    rate = false_alerts / (20 * len(plans))
+    print(f"false-alert rate: {false_alerts} boards in {20 * len(plans)} on-plan board-years = {rate:.3%}")
+    assert rate < FALSE_ALERT_BOUND
+
+
+class _Week:
+    """A minimal assessment for lifecycle tests."""
+
+    def __init__(self, week: int, drifting: bool, severity: str = "warning"):
+        self.board, self.metric = "E09000012", "emergency_admissions"
+        self.as_of = date(2015, 4, 5) + timedelta(weeks=week)
+        self.drifting, self.severity = drifting, severity if drifting else None
+        self.actual_ytd = self.planned_ytd = self.variance_pct = self.z = 0.0
+        self.projected_year_end = self.planned_year_end = self.money_at_risk_gbp = 0.0
+        self.rules_fired, self.variation, self.assurance = [], "common cause", "hit and miss"
+
+
+@pytest.mark.parametrize(
+    ("weeks", "states"),
+    [
+        ("DDDD", ["raised"]),  # no duplicate raised while open
+        ("DDdD", ["raised"]),  # a single week back within plan does not resolve
+        ("DdddddD", ["raised", "resolved", "raised"]),  # resolved after 4 weeks within plan
+        ("DC", ["raised", "updated"]),  # severity change
+        ("ddd", []),
+    ],
+)
+def test_alert_lifecycle(weeks, states):
+    book = AlertBook(DriftRules(resolve_after_weeks=4))
+    events = []
+    for i, code in enumerate(weeks):
+        events += book.evaluate(_Week(i, code in "DC", "critical" if code == "C" else "warning"))
+    assert [e["state"] for e in events] == states
+    assert len({e["event_id"] for e in events}) == len(events)
+
+
+def test_alert_book_rebuilt_from_its_events_continues_the_same_way():
+    book = AlertBook()
+    events = book.evaluate(_Week(0, True)) + book.evaluate(_Week(1, True, "critical"))
+    restored = AlertBook()
+    restored.restore(events)
+    assert restored.evaluate(_Week(1, True, "critical")) == []  # same week: already evaluated
+    assert restored.evaluate(_Week(2, True, "critical")) == []  # still open, same severity: nothing new
+    assert [e["state"] for e in restored.evaluate(_Week(3, True, "warning"))] == ["updated"]
