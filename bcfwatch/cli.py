@@ -331,6 +331,70 @@ def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, time
                   f"to {out}")
 
 
+# -- plans -------------------------------------------------------------------
+@main.group()
+def plan() -> None:
+    """Check and summarise BCF plan files (docs/plan-format.md)."""
+
+
+plan_file = click.argument("plan_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _load_plan_or_fail(plan_path: Path):
+    from monitors.plans import PlanError, load_plan
+
+    try:
+        return load_plan(plan_path)
+    except PlanError as error:
+        raise click.ClickException(f"{error}\nFix those rows and run `bcfwatch plan check` again.") from None
+
+
+@plan.command("check")
+@plan_file
+def plan_check(plan_path: Path) -> None:
+    """Validate a plan file: every problem with its row, column and reason."""
+    plans = _load_plan_or_fail(plan_path)
+    console.print(f"{plan_path}: OK, plans for all {len(plans)} boards")
+
+
+@plan.command("summary")
+@plan_file
+@click.option("--unit-cost", default=1550.0, show_default=True, type=click.FloatRange(min=0),
+              help="£ per avoided emergency admission.")
+def plan_summary(plan_path: Path, unit_cost: float) -> None:
+    """The national roll-up: pool, planned savings, avoided admissions, boards by approval status."""
+    from monitors.plans import national_summary
+
+    summary = national_summary(_load_plan_or_fail(plan_path), unit_cost)
+    table = Table(title=f"National roll-up of {summary.boards} BCF plans ({plan_path.name})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("pooled funds", f"£{summary.pooled_fund_gbp / 1e9:,.2f}bn")
+    table.add_row("baseline emergency admissions (a year)", f"{summary.baseline_emergency:,}")
+    table.add_row("planned reduction", f"{summary.planned_reduction:.2%}")
+    table.add_row("avoided emergency admissions", f"{summary.avoided_admissions:,.0f}")
+    table.add_row(f"their value at £{unit_cost:,.0f} each", f"£{summary.avoided_admissions_value_gbp / 1e6:,.1f}m")
+    table.add_row("delayed days: baseline -> planned",
+                  f"{summary.baseline_delayed_days:,} -> {summary.planned_delayed_days:,} "
+                  f"({summary.planned_delayed_days / max(summary.baseline_delayed_days, 1) - 1:+.1%})")
+    for status, count in summary.by_status.items():
+        table.add_row(f"boards {status}", str(count))
+    console.print(table)
+
+
+@plan.command("sample")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Baselines at this share of national volume (match the generator's --scale).")
+@click.option("--seed", default=2015, show_default=True, type=int)
+def plan_sample(out: Path, scale: float, seed: int) -> None:
+    """Write a synthetic plan for every board (national planned reduction 3.07%)."""
+    from monitors.sample_plan import write_sample_plan
+
+    write_sample_plan(out, scale, seed)
+    console.print(f"wrote a sample plan for every board to {out}")
+
+
 @main.command("demo")
 @port_option
 @click.option("--scale", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True),

@@ -29,12 +29,13 @@ _WHOLE = {"baseline_emergency_q1", "baseline_emergency_q2", "baseline_emergency_
 
 
 class PlanError(ValueError):
-    """A plan file with problems; ``problems`` lists (row, column, reason)."""
+    """A plan file with problems; ``problems`` lists (line number in the file, column, reason)."""
 
     def __init__(self, path: Path, problems: list[tuple[int, str, str]]) -> None:
         self.problems = problems
         lines = [f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
-        lines += [f"  row {row}, column {column}: {reason}" for row, column, reason in problems[:50]]
+        lines += [f"  line {row}, column {column}: {reason}" if row else f"  {column}: {reason}"
+                  for row, column, reason in problems[:50]]
         if len(problems) > 50:
             lines.append(f"  ... and {len(problems) - 50} more")
         super().__init__("\n".join(lines))
@@ -82,20 +83,22 @@ def load_plan(path: Path, boards: BoardList | None = None) -> dict[str, BoardPla
     except OSError as error:
         raise PlanError(path, [(0, "-", f"cannot read the file: {error.strerror}")]) from None
     with handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        header = rows.fieldnames or []
-        missing = [c for c in PLAN_COLUMNS if c not in header]
-        if missing:
-            raise PlanError(path, [(1, c, "column is missing from the header") for c in missing])
-        plans: dict[str, BoardPlan] = {}
-        for number, row in enumerate(rows, start=2):
-            plan = _parse_row(row, number, boards, problems)
-            if plan is None:
-                continue
-            if plan.board in plans:
-                problems.append((number, "board", f"{plan.board} already has a plan on an earlier row"))
-                continue
-            plans[plan.board] = plan
+        text = handle.read().splitlines()
+    comments = next((i for i, line in enumerate(text) if not line.startswith("#")), len(text))
+    rows = csv.DictReader(text[comments:])
+    header = rows.fieldnames or []
+    missing = [c for c in PLAN_COLUMNS if c not in header]
+    if missing:
+        raise PlanError(path, [(comments + 1, c, "column is missing from the header") for c in missing])
+    plans: dict[str, BoardPlan] = {}
+    for number, row in enumerate(rows, start=comments + 2):
+        plan = _parse_row(row, number, boards, problems)
+        if plan is None:
+            continue
+        if plan.board in plans:
+            problems.append((number, "board", f"{plan.board} already has a plan on an earlier line"))
+            continue
+        plans[plan.board] = plan
     for code in boards.codes:
         if code not in plans and not any(p[1] == "board" and code in p[2] for p in problems):
             problems.append((0, "board", f"no plan for board {code} ({boards.boards[code].name})"))
