@@ -331,6 +331,77 @@ def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, time
                   f"to {out}")
 
 
+@main.command("monitor")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Plan file (default: the shipped sample plan).")
+@click.option("--plan-year", default="2015-04-01", show_default=True, callback=_iso_date,
+              help="First day of the plan year (the year before is the baseline).")
+@prefix_option
+@bootstrap_option
+@click.option("--lateness-days", default=settings.lateness_days, show_default="14", type=click.IntRange(0, 365))
+@click.option("--interval", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between evaluation rounds.")
+@click.option("--once", is_flag=True, help="Evaluate once and exit.")
+@friendly_errors
+def monitor_command(plan_path: Path | None, plan_year: date, topic_prefix: str, bootstrap: str, lateness_days: int,
+                    interval: float, once: bool) -> None:
+    """Evaluate every board against its plan on a schedule; write alerts to PREFIX.alerts."""
+    from bcfwatch.kafka_admin import require_broker
+    from monitors.monitor import Monitor
+    from monitors.plans import sample_plan_path
+
+    require_broker(bootstrap)
+    plans = _load_plan_or_fail(plan_path or sample_plan_path())
+    monitor = Monitor(_worker_config(topic_prefix, bootstrap, lateness_days=lateness_days), plans, plan_year)
+
+    def report(events: list[dict]) -> None:
+        for event in events:
+            console.print(f"{event['as_of']}  {event['state']:<8} {event['severity']:<8} {event['board']}  "
+                          f"{event['metric']}  variance {event['variance_pct']:+.1f}%  "
+                          f"£{event['money_at_risk_gbp']:,.0f} at risk  {', '.join(event['spc_rules'])}")
+
+    try:
+        monitor.run(interval, report, rounds=1 if once else None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        monitor.close()
+
+
+@main.command("notify")
+@click.option("--subscriptions", "subscriptions_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Subscriptions file (TOML, docs/subscriptions.md).")
+@prefix_option
+@bootstrap_option
+@friendly_errors
+def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str) -> None:
+    """Deliver alerts to subscribers (signed webhooks, e-mail), each exactly once, in order."""
+    from bcfwatch.kafka_admin import require_broker
+    from monitors.delivery import Notifier
+    from monitors.subscriptions import SubscriptionError, load_subscriptions
+
+    require_broker(bootstrap)
+    try:
+        subscribers = load_subscriptions(subscriptions_path)
+    except SubscriptionError as error:
+        raise click.ClickException(str(error)) from None
+    notifier = Notifier(bootstrap, settings.Topics(topic_prefix), subscribers)
+    console.print(f"delivering {topic_prefix}.alerts to {len(subscribers)} subscriber(s); Ctrl-C to stop")
+
+    def report(alert: dict, outcomes: list) -> None:
+        for subscriber, outcome in outcomes:
+            console.print(f"{alert['event_id']}  {alert['state']:<8} {alert['board']}  -> {subscriber}: {outcome}")
+
+    try:
+        while True:
+            notifier.poll(on_delivery=report)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        notifier.close()
+
+
 # -- plans -------------------------------------------------------------------
 @main.group()
 def plan() -> None:

@@ -15,6 +15,17 @@ from monitors.drift import DriftRules, assess_week, board_weeks
 from monitors.plans import BoardPlan
 
 
+def settled_through(stream_times: dict[str, float], lateness_days: int) -> dict[str, date]:
+    """Per board, the last day no on-time admission can still arrive for (admission stream time - lateness)."""
+    settled = {}
+    for key, seconds in stream_times.items():
+        board, _, event_type = key.partition("|")
+        if event_type == "admission":
+            settled[board] = (pd.Timestamp(seconds - lateness_days * 86_400, unit="s")
+                              - pd.Timedelta(days=1)).date()
+    return settled
+
+
 def daily_emergency_admissions(counts: pd.DataFrame) -> pd.DataFrame:
     """Days x boards emergency admissions from the export grid (board, date, counters...)."""
     table = counts.pivot_table(index="date", columns="board", values="emergency_admissions", aggfunc="sum",
@@ -23,13 +34,17 @@ def daily_emergency_admissions(counts: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_start: date, as_of: date,
-                   rules: DriftRules | None = None, book: AlertBook | None = None) -> list[dict]:
-    """All alert events up to ``as_of``, week by week (weeks in time order, boards in code order)."""
+def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_start: date,
+                   as_of: date | dict[str, date], rules: DriftRules | None = None,
+                   book: AlertBook | None = None) -> list[dict]:
+    """All alert events for weeks complete by ``as_of`` (one date, or one per board), week by week
+    (weeks in time order, boards in code order). Boards missing from ``as_of`` are not evaluated."""
     rules = rules or DriftRules()
     book = book or AlertBook(rules)
+    through = as_of if isinstance(as_of, dict) else dict.fromkeys(plans, as_of)
     weekly = {code: board_weeks(plan, daily[code] if code in daily else pd.Series(dtype=float),
-                                plan_year_start, as_of) for code, plan in sorted(plans.items())}
+                                plan_year_start, through[code])
+              for code, plan in sorted(plans.items()) if code in through}
     total_weeks = max((len(b.series) for b in weekly.values()), default=0)
     events: list[dict] = []
     for count in range(1, total_weeks + 1):

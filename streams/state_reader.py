@@ -41,6 +41,28 @@ def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
         consumer.close()
 
 
+def read_topic_values(bootstrap: str, topic: str, timeout: float = 60.0) -> list[bytes]:
+    """Every message value on ``topic``, partition by partition, in offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="bcfwatch-reader")
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        values: dict[TopicPartition, list[bytes]] = {tp: [] for tp in partitions}
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end within {timeout:.0f} s")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                values[tp].extend(r.value for r in records)
+        return [value for tp in partitions for value in values[tp]]
+    finally:
+        consumer.close()
+
+
 def events_behind(config: WorkerConfig, snapshots: dict[int, dict]) -> int:
     """Events on the source topics not yet covered by a durable snapshot."""
     consumer = KafkaConsumer(bootstrap_servers=config.bootstrap, client_id="bcfwatch-lag")

@@ -1,0 +1,78 @@
+"""`bcfwatch monitor`: evaluate every board against its plan from the live counts; alerts to Kafka.
+
+Each round reads the workers' durable snapshots, turns them into daily counts,
+and evaluates each board for every week that is *settled* (its admission stream
+time, less the lateness, has passed the week's end), so a week is judged once,
+on final data, exactly as the offline backtest judges it. New alert events go
+to the ``PREFIX.alerts`` topic (keyed by board), which is also the durable
+record the monitor rebuilds its open alerts from when it restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import date
+
+import orjson
+from kafka import KafkaProducer
+
+from monitors.alerts import AlertBook
+from monitors.drift import DriftRules
+from monitors.plans import BoardPlan
+from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
+from streams.app import WorkerConfig
+from streams.daily_table import from_state
+from streams.state_reader import day_counts, latest_snapshots
+
+
+def read_alert_events(config: WorkerConfig) -> list[dict]:
+    from bcfwatch.kafka_admin import ensure_topics
+    from streams.state_reader import read_topic_values
+
+    ensure_topics(config.bootstrap, [config.topics.alerts], 1)  # one partition: one order for the notifier
+    return [orjson.loads(value) for value in read_topic_values(config.bootstrap, config.topics.alerts)]
+
+
+class Monitor:
+    def __init__(self, config: WorkerConfig, plans: dict[str, BoardPlan], plan_year_start: date,
+                 rules: DriftRules | None = None) -> None:
+        self.config = config
+        self.plans = plans
+        self.plan_year_start = plan_year_start
+        self.rules = rules or DriftRules()
+        self.book = AlertBook(self.rules)
+        self.book.restore(read_alert_events(config))
+        self.producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True,
+                                      client_id="bcfwatch-monitor")
+
+    def evaluate(self) -> list[dict]:
+        """One round: alert events for every newly settled week, produced to the alerts topic."""
+        snapshots = latest_snapshots(self.config)
+        counts = from_state(day_counts(snapshots))
+        if counts.empty:
+            return []
+        stream_times: dict[str, float] = {}
+        for snapshot in snapshots.values():
+            stream_times.update(snapshot["stream_times"])
+        through = settled_through(stream_times, self.config.lateness_days)
+        events = alert_timeline(self.plans, daily_emergency_admissions(counts), self.plan_year_start, through,
+                                self.rules, self.book)
+        for event in events:
+            self.producer.send(self.config.topics.alerts, key=event["board"].encode(), value=orjson.dumps(event))
+        self.producer.flush()
+        return events
+
+    def run(self, interval: float, on_round: Callable[[list[dict]], None] | None = None,
+            rounds: int | None = None) -> None:
+        done = 0
+        while rounds is None or done < rounds:
+            events = self.evaluate()
+            if on_round is not None:
+                on_round(events)
+            done += 1
+            if rounds is None or done < rounds:
+                time.sleep(interval)  # the schedule between evaluation rounds
+
+    def close(self) -> None:
+        self.producer.close()
