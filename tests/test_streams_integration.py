@@ -22,24 +22,31 @@ from kafka import KafkaProducer
 from bcfwatch.boards import load_boards
 from bcfwatch.settings import Topics
 from bcfwatch.worker_process import WorkerProcess
-from producers.generate import GeneratorSpec, generate_frame, write_log
+from monitors.monitor import Monitor
+from monitors.plans import load_plan
+from monitors.sample_plan import write_sample_plan
+from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
+from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
 from streams.daily_table import from_state
-from streams.oracle import oracle_counts
+from streams.oracle import load_events, oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
 from tests.kafka_helpers import read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 8
+PLAN_YEAR = date(2015, 4, 1)
 LATENESS = 14 * 86_400
 CATCH_UP_SECONDS = 600
+SCALE = 0.0085
+DRIFT = "E08000025:+20%"  # Birmingham, big enough to be told from noise at this small scale
 
 
 @pytest.fixture(scope="module")
 def event_log(tmp_path_factory) -> Path:
-    spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=0.0085, seed=20,
+    spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=SCALE, seed=20, drifts=[Drift.parse(DRIFT)],
                          late_share=0.05, duplicate_share=0.01, malformed_share=0.005)
     frame = generate_frame(spec)
     assert len(frame) >= 200_000
@@ -100,8 +107,36 @@ def test_one_worker_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_p
         assert set(metrics["windows"]) == {"day", "rolling_28_days", "month_to_date", "quarter_to_date",
                                            "financial_year_to_date"}
         assert ytd["prior_year"]["emergency_admissions"] > 0
+
+        # The monitor judges every settled week on the live counts: the drifting board alerts, and the
+        # alert events are exactly those the same rules give offline on the oracle's counts.
+        plans = load_plan_at_scale(tmp_path)
+        monitor = Monitor(config, plans, PLAN_YEAR)
+        try:
+            events = monitor.evaluate()
+            assert monitor.evaluate() == []  # a second round on the same data adds nothing
+        finally:
+            monitor.close()
+        assert "E08000025" in {e["board"] for e in events if e["state"] == "raised"}
+        on_topic = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, config.topics.alerts)]
+        assert on_topic == events
+        settled = settled_from_log(event_log)
+        expected = alert_timeline(plans, daily_emergency_admissions(oracle), PLAN_YEAR, settled)
+        assert events == expected
     finally:
         worker.stop()
+
+
+def load_plan_at_scale(tmp_path: Path):
+    path = tmp_path / "plan.csv"
+    write_sample_plan(path, scale=SCALE)
+    return load_plan(path)
+
+
+def settled_from_log(event_log: Path) -> dict:
+    events = load_events(event_log, Pseudonymiser(load_key()))
+    clocks = events[events["type"] == "admission"].groupby("board")["ts"].max()
+    return settled_through({f"{board}|admission": ts for board, ts in clocks.items()}, LATENESS // 86_400)
 
 
 def test_worker_killed_twice_mid_stream_still_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
