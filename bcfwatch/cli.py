@@ -270,11 +270,13 @@ def _worker_config(topic_prefix: str, bootstrap: str, **extra):
               help="Port of the web view (/boards/CODE/metrics) on 127.0.0.1.")
 @click.option("--datadir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the RocksDB tables live (default: the cache dir, per prefix and web port).")
+@click.option("--metrics-port", default=9464, show_default=True, type=click.IntRange(0, 65535),
+              help="Serve Prometheus pipeline metrics on 127.0.0.1:PORT/metrics (0: off).")
 @click.option("--loglevel", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @friendly_errors
 def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_days: int, web_port: int,
-                   datadir: Path | None, loglevel: str) -> None:
+                   datadir: Path | None, metrics_port: int, loglevel: str) -> None:
     """Run a stream worker (start several to share the partitions)."""
     import faust
 
@@ -285,11 +287,12 @@ def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_
 
     datadir = datadir or cache_dir() / f"worker-{topic_prefix}-{web_port}"
     config = _worker_config(topic_prefix, bootstrap, partitions=partitions, lateness_days=lateness_days,
-                            datadir=datadir, web_port=web_port)
+                            datadir=datadir, web_port=web_port, metrics_port=metrics_port or None)
     topics = config.topics
     ensure_topics(bootstrap, [*topics.events, topics.dead_letter, topics.late_events], partitions)
     ensure_topics(bootstrap, [config.state_topic], partitions, STATE_TOPIC_CONFIG)
-    err_console.print(f"worker {config.app_id}: web view http://127.0.0.1:{web_port}/boards/CODE/metrics")
+    err_console.print(f"worker {config.app_id}: web view http://127.0.0.1:{web_port}/boards/CODE/metrics"
+                      + (f", metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else ""))
     faust.Worker(create_app(config), loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
@@ -342,9 +345,11 @@ def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, time
 @click.option("--interval", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between evaluation rounds.")
 @click.option("--once", is_flag=True, help="Evaluate once and exit.")
+@click.option("--metrics-port", default=9465, show_default=True, type=click.IntRange(0, 65535),
+              help="Serve Prometheus board metrics on 127.0.0.1:PORT/metrics (0: off).")
 @friendly_errors
 def monitor_command(plan_path: Path | None, plan_year: date, topic_prefix: str, bootstrap: str, lateness_days: int,
-                    interval: float, once: bool) -> None:
+                    interval: float, once: bool, metrics_port: int) -> None:
     """Evaluate every board against its plan on a schedule; write alerts to PREFIX.alerts."""
     from bcfwatch.kafka_admin import require_broker
     from monitors.monitor import Monitor
@@ -353,6 +358,11 @@ def monitor_command(plan_path: Path | None, plan_year: date, topic_prefix: str, 
     require_broker(bootstrap)
     plans = _load_plan_or_fail(plan_path or sample_plan_path())
     monitor = Monitor(_worker_config(topic_prefix, bootstrap, lateness_days=lateness_days), plans, plan_year)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+        console.print(f"board metrics at http://127.0.0.1:{metrics_port}/metrics")
 
     def report(events: list[dict]) -> None:
         for event in events:

@@ -21,7 +21,10 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state, write_csv
 from streams.state_reader import day_counts, wait_until_caught_up
 
-DEMO_DRIFTS = ("E08000025:+4%", "E09000012:+6%", "E10000016:creep+5%")
+# Large enough to stand out from the noise of a 1%-scale log (small boards see a few admissions a day).
+DEMO_DRIFTS = ("E08000025:+15%", "E09000012:+20%", "E10000016:creep+25%")
+PLAN_YEAR = date(2015, 4, 1)
+WEBHOOK_PORT = 8765
 PARTITIONS = 8
 
 
@@ -46,6 +49,50 @@ def print_variance_table(console: Console, counts: pd.DataFrame, top: int = 12) 
         table.add_row(board, names[board], f"{row.baseline:,.0f}", f"{row.actual:,.0f}", f"{row.change_pct:+.1f}%",
                       f"{row.planned:,.0f}", f"{row.variance_pct:+.1f}%")
     console.print(table)
+
+
+def alert_and_deliver(console: Console, config: WorkerConfig, work: Path, scale: float) -> None:
+    """Run the monitor over the live counts and deliver its alerts to a local signed-webhook receiver."""
+    import base64
+    import secrets
+
+    from monitors.delivery import Notifier
+    from monitors.monitor import Monitor
+    from monitors.plans import load_plan
+    from monitors.sample_plan import write_sample_plan
+    from monitors.subscriptions import Subscriber
+    from monitors.webhook_receiver import WebhookReceiver
+
+    plan_path = work / "plan.csv"
+    write_sample_plan(plan_path, scale=scale)
+    monitor = Monitor(config, load_plan(plan_path), PLAN_YEAR)
+    try:
+        events = monitor.evaluate()
+    finally:
+        monitor.close()
+    table = Table(title=f"Alerts written to {config.topics.alerts} (plan {plan_path.name})")
+    for column in ("week ending", "state", "severity", "board", "YTD variance", "projected year end",
+                   "money at risk", "SPC"):
+        table.add_column(column, justify="right" if column in ("YTD variance", "money at risk") else "left")
+    for event in events:
+        table.add_row(event["as_of"], event["state"], event["severity"], event["board"],
+                      f"{event['variance_pct']:+.1f}%",
+                      f"{event['projected_year_end']:,.0f} vs {event['planned_year_end']:,.0f}",
+                      f"£{event['money_at_risk_gbp']:,.0f}", ", ".join(event["spc_rules"]) or event["spc_variation"])
+    console.print(table)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    receiver = WebhookReceiver(secret, WEBHOOK_PORT).start()
+    notifier = Notifier(config.bootstrap, config.topics,
+                        [Subscriber("demo-ops", None, None, "webhook", url=receiver.url, secret=secret)])
+    deadline = time.monotonic() + 120
+    try:
+        while len(receiver.accepted) < len(events) and time.monotonic() < deadline:
+            notifier.poll(timeout_ms=500)
+    finally:
+        notifier.close()
+        receiver.stop()
+    console.print(f"delivered {len(receiver.accepted)} signed webhooks to {receiver.url} "
+                  f"(signatures verified, {receiver.bad_signatures} rejected)")
 
 
 def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, keep_running: bool) -> None:
@@ -85,6 +132,7 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
         write_csv(counts, work / "counts.csv")
         console.print(f"per-board daily counts: {work / 'counts.csv'} ({len(counts):,} board-days)")
         print_variance_table(console, counts)
+        alert_and_deliver(console, config, work, scale)
     finally:
         worker.stop()
         if started_broker and not keep_running:

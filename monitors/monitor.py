@@ -17,6 +17,7 @@ from datetime import date
 import orjson
 from kafka import KafkaProducer
 
+from monitors import exporter
 from monitors.alerts import AlertBook
 from monitors.drift import DriftRules
 from monitors.plans import BoardPlan
@@ -43,6 +44,7 @@ class Monitor:
         self.rules = rules or DriftRules()
         self.book = AlertBook(self.rules)
         self.book.restore(read_alert_events(config))
+        exporter.initialise(sorted(plans))
         self.producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True,
                                       client_id="bcfwatch-monitor")
 
@@ -56,8 +58,11 @@ class Monitor:
         for snapshot in snapshots.values():
             stream_times.update(snapshot["stream_times"])
         through = settled_through(stream_times, self.config.lateness_days)
-        events = alert_timeline(self.plans, daily_emergency_admissions(counts), self.plan_year_start, through,
-                                self.rules, self.book)
+        daily = daily_emergency_admissions(counts)
+        latest: dict = {}
+        events = alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules, self.book, latest)
+        exporter.update(self.plans, daily, through, latest, {board for board, _ in self.book.open},
+                        self.plan_year_start)
         for event in events:
             self.producer.send(self.config.topics.alerts, key=event["board"].encode(), value=orjson.dumps(event))
         self.producer.flush()

@@ -36,9 +36,10 @@ def daily_emergency_admissions(counts: pd.DataFrame) -> pd.DataFrame:
 
 def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_start: date,
                    as_of: date | dict[str, date], rules: DriftRules | None = None,
-                   book: AlertBook | None = None) -> list[dict]:
+                   book: AlertBook | None = None, latest: dict | None = None) -> list[dict]:
     """All alert events for weeks complete by ``as_of`` (one date, or one per board), week by week
-    (weeks in time order, boards in code order). Boards missing from ``as_of`` are not evaluated."""
+    (weeks in time order, boards in code order). Boards missing from ``as_of`` are not evaluated.
+    ``latest``, if given, receives each board's assessment of its last complete week."""
     rules = rules or DriftRules()
     book = book or AlertBook(rules)
     through = as_of if isinstance(as_of, dict) else dict.fromkeys(plans, as_of)
@@ -50,5 +51,8 @@ def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_s
     for count in range(1, total_weeks + 1):
         for board in weekly.values():
             if count <= len(board.series):
-                events.extend(book.evaluate(assess_week(board, count, rules)))
+                assessment = assess_week(board, count, rules)
+                events.extend(book.evaluate(assessment))
+                if latest is not None and count == len(board.series):
+                    latest[board.plan.board] = assessment
     return events

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything bcfwatch needs on a fresh Debian machine: system packages
-# (Java 17, Maven), a virtualenv with the pinned Python packages, and the Kafka
+# (Java 17, Maven, Prometheus and Alertmanager from Debian), a virtualenv with the pinned Python packages, and the Kafka
 # broker jars from Maven Central. Safe to run again: each step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,11 +9,13 @@ apt_packages=()
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
+command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
+command -v amtool >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_packages[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -22,10 +22,13 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 from kafka.partitioner.default import murmur2
+from prometheus_client import start_http_server
 
 from bcfwatch.settings import Topics
 from producers.pseudonym import redact
+from streams import metrics
 from streams.board_state import Outcome, apply_event
 from streams.partition_state import PartitionStates
 from streams.records import InvalidEvent, parse_wire
@@ -42,6 +45,7 @@ class WorkerConfig:
     web_port: int = 6066
     web_host: str = "127.0.0.1"
     snapshot_seconds: float = 2.0
+    metrics_port: int | None = None  # Prometheus /metrics on 127.0.0.1 (None: not served)
 
     @property
     def app_id(self) -> str:
@@ -73,6 +77,10 @@ def create_app(config: WorkerConfig) -> faust.App:
         web_port=config.web_port,
         web_bind=config.web_host,
         stream_buffer_maxsize=16_384,
+        # A worker killed with SIGKILL leaves the group only when its session times out: keep that short
+        # so its partitions move to a live worker within seconds, not a minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     topics = config.topics
     lateness_seconds = config.lateness_days * 86_400
@@ -80,6 +88,7 @@ def create_app(config: WorkerConfig) -> faust.App:
                        value_serializer="raw", partitions=config.partitions)
     states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state"))
     app.partition_states = states
+    metrics.initialise(config.partitions)
 
     async def side_output(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await states.producer.send(topic, key=key, value=orjson.dumps(value))
@@ -95,6 +104,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             try:
                 record = parse_wire(event.value)
             except InvalidEvent as error:
+                metrics.DEAD_LETTERED.labels(metrics.reason_kind(str(error))).inc()
                 await side_output(topics.dead_letter, message.key, {
                     "source": "worker", "reason": str(error), "topic": message.topic,
                     "partition": message.partition, "offset": message.offset,
@@ -102,7 +112,9 @@ def create_app(config: WorkerConfig) -> faust.App:
                     "dead_lettered_at": datetime.now(UTC).isoformat(),
                 })
             else:
-                if apply_event(state.tables, record, lateness_seconds) is Outcome.LATE:
+                outcome = apply_event(state.tables, record, lateness_seconds)
+                metrics.observe_event(record.type, outcome.value, record.occurred_at.timestamp(), message.timestamp)
+                if outcome is Outcome.LATE:
                     stream_time = state.tables.stream_times[f"{record.board}|{record.type}"]
                     await side_output(topics.late_events, message.key, {
                         "board": record.board, "type": record.type, "event_id": record.event_id,
@@ -116,6 +128,21 @@ def create_app(config: WorkerConfig) -> faust.App:
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
         await states.save_dirty()
+        for partition, state in list(states.owned.items()):
+            behind = 0
+            for topic in topics.events:
+                highwater = app.consumer.highwater(TP(topic, partition))
+                if highwater is not None:
+                    behind += max(0, highwater - state.applied.get(topic, -1) - 1)
+            metrics.CONSUMER_LAG.labels(str(partition)).set(behind)
+
+    if config.metrics_port is not None:
+        @app.task
+        async def serve_metrics() -> None:
+            try:
+                start_http_server(config.metrics_port, addr=config.web_host)
+            except OSError as error:  # a second worker on the same machine: keep counting, say why
+                app.log.error("metrics port %s unavailable (%s): pass --metrics-port", config.metrics_port, error)
 
     @app.on_partitions_revoked.connect
     async def release_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:

@@ -14,8 +14,9 @@ from bcfwatch.kafka_admin import ensure_topics
 from bcfwatch.settings import Topics
 from monitors.delivery import DeliveryFailed, Notifier, send_webhook
 from monitors.subscriptions import Subscriber
+from monitors.webhook_receiver import WebhookReceiver
 from tests.kafka_helpers import read_topic, wait_for
-from tests.receivers import WebhookReceiver, smtp_server
+from tests.receivers import smtp_server
 
 pytestmark = pytest.mark.kafka
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()

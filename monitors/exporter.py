@@ -1,0 +1,94 @@
+"""Board metrics for Prometheus, refreshed by the monitor after each evaluation round.
+
+One label, ``board`` (ONS code), plus ``window`` on the admissions gauges: 151
+boards x (4 windows x 2 + 11) series, all created at start-up. Ratios are
+plain ratios (0.05 = 5%), money is in pounds, times in seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import pandas as pd
+from prometheus_client import Counter, Gauge
+
+from monitors.drift import Assessment
+from monitors.plans import BoardPlan
+from monitors.trajectory import planned_days
+from streams.views import windows
+
+WINDOWS = ("rolling_28_days", "month_to_date", "quarter_to_date", "financial_year_to_date")
+SPC_STATE = {"special cause: concern": 1, "common cause": 0, "special cause: improvement": -1}
+ASSURANCE = {"consistently hit": 1, "hit and miss": 0, "consistently missed": -1}
+
+ADMISSIONS = Gauge("bcf_emergency_admissions", "Emergency admissions in the window ending on the last settled day",
+                   ["board", "window"])
+ADMISSIONS_PLANNED = Gauge("bcf_emergency_admissions_planned", "Planned emergency admissions in the same window",
+                           ["board", "window"])
+VARIANCE = Gauge("bcf_emergency_admissions_variance_ratio",
+                 "Year-to-date emergency admissions against plan (actual / planned - 1)", ["board"])
+WEEKLY_VARIANCE = Gauge("bcf_weekly_emergency_admissions_variance_ratio",
+                        "Latest settled week's emergency admissions against plan (actual / planned - 1)", ["board"])
+SPC_MEAN = Gauge("bcf_spc_mean_ratio", "SPC centre line of the weekly variance", ["board"])
+SPC_UPPER = Gauge("bcf_spc_upper_limit_ratio", "SPC upper process limit of the weekly variance", ["board"])
+SPC_LOWER = Gauge("bcf_spc_lower_limit_ratio", "SPC lower process limit of the weekly variance", ["board"])
+SPC_SPECIAL_CAUSE = Gauge("bcf_spc_special_cause",
+                          "Latest week: 1 special cause (concern), 0 common cause, -1 special cause (improvement)",
+                          ["board"])
+SPC_ASSURANCE = Gauge("bcf_spc_assurance", "1 consistently hitting plan, 0 hit and miss, -1 consistently missing",
+                      ["board"])
+PROJECTED = Gauge("bcf_projected_year_end_emergency_admissions", "Projected emergency admissions at year end",
+                  ["board"])
+PLANNED_YEAR_END = Gauge("bcf_planned_year_end_emergency_admissions", "Planned emergency admissions for the year",
+                         ["board"])
+MONEY_AT_RISK = Gauge("bcf_money_at_risk_pounds", "Projected admissions above plan x unit cost", ["board"])
+OPEN_ALERTS = Gauge("bcf_open_alerts", "Open drift alerts", ["board"])
+SETTLED_DAY = Gauge("bcf_settled_day_timestamp_seconds", "Last settled day of the board's counts", ["board"])
+EVALUATIONS = Counter("bcf_monitor_evaluations", "Monitor evaluation rounds")
+LAST_EVALUATION = Gauge("bcf_monitor_last_evaluation_timestamp_seconds", "When the monitor last evaluated")
+
+
+def initialise(boards: list[str]) -> None:
+    for board in boards:
+        for window in WINDOWS:
+            ADMISSIONS.labels(board, window)
+            ADMISSIONS_PLANNED.labels(board, window)
+        for gauge in (VARIANCE, WEEKLY_VARIANCE, SPC_MEAN, SPC_UPPER, SPC_LOWER, SPC_SPECIAL_CAUSE, SPC_ASSURANCE,
+                      PROJECTED, PLANNED_YEAR_END, MONEY_AT_RISK, OPEN_ALERTS, SETTLED_DAY):
+            gauge.labels(board)
+
+
+def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, date],
+           assessments: dict[str, Assessment], open_alerts: set[str], plan_year_start: date) -> None:
+    for board, plan in plans.items():
+        OPEN_ALERTS.labels(board).set(1 if board in open_alerts else 0)
+        as_of = settled.get(board)
+        if as_of is None:
+            continue
+        SETTLED_DAY.labels(board).set(pd.Timestamp(as_of).timestamp())
+        actual = daily[board] if board in daily else pd.Series(dtype=float)
+        planned = planned_days(plan, plan_year_start)
+        for window in WINDOWS:
+            start, end = windows(as_of)[window]
+            ADMISSIONS.labels(board, window).set(float(actual[pd.Timestamp(start):pd.Timestamp(end)].sum()))
+            ADMISSIONS_PLANNED.labels(board, window).set(
+                float(planned[pd.Timestamp(start):pd.Timestamp(end)].sum()))
+        assessment = assessments.get(board)
+        if assessment is None or assessment.weeks == 0:
+            continue
+        VARIANCE.labels(board).set(assessment.variance_pct / 100)
+        WEEKLY_VARIANCE.labels(board).set(float(assessment.series.variance[-1]))
+        if assessment.limits is not None:
+            SPC_MEAN.labels(board).set(assessment.limits.mean)
+            SPC_UPPER.labels(board).set(assessment.limits.upper)
+            SPC_LOWER.labels(board).set(assessment.limits.lower)
+        SPC_SPECIAL_CAUSE.labels(board).set(SPC_STATE[assessment.variation])
+        SPC_ASSURANCE.labels(board).set(ASSURANCE[assessment.assurance])
+        PROJECTED.labels(board).set(assessment.projected_year_end)
+        PLANNED_YEAR_END.labels(board).set(assessment.planned_year_end)
+        MONEY_AT_RISK.labels(board).set(assessment.money_at_risk_gbp)
+    EVALUATIONS.inc()
+    LAST_EVALUATION.set(time.time())
+
+

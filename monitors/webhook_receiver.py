@@ -1,0 +1,65 @@
+"""A local webhook endpoint that verifies Standard Webhooks signatures (the demo and the tests use it).
+
+It answers 204 to a correctly signed POST on /hook, 401 to a bad signature and
+503 while ``down`` is set, and keeps what it accepted in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+
+class WebhookReceiver:
+    """Verifies Standard Webhooks signatures; answers 503 while ``down``; records accepted deliveries."""
+
+    def __init__(self, secret: str, port: int) -> None:
+        self.webhook = Webhook(secret)
+        self.port = port
+        self.down = False
+        self.accepted: list[tuple[str, dict]] = []  # (webhook-id, body), in arrival order
+        self.refused = 0
+        self.bad_signatures = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        if self.down:
+            self.refused += 1
+            return web.Response(status=503, text="down for maintenance")
+        try:
+            payload = self.webhook.verify(body, dict(request.headers))
+        except WebhookVerificationError:
+            self.bad_signatures += 1
+            return web.Response(status=401, text="bad signature")
+        self.accepted.append((request.headers["webhook-id"], payload))
+        return web.Response(status=204)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> WebhookReceiver:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"

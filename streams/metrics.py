@@ -1,0 +1,66 @@
+"""Pipeline-health metrics of a worker (prometheus-client), served on a loopback port.
+
+Names follow the client_python conventions: base units (seconds), counters end
+in ``_total`` (added by the client), labels of low cardinality only (event
+type, outcome, reason kind, partition), never a patient or an event id. Every
+series exists from start-up.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from bcfwatch.settings import EVENT_TYPES
+
+OUTCOMES = ("counted", "duplicate", "late")
+DEAD_LETTER_KINDS = ("not_json", "unknown_type", "unknown_board", "missing_field", "invalid_value")
+
+EVENTS_PROCESSED = Counter("bcf_events_processed", "Events applied by the worker, by type and outcome",
+                           ["type", "outcome"])
+DEAD_LETTERED = Counter("bcf_dead_letter_events", "Messages the worker sent to the dead-letter topic, by reason",
+                        ["reason"])
+PROCESSING_LATENCY = Histogram("bcf_processing_latency_seconds",
+                               "From the message's Kafka timestamp to its event being applied",
+                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+CONSUMER_LAG = Gauge("bcf_consumer_lag_events", "Events on the topics not yet applied, per partition",
+                     ["partition"])
+LAST_EVENT_TIME = Gauge("bcf_last_event_timestamp_seconds", "Latest event time (occurred_at) applied, by type",
+                        ["type"])
+
+
+_latest_event_time: dict[str, float] = {}
+
+
+def observe_event(event_type: str, outcome: str, occurred_at: float, kafka_timestamp: float | None) -> None:
+    EVENTS_PROCESSED.labels(event_type, outcome).inc()
+    if occurred_at > _latest_event_time.get(event_type, float("-inf")):
+        _latest_event_time[event_type] = occurred_at
+        LAST_EVENT_TIME.labels(event_type).set(occurred_at)
+    if kafka_timestamp:
+        PROCESSING_LATENCY.observe(max(0.0, time.time() - kafka_timestamp))
+
+
+def reason_kind(reason: str) -> str:
+    """A low-cardinality label for a dead-letter reason."""
+    if reason.startswith("not valid JSON") or reason.startswith("event is not a JSON object"):
+        return "not_json"
+    if reason.startswith("unknown event type"):
+        return "unknown_type"
+    if reason.startswith("unknown board"):
+        return "unknown_board"
+    if reason.startswith("missing field"):
+        return "missing_field"
+    return "invalid_value"
+
+
+def initialise(partitions: int) -> None:
+    for event_type in EVENT_TYPES:
+        LAST_EVENT_TIME.labels(event_type)
+        for outcome in OUTCOMES:
+            EVENTS_PROCESSED.labels(event_type, outcome)
+    for kind in DEAD_LETTER_KINDS:
+        DEAD_LETTERED.labels(kind)
+    for partition in range(partitions):
+        CONSUMER_LAG.labels(str(partition)).set(0)
