@@ -42,7 +42,7 @@ PROJECTED = Gauge("bcf_projected_year_end_emergency_admissions", "Projected emer
                   ["board"])
 PLANNED_YEAR_END = Gauge("bcf_planned_year_end_emergency_admissions", "Planned emergency admissions for the year",
                          ["board"])
-MONEY_AT_RISK = Gauge("bcf_money_at_risk_pounds", "Projected admissions above plan x unit cost", ["board"])
+MONEY_AT_RISK = Gauge("bcf_money_at_risk_gbp", "Projected admissions above plan x unit cost", ["board"])
 OPEN_ALERTS = Gauge("bcf_open_alerts", "Open drift alerts", ["board"])
 SETTLED_DAY = Gauge("bcf_settled_day_timestamp_seconds", "Last settled day of the board's counts", ["board"])
 EVALUATIONS = Counter("bcf_monitor_evaluations", "Monitor evaluation rounds")
