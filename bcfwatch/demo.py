@@ -14,6 +14,8 @@ from rich.table import Table
 from bcfwatch.boards import load_boards
 from bcfwatch.broker import KAFKA_VERSION, Broker
 from bcfwatch.worker_process import WorkerProcess
+from monitors.plans import load_plan
+from monitors.sample_plan import write_sample_plan
 from producers.generate import NATIONAL_REDUCTION, Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -22,50 +24,47 @@ from streams.daily_table import from_state, write_csv
 from streams.state_reader import day_counts, wait_until_caught_up
 
 # Large enough to stand out from the noise of a 1%-scale log (small boards see a few admissions a day).
-DEMO_DRIFTS = ("E08000025:+15%", "E09000012:+20%", "E10000016:creep+25%")
+DEMO_DRIFTS = ("E08000025:+30%", "E09000012:+40%", "E10000016:creep+30%")
 PLAN_YEAR = date(2015, 4, 1)
 WEBHOOK_PORT = 8765
 PARTITIONS = 8
 
 
-def year_on_year(counts: pd.DataFrame) -> pd.DataFrame:
-    """Emergency admissions per board, 2015-16 against 2014-15, and the variance against the planned cut."""
+def year_on_year(counts: pd.DataFrame, reductions: dict[str, float]) -> pd.DataFrame:
+    """Emergency admissions per board, 2015-16 against 2014-15, and the variance against each board's planned cut."""
     year = counts.assign(fy=counts["date"].str[:7].map(lambda m: int(m[:4]) - (int(m[5:7]) < 4)))
     totals = year.pivot_table(index="board", columns="fy", values="emergency_admissions", aggfunc="sum")
     result = pd.DataFrame({"baseline": totals[2014], "actual": totals[2015]})
-    result["planned"] = (result["baseline"] * (1 - NATIONAL_REDUCTION)).round()
+    result["planned"] = (result["baseline"] * (1 - result.index.map(reductions))).round()
     result["change_pct"] = (result["actual"] / result["baseline"] - 1) * 100
     result["variance_pct"] = (result["actual"] / result["planned"] - 1) * 100
-    return result.sort_values("variance_pct", ascending=False)
+    result["z"] = (result["actual"] - result["planned"]) / result["planned"].clip(lower=1) ** 0.5
+    return result.sort_values("z", ascending=False)
 
 
-def print_variance_table(console: Console, counts: pd.DataFrame, top: int = 12) -> None:
+def print_variance_table(console: Console, counts: pd.DataFrame, reductions: dict[str, float], top: int = 12) -> None:
     names = {b.code: b.name for b in load_boards()}
-    table = Table(title=f"Emergency admissions 2015-16 vs 2014-15: top {top} boards by variance against plan "
-                        f"(planned cut {NATIONAL_REDUCTION:.2%})")
-    for column in ("board", "name", "2014-15", "2015-16", "change", "planned", "variance vs plan"):
+    table = Table(title=f"Emergency admissions 2015-16 vs 2014-15: the {top} boards furthest above plan "
+                        f"(national planned cut {NATIONAL_REDUCTION:.2%}; z = excess in Poisson standard deviations)")
+    for column in ("board", "name", "2014-15", "2015-16", "change", "planned", "variance vs plan", "z"):
         table.add_column(column, justify="left" if column in ("board", "name") else "right")
-    for board, row in year_on_year(counts).head(top).iterrows():
+    for board, row in year_on_year(counts, reductions).head(top).iterrows():
         table.add_row(board, names[board], f"{row.baseline:,.0f}", f"{row.actual:,.0f}", f"{row.change_pct:+.1f}%",
-                      f"{row.planned:,.0f}", f"{row.variance_pct:+.1f}%")
+                      f"{row.planned:,.0f}", f"{row.variance_pct:+.1f}%", f"{row.z:+.1f}")
     console.print(table)
 
 
-def alert_and_deliver(console: Console, config: WorkerConfig, work: Path, scale: float) -> None:
+def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_path: Path) -> None:
     """Run the monitor over the live counts and deliver its alerts to a local signed-webhook receiver."""
     import base64
     import secrets
 
     from monitors.delivery import Notifier
     from monitors.monitor import Monitor
-    from monitors.plans import load_plan
-    from monitors.sample_plan import write_sample_plan
     from monitors.subscriptions import Subscriber
     from monitors.webhook_receiver import WebhookReceiver
 
-    plan_path = work / "plan.csv"
-    write_sample_plan(plan_path, scale=scale)
-    monitor = Monitor(config, load_plan(plan_path), PLAN_YEAR)
+    monitor = Monitor(config, plans, PLAN_YEAR)
     try:
         events = monitor.evaluate()
     finally:
@@ -131,8 +130,11 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
         counts = from_state(day_counts(snapshots))
         write_csv(counts, work / "counts.csv")
         console.print(f"per-board daily counts: {work / 'counts.csv'} ({len(counts):,} board-days)")
-        print_variance_table(console, counts)
-        alert_and_deliver(console, config, work, scale)
+        plan_path = work / "plan.csv"
+        write_sample_plan(plan_path, scale=scale)
+        plans = load_plan(plan_path)
+        print_variance_table(console, counts, {code: plan.planned_reduction for code, plan in plans.items()})
+        alert_and_deliver(console, config, plans, plan_path)
     finally:
         worker.stop()
         if started_broker and not keep_running:

@@ -17,7 +17,8 @@ emergency admissions are compared with the plan trajectory as a variance
 A board **drifts** when its projection misses the plan by more than
 ``projection_margin`` *and* that excess is significant (z >= ``min_z``): small
 boards are noisy, big boards drift slowly, and a fixed % threshold would flag
-the first and miss the second. It also drifts on special-cause concern in the
+the first and miss the second (no verdict while fewer than ``min_expected``
+admissions were planned, where the normal approximation fails). It also drifts on special-cause concern in the
 latest week *when* the year to date is over plan with z >= ``spc_min_z``.
 Measured on 20 generated on-plan national years (151 boards each): the SPC
 rules alone flag most boards at some week of a year; gated at z >= 2 they
@@ -49,6 +50,7 @@ class DriftRules:
     min_z: float = 4.0  # significance of the year-to-date excess for a projection miss
     spc_min_z: float = 3.5  # year-to-date significance needed for an SPC concern to count
     min_weeks: int = 4  # no verdict before this many plan-year weeks
+    min_expected: float = 100.0  # no verdict while fewer admissions were planned (z is unreliable below it)
     resolve_after_weeks: int = 4  # weeks back within plan before an alert resolves
     unit_cost_gbp: float = DEFAULT_UNIT_COST_GBP
 
@@ -166,7 +168,7 @@ def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules())
                   planned_year_end=board.planned_year_end, baseline_year=float(board.plan.baseline_emergency),
                   money_at_risk_gbp=max(0.0, projected - board.planned_year_end) * rules.unit_cost_gbp,
                   series=series)
-    if count < max(rules.min_weeks, 2):
+    if count < max(rules.min_weeks, 2) or planned_ytd < rules.min_expected:
         return Assessment(**result)
     weekly_variance = series.variance
     spc = special_causes(weekly_variance, board.baseline_limits)
