@@ -65,6 +65,10 @@ class Pseudonymiser:
             raise PseudonymKeyError("the pseudonymisation key must be at least 16 bytes")
         self._key = key
 
+    @property
+    def key(self) -> bytes:
+        return self._key
+
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymiser(key=<hidden>)"
 

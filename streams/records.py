@@ -123,8 +123,12 @@ def parse_timestamp(value: Any, now: datetime | None = None) -> datetime:
     return moment
 
 
-def parse_event(payload: dict[str, Any], boards: BoardList | None = None) -> Event:
-    """Validate a decoded event (patient already pseudonymised) into its record."""
+def validated_fields(payload: dict[str, Any], boards: BoardList | None = None) -> tuple[type[Event], dict[str, Any]]:
+    """Check a decoded event against the contract; return its record class and normalised fields.
+
+    The single validator: :func:`parse_event` builds the Faust record from it, and
+    the batch oracle uses the fields directly (building records is the slow part).
+    """
     if not isinstance(payload, dict):
         raise InvalidEvent("event is not a JSON object")
     event_type = payload.get("type")
@@ -142,7 +146,7 @@ def parse_event(payload: dict[str, Any], boards: BoardList | None = None) -> Eve
     age = _integer(payload, "age")
     if not 0 <= age <= MAX_AGE:
         raise InvalidEvent(f"age {age} is impossible (0-{MAX_AGE})")
-    common = {
+    fields: dict[str, Any] = {
         "event_id": _text(payload, "event_id"),
         "board": board,
         "occurred_at": parse_timestamp(payload.get("occurred_at")),
@@ -153,8 +157,8 @@ def parse_event(payload: dict[str, Any], boards: BoardList | None = None) -> Eve
         method = _text(payload, "admission_method").upper()
         if method not in codes.ADMISSION_METHODS:
             raise InvalidEvent(f"admission_method {method!r} is not a HES admission method code")
-        return Admission(**common, admission_method=method, provider=_text(payload, "provider"))
-    if record is Discharge:
+        fields.update(admission_method=method, provider=_text(payload, "provider"))
+    elif record is Discharge:
         destination = _text(payload, "discharge_destination")
         if destination not in codes.DISCHARGE_DESTINATIONS:
             raise InvalidEvent(f"discharge_destination {destination!r} is not a HES destination code")
@@ -169,19 +173,21 @@ def parse_event(payload: dict[str, Any], boards: BoardList | None = None) -> Eve
             raise InvalidEvent(
                 f"delay_attributable_to {attribution!r} must be one of {', '.join(codes.DELAY_ATTRIBUTIONS)}"
             )
-        return Discharge(
-            **common,
-            discharge_destination=destination,
-            discharge_method=method,
-            delayed_days=delayed_days,
-            delay_attributable_to=attribution,
-            into_reablement=_flag(payload, "into_reablement"),
-            admission_id=_text(payload, "admission_id", required=False),
-        )
-    setting = _text(payload, "setting")
-    if setting not in codes.CARE_HOME_SETTINGS:
-        raise InvalidEvent(f"setting {setting!r} must be residential or nursing")
-    return CareHomePlacement(**common, setting=setting, permanent=_flag(payload, "permanent"))
+        fields.update(discharge_destination=destination, discharge_method=method, delayed_days=delayed_days,
+                      delay_attributable_to=attribution, into_reablement=_flag(payload, "into_reablement"),
+                      admission_id=_text(payload, "admission_id", required=False))
+    else:
+        setting = _text(payload, "setting")
+        if setting not in codes.CARE_HOME_SETTINGS:
+            raise InvalidEvent(f"setting {setting!r} must be residential or nursing")
+        fields.update(setting=setting, permanent=_flag(payload, "permanent"))
+    return record, fields
+
+
+def parse_event(payload: dict[str, Any], boards: BoardList | None = None) -> Event:
+    """Validate a decoded event (patient already pseudonymised) into its record."""
+    record, fields = validated_fields(payload, boards)
+    return record(**fields)
 
 
 def parse_wire(message: bytes, boards: BoardList | None = None) -> Event:
