@@ -476,6 +476,65 @@ def plan_sample(out: Path, scale: float, seed: int) -> None:
     console.print(f"wrote a sample plan for every board to {out}")
 
 
+# -- analyst tools ---------------------------------------------------------------
+@main.command("backtest")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Plan file (default: the shipped sample plan).")
+@click.option("--plan-year", default="2015-04-01", show_default=True, callback=_iso_date)
+@click.option("--lateness-days", default=settings.lateness_days, show_default="14", type=click.IntRange(0, 365))
+@click.option("--out", "out_dir", default=Path("backtest"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for counts.csv and alerts.jsonl.")
+@friendly_errors
+def backtest_command(log: Path, plan_path: Path | None, plan_year: date, lateness_days: int, out_dir: Path) -> None:
+    """Recompute the counts and the alert timeline offline (pandas, no Kafka)."""
+    from monitors.backtest import backtest, write_outputs
+    from monitors.plans import sample_plan_path
+
+    plans = _load_plan_or_fail(plan_path or sample_plan_path())
+    with err_console.status("backtest") as status:
+        result = backtest(log, plans, plan_year, lateness_days, say=lambda step: status.update(f"backtest: {step}"))
+    counts_path, alerts_path = write_outputs(result, out_dir)
+    raised = sorted({a["board"] for a in result.alerts if a["state"] == "raised"})
+    table = Table(title=f"Backtest of {log.name}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("valid events", f"{result.events:,}")
+    table.add_row("board-days", f"{len(result.counts):,} -> {counts_path}")
+    table.add_row("alert events", f"{len(result.alerts):,} -> {alerts_path}")
+    table.add_row("boards alerted", ", ".join(raised) if raised else "none")
+    table.add_row("time", f"{result.seconds:.1f} s ({result.events / max(result.seconds, 1e-9):,.0f} events/s)")
+    console.print(table)
+
+
+@main.command("report")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Plan file (default: the shipped sample plan).")
+@click.option("--plan-year", default="2015-04-01", show_default=True, callback=_iso_date)
+@click.option("--out", "out", default=Path("report.html"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="report.html, or a .png for one board's chart.")
+@click.option("--board", default=None, help="Only this board (ONS code); required for PNG output.")
+@friendly_errors
+def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path, board: str | None) -> None:
+    """Write a self-contained HTML report (or one board's SPC chart as PNG)."""
+    from bcfwatch.boards import load_boards
+    from monitors.backtest import backtest
+    from monitors.plans import sample_plan_path
+    from monitors.report import write_report
+
+    if board is not None and board not in load_boards().boards:
+        raise click.BadParameter(f"{board} is not a plan board code (see `bcfwatch boards`)", param_hint="--board")
+    if out.suffix.lower() == ".png" and board is None:
+        raise click.BadParameter("a PNG holds one board's chart: add --board CODE", param_hint="--out")
+    plans = _load_plan_or_fail(plan_path or sample_plan_path())
+    with err_console.status("report") as status:
+        result = backtest(log, plans, plan_year, say=lambda step: status.update(f"report: {step}"))
+        status.update("report: drawing charts")
+        written = write_report(result, plans, plan_year, out, board)
+    console.print(f"report written to {written.resolve()}")
+
+
 @main.command("demo")
 @port_option
 @click.option("--scale", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True),

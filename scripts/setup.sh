@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything bcfwatch needs on a fresh Debian machine: system packages
-# (Java 17, Maven, Prometheus and Alertmanager from Debian), a virtualenv with the pinned Python packages, and the Kafka
+# (Java 17, Maven, Prometheus, Alertmanager and Chromium from Debian), a virtualenv with the pinned Python packages, and the Kafka
 # broker jars from Maven Central. Safe to run again: each step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v amtool >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 from bcfwatch.boards import load_boards
 from bcfwatch.settings import Topics
 from bcfwatch.worker_process import WorkerProcess
+from monitors.backtest import backtest, timeline_key
 from monitors.monitor import Monitor
 from monitors.plans import load_plan
 from monitors.sample_plan import write_sample_plan
@@ -123,6 +124,11 @@ def test_one_worker_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_p
         settled = settled_from_log(event_log)
         expected = alert_timeline(plans, daily_emergency_admissions(oracle), PLAN_YEAR, settled)
         assert events == expected
+
+        # The offline backtest (pandas, no Kafka) gives the same counts and the same alert timeline.
+        offline = backtest(event_log, plans, PLAN_YEAR)
+        pd.testing.assert_frame_equal(offline.counts.reset_index(drop=True), live.reset_index(drop=True))
+        assert sorted(offline.alerts, key=timeline_key) == sorted(events, key=timeline_key)
     finally:
         worker.stop()
 

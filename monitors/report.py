@@ -1,0 +1,207 @@
+"""`bcfwatch report`: one self-contained HTML file for a board paper (images embedded, no network).
+
+National roll-up (planned vs actual change in emergency admissions, avoided
+admissions and their value, delayed days, care-home admissions, reablement at
+91 days, boards by approval status, boards on and off track), a funnel plot of
+each board's variance against its size, and a "Making Data Count" SPC chart per
+board: weekly variance against plan, the mean and process limits from the
+baseline year, the target (on plan), special-cause points highlighted.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from bcfwatch.boards import load_boards
+from monitors.backtest import BacktestResult
+from monitors.drift import Assessment, DriftRules, assess
+from monitors.plans import APPROVAL_STATUSES, DEFAULT_UNIT_COST_GBP, BoardPlan
+from monitors.timeline import daily_emergency_admissions
+
+CONCERN, IMPROVEMENT, COMMON = "#ED8B00", "#005EB8", "#7F7F7F"  # Making Data Count colours
+
+
+@dataclass
+class BoardYear:
+    plan: BoardPlan
+    assessment: Assessment
+    alerted: bool
+
+
+def board_years(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date,
+                rules: DriftRules | None = None) -> dict[str, BoardYear]:
+    daily = daily_emergency_admissions(result.counts)
+    alerted = {a["board"] for a in result.alerts if a["state"] == "raised"}
+    years = {}
+    for code, plan in sorted(plans.items()):
+        as_of = result.settled.get(code)
+        if as_of is None:
+            continue
+        actual = daily[code] if code in daily else pd.Series(dtype=float)
+        years[code] = BoardYear(plan, assess(plan, actual, plan_year_start, as_of, rules or DriftRules()),
+                                code in alerted)
+    return years
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def spc_chart(year: BoardYear, name: str) -> bytes:
+    """The board's weekly variance against plan as a Making Data Count XmR chart."""
+    weekly = year.assessment.weekly()
+    figure, axes = plt.subplots(figsize=(7.5, 2.8))
+    x = weekly["start"]
+    axes.plot(x, weekly["variance"] * 100, color=COMMON, linewidth=1, marker="o", markersize=3, zorder=2)
+    if "mean" in weekly:
+        axes.plot(x, weekly["mean"] * 100, color="black", linewidth=1, label="mean")
+        axes.plot(x, weekly["upper"] * 100, color="black", linewidth=0.8, linestyle="--", label="process limits")
+        axes.plot(x, weekly["lower"] * 100, color="black", linewidth=0.8, linestyle="--")
+        for flag, colour in (("special_cause_high", CONCERN), ("special_cause_low", IMPROVEMENT)):
+            points = weekly[weekly[flag].astype(bool)]
+            axes.scatter(points["start"], points["variance"] * 100, color=colour, s=18, zorder=3)
+    axes.axhline(0, color="#DA291C", linewidth=1, label="target (on plan)")
+    axes.set_ylabel("weekly variance vs plan, %")
+    axes.set_title(f"{year.plan.board} {name}", fontsize=10, loc="left")
+    axes.legend(fontsize=7, loc="upper left", ncols=3, frameon=False)
+    axes.tick_params(labelsize=7)
+    return _png(figure)
+
+
+def funnel_plot(years: dict[str, BoardYear]) -> bytes:
+    """Each board's year-to-date variance against its planned admissions, with 95% and 99.8% limits."""
+    planned = np.array([y.assessment.planned_ytd for y in years.values()])
+    variance = np.array([y.assessment.variance_pct for y in years.values()])
+    alerted = np.array([y.alerted for y in years.values()])
+    figure, axes = plt.subplots(figsize=(7.5, 4))
+    size = np.linspace(max(planned.min(), 1), planned.max(), 200)
+    for z, style in ((1.96, ":"), (3.09, "--")):
+        axes.plot(size, 100 * z / np.sqrt(size), color="black", linestyle=style, linewidth=0.8)
+        axes.plot(size, -100 * z / np.sqrt(size), color="black", linestyle=style, linewidth=0.8)
+    axes.scatter(planned[~alerted], variance[~alerted], color=COMMON, s=12, label="on track")
+    axes.scatter(planned[alerted], variance[alerted], color=CONCERN, s=24, label="alerted (drifting)")
+    axes.axhline(0, color="#DA291C", linewidth=1)
+    axes.set_xscale("log")
+    axes.set_xlabel("planned emergency admissions, year to date (log scale)")
+    axes.set_ylabel("variance vs plan, %")
+    axes.set_title("Funnel plot: variance against size (dotted 95%, dashed 99.8% limits)", fontsize=10, loc="left")
+    axes.legend(fontsize=8)
+    return _png(figure)
+
+
+def _image(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _counts_by_year(counts: pd.DataFrame, plan_year_start: date) -> pd.DataFrame:
+    year = np.where(counts["date"] >= plan_year_start.isoformat(), "plan", "baseline")
+    return counts.drop(columns=["board", "date"]).groupby(year).sum()
+
+
+def national_rollup(result: BacktestResult, years: dict[str, BoardYear], plans: dict[str, BoardPlan],
+                    plan_year_start: date, unit_cost: float) -> list[tuple[str, str]]:
+    totals = _counts_by_year(result.counts, plan_year_start)
+    planned_change = -sum(p.avoided_admissions for p in plans.values()) / sum(p.baseline_emergency
+                                                                               for p in plans.values())
+    planned_ytd = sum(y.assessment.planned_ytd for y in years.values())
+    actual_ytd = sum(y.assessment.actual_ytd for y in years.values())
+    baseline_equivalent = planned_ytd / (1 + planned_change)
+    avoided = baseline_equivalent - actual_ytd
+    population_65 = sum(b.population_65_plus for b in load_boards())
+    rows = [
+        ("Weeks judged (plan year)", f"{max(y.assessment.weeks for y in years.values())}"),
+        ("Emergency admissions: planned change", f"{planned_change:+.2%}"),
+        ("Emergency admissions: actual change against baseline (same weeks)",
+         f"{actual_ytd / baseline_equivalent - 1:+.2%}"),
+        ("Emergency admissions: actual vs planned (year to date)", f"{actual_ytd:,.0f} vs {planned_ytd:,.0f}"),
+        ("Admissions avoided against baseline", f"{avoided:,.0f}"),
+        (f"Their value at £{unit_cost:,.0f} each", f"£{avoided * unit_cost:,.0f}"),
+    ]
+    for label in ("baseline", "plan"):
+        if label not in totals.index:
+            continue
+        row = totals.loc[label]
+        delayed = row["delayed_days_nhs"] + row["delayed_days_social_care"] + row["delayed_days_both"]
+        rows += [
+            (f"Delayed days, {label} year",
+             f"{delayed:,.0f} (NHS {row['delayed_days_nhs']:,.0f}, social care "
+             f"{row['delayed_days_social_care']:,.0f}, both {row['delayed_days_both']:,.0f})"),
+            (f"Permanent care-home admissions 65+, {label} year",
+             f"{row['care_home_admissions_65']:,.0f} ({row['care_home_admissions_65'] / population_65 * 1e5:,.1f} "
+             "per 100,000 aged 65+, at the log's scale)"),
+            (f"Reablement 65+: at home after 91 days, {label} year",
+             f"{row['at_home_91d']:,.0f} of {row['reablement_discharges_65']:,.0f} discharges "
+             "(settled ones only)"),
+        ]
+    for status in APPROVAL_STATUSES:
+        rows.append((f"Boards {status}", str(sum(p.approval_status == status for p in plans.values()))))
+    off_track = sum(y.alerted for y in years.values())
+    rows += [("Boards on track", str(len(years) - off_track)), ("Boards off track (alerted)", str(off_track))]
+    return rows
+
+
+def render_report(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date, title: str,
+                  board: str | None = None, unit_cost: float = DEFAULT_UNIT_COST_GBP) -> str:
+    years = board_years(result, plans, plan_year_start)
+    names = {b.code: b.name for b in load_boards()}
+    chosen = [board] if board else list(years)
+    rollup = national_rollup(result, years, plans, plan_year_start, unit_cost)
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rollup)
+    charts = []
+    for code in chosen:
+        year = years[code]
+        a = year.assessment
+        status = "alerted: drifting off plan" if year.alerted else "on track"
+        charts.append(
+            f'<section class="board" id="{code}"><h3>{code} {html.escape(names.get(code, ""))} '
+            f'<small>{status}; year to date {a.variance_pct:+.1f}% vs plan, projected {a.projected_year_end:,.0f} '
+            f"vs {a.planned_year_end:,.0f}, £{a.money_at_risk_gbp:,.0f} at risk; {html.escape(a.variation)}, "
+            f"{html.escape(a.assurance)}</small></h3>{_image(spc_chart(year, names.get(code, '')), f'SPC {code}')}"
+            "</section>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: Arial, sans-serif; margin: 2em; color: #231f20; }}
+h1 {{ color: #005EB8; }} table {{ border-collapse: collapse; }}
+th, td {{ text-align: left; padding: 4px 12px; border-bottom: 1px solid #ddd; }}
+section.board {{ margin: 1.5em 0; }} small {{ font-weight: normal; color: #555; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Emergency admissions against each health and wellbeing board's Better Care Fund plan, judged week by week with
+statistical process control ("Making Data Count"). Orange points are special cause for concern, blue for
+improvement; dashed lines are process limits from the baseline year; the red line is the plan.</p>
+<h2>National roll-up</h2><table>{table}</table>
+<h2>Variance against size</h2>{_image(funnel_plot(years), "funnel plot")}
+<h2>Boards ({len(chosen)})</h2>
+{"".join(charts)}
+</body></html>
+"""
+
+
+def write_report(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date, out: Path,
+                 board: str | None = None) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".png":
+        if board is None:
+            raise ValueError("a PNG holds one chart: give --board CODE")
+        years = board_years(result, plans, plan_year_start)
+        out.write_bytes(spc_chart(years[board], load_boards().boards[board].name))
+        return out
+    out.write_text(render_report(result, plans, plan_year_start, "Better Care Fund: emergency admissions against "
+                                 "plan", board))
+    return out
