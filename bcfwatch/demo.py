@@ -14,7 +14,9 @@ from rich.table import Table
 from bcfwatch.boards import load_boards
 from bcfwatch.broker import KAFKA_VERSION, Broker
 from bcfwatch.worker_process import WorkerProcess
+from monitors.backtest import backtest
 from monitors.plans import load_plan
+from monitors.report import write_report
 from monitors.sample_plan import write_sample_plan
 from producers.generate import NATIONAL_REDUCTION, Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
@@ -135,6 +137,12 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
         plans = load_plan(plan_path)
         print_variance_table(console, counts, {code: plan.planned_reduction for code, plan in plans.items()})
         alert_and_deliver(console, config, plans, plan_path)
+        with console.status("backtesting the same log offline and drawing the report"):
+            result = backtest(log, plans, PLAN_YEAR)
+            report = write_report(result, plans, PLAN_YEAR, work / "report.html")
+        console.print(f"offline backtest: {result.events:,} events in {result.seconds:.1f} s, "
+                      f"{sum(a['state'] == 'raised' for a in result.alerts)} alerts raised (same as live)")
+        console.print(f"[bold]report: {report.resolve()}")
     finally:
         worker.stop()
         if started_broker and not keep_running:
