@@ -13,7 +13,11 @@ def bcfwatch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
-@pytest.mark.parametrize("command", [[], ["kafka"], ["generate"], ["replay"], ["boards"]])
+COMMANDS = [[], ["kafka"], ["generate"], ["replay"], ["boards"], ["worker"], ["counts", "export"], ["monitor"],
+            ["notify"], ["plan"], ["plan", "check"], ["backtest"], ["report"], ["demo"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_on_every_command(command):
     result = bcfwatch(*command, "--help")
     assert result.returncode == 0 and "Usage:" in result.stdout
@@ -27,6 +31,10 @@ def test_help_on_every_command(command):
         (["generate", "--out", "x.jsonl", "--from", "2015-13-01"], "not a date like"),
         (["generate", "--out", "x.jsonl", "--drift", "Hackney:lots"], "is not BOARD:+N%"),
         (["generate", "--out", "x.jsonl", "--scale", "0"], "--scale"),
+        (["report", "README.md", "--out", "x.png"], "add --board CODE"),
+        (["report", "README.md", "--board", "E99999999"], "is not a plan board code"),
+        (["backtest", "README.md", "--plan", "/nonexistent/plan.csv"], "cannot read the file"),
+        (["notify", "--subscriptions", "/nonexistent.toml"], "does not exist"),
     ],
 )
 def test_user_mistakes_get_clear_errors(args, message):
