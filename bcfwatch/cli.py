@@ -137,6 +137,22 @@ def _iso_date(_ctx, param, value: str) -> date:
         raise click.BadParameter(f"{value!r} is not a date like 2014-04-01", param=param) from None
 
 
+plan_option = click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                           help="Plan file (default: the shipped sample plan).")
+plan_year_option = click.option("--plan-year", default="2015-04-01", show_default=True, callback=_iso_date,
+                                help="First day of the plan year (the year before is the baseline).")
+
+
+def _print_measures(title: str, rows: list[tuple[str, str]]) -> None:
+    """A two-column table: what, and its value."""
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for what, value in rows:
+        table.add_row(what, value)
+    console.print(table)
+
+
 @main.command("generate")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Log file to write (.jsonl, or .csv for CSV).")
@@ -228,15 +244,12 @@ def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap:
 
         report = replay(log, bootstrap, settings.Topics(topic_prefix), pseudonymiser, partitions,
                         events_per_second=speed, on_progress=advance)
-    table = Table(title=f"Replay of {log}")
-    table.add_column("what")
-    table.add_column("events", justify="right")
-    for event_type in settings.EVENT_TYPES:
-        table.add_row(f"produced to {topic_prefix}.{event_type}", f"{report.produced[event_type]:,}")
-    table.add_row(f"dead-lettered to {topic_prefix}.dead_letter", f"{len(report.rejected):,}")
-    table.add_row("lines read", f"{report.lines:,}")
-    table.add_row("throughput", f"{report.events_per_second:,.0f} events/s")
-    console.print(table)
+    _print_measures(f"Replay of {log}", [
+        *[(f"produced to {topic_prefix}.{t}", f"{report.produced[t]:,}") for t in settings.EVENT_TYPES],
+        (f"dead-lettered to {topic_prefix}.dead_letter", f"{len(report.rejected):,}"),
+        ("lines read", f"{report.lines:,}"),
+        ("throughput", f"{report.events_per_second:,.0f} events/s"),
+    ])
     if report.rejected:
         rejected = Table(title=f"Rejected lines (first 20 of {len(report.rejected):,})")
         rejected.add_column("line", justify="right")
@@ -335,10 +348,8 @@ def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, time
 
 
 @main.command("monitor")
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Plan file (default: the shipped sample plan).")
-@click.option("--plan-year", default="2015-04-01", show_default=True, callback=_iso_date,
-              help="First day of the plan year (the year before is the baseline).")
+@plan_option
+@plan_year_option
 @prefix_option
 @bootstrap_option
 @click.option("--lateness-days", default=settings.lateness_days, show_default="14", type=click.IntRange(0, 365))
@@ -447,20 +458,17 @@ def plan_summary(plan_path: Path, unit_cost: float) -> None:
     from monitors.plans import national_summary
 
     summary = national_summary(_load_plan_or_fail(plan_path), unit_cost)
-    table = Table(title=f"National roll-up of {summary.boards} BCF plans ({plan_path.name})")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("pooled funds", f"£{summary.pooled_fund_gbp / 1e9:,.2f}bn")
-    table.add_row("baseline emergency admissions (a year)", f"{summary.baseline_emergency:,}")
-    table.add_row("planned reduction", f"{summary.planned_reduction:.2%}")
-    table.add_row("avoided emergency admissions", f"{summary.avoided_admissions:,.0f}")
-    table.add_row(f"their value at £{unit_cost:,.0f} each", f"£{summary.avoided_admissions_value_gbp / 1e6:,.1f}m")
-    table.add_row("delayed days: baseline -> planned",
-                  f"{summary.baseline_delayed_days:,} -> {summary.planned_delayed_days:,} "
-                  f"({summary.planned_delayed_days / max(summary.baseline_delayed_days, 1) - 1:+.1%})")
-    for status, count in summary.by_status.items():
-        table.add_row(f"boards {status}", str(count))
-    console.print(table)
+    delayed_change = summary.planned_delayed_days / max(summary.baseline_delayed_days, 1) - 1
+    _print_measures(f"National roll-up of {summary.boards} BCF plans ({plan_path.name})", [
+        ("pooled funds", f"£{summary.pooled_fund_gbp / 1e9:,.2f}bn"),
+        ("baseline emergency admissions (a year)", f"{summary.baseline_emergency:,}"),
+        ("planned reduction", f"{summary.planned_reduction:.2%}"),
+        ("avoided emergency admissions", f"{summary.avoided_admissions:,.0f}"),
+        (f"their value at £{unit_cost:,.0f} each", f"£{summary.avoided_admissions_value_gbp / 1e6:,.1f}m"),
+        ("delayed days: baseline -> planned",
+         f"{summary.baseline_delayed_days:,} -> {summary.planned_delayed_days:,} ({delayed_change:+.1%})"),
+        *[(f"boards {status}", str(count)) for status, count in summary.by_status.items()],
+    ])
 
 
 @plan.command("sample")
@@ -479,9 +487,8 @@ def plan_sample(out: Path, scale: float, seed: int) -> None:
 # -- analyst tools ---------------------------------------------------------------
 @main.command("backtest")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Plan file (default: the shipped sample plan).")
-@click.option("--plan-year", default="2015-04-01", show_default=True, callback=_iso_date)
+@plan_option
+@plan_year_option
 @click.option("--lateness-days", default=settings.lateness_days, show_default="14", type=click.IntRange(0, 365))
 @click.option("--out", "out_dir", default=Path("backtest"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for counts.csv and alerts.jsonl.")
@@ -496,22 +503,19 @@ def backtest_command(log: Path, plan_path: Path | None, plan_year: date, latenes
         result = backtest(log, plans, plan_year, lateness_days, say=lambda step: status.update(f"backtest: {step}"))
     counts_path, alerts_path = write_outputs(result, out_dir)
     raised = sorted({a["board"] for a in result.alerts if a["state"] == "raised"})
-    table = Table(title=f"Backtest of {log.name}")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    table.add_row("valid events", f"{result.events:,}")
-    table.add_row("board-days", f"{len(result.counts):,} -> {counts_path}")
-    table.add_row("alert events", f"{len(result.alerts):,} -> {alerts_path}")
-    table.add_row("boards alerted", ", ".join(raised) if raised else "none")
-    table.add_row("time", f"{result.seconds:.1f} s ({result.events / max(result.seconds, 1e-9):,.0f} events/s)")
-    console.print(table)
+    _print_measures(f"Backtest of {log.name}", [
+        ("valid events", f"{result.events:,}"),
+        ("board-days", f"{len(result.counts):,} -> {counts_path}"),
+        ("alert events", f"{len(result.alerts):,} -> {alerts_path}"),
+        ("boards alerted", ", ".join(raised) if raised else "none"),
+        ("time", f"{result.seconds:.1f} s ({result.events / max(result.seconds, 1e-9):,.0f} events/s)"),
+    ])
 
 
 @main.command("report")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Plan file (default: the shipped sample plan).")
-@click.option("--plan-year", default="2015-04-01", show_default=True, callback=_iso_date)
+@plan_option
+@plan_year_option
 @click.option("--out", "out", default=Path("report.html"), show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="report.html, or a .png for one board's chart.")
 @click.option("--board", default=None, help="Only this board (ONS code); required for PNG output.")

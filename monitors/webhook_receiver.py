@@ -13,21 +13,56 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
-class WebhookReceiver:
-    """Verifies Standard Webhooks signatures; answers 503 while ``down``; records accepted deliveries."""
+class LoopbackServer:
+    """An aiohttp server on 127.0.0.1 in a thread of its own; subclasses implement ``handle``."""
 
-    def __init__(self, secret: str, port: int) -> None:
-        self.webhook = Webhook(secret)
+    route = "/{tail:.*}"
+
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.down = False
-        self.accepted: list[tuple[str, dict]] = []  # (webhook-id, body), in arrival order
-        self.refused = 0
-        self.bad_signatures = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post(self.route, self.handle)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self):
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"the receiver on port {self.port} did not start")
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+class WebhookReceiver(LoopbackServer):
+    """Verifies Standard Webhooks signatures; answers 503 while ``down``; records accepted deliveries."""
+
+    route = "/hook"
+
+    def __init__(self, secret: str, port: int) -> None:
+        super().__init__(port)
+        self.webhook = Webhook(secret)
+        self.down = False
+        self.accepted: list[tuple[str, dict]] = []  # (webhook-id, body), in arrival order
+        self.refused = 0
+        self.bad_signatures = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
         if self.down:
             self.refused += 1
@@ -39,26 +74,6 @@ class WebhookReceiver:
             return web.Response(status=401, text="bad signature")
         self.accepted.append((request.headers["webhook-id"], payload))
         return web.Response(status=204)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    def start(self) -> WebhookReceiver:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
     @property
     def url(self) -> str:
