@@ -17,3 +17,6 @@ lint: setup
 
 clean:
 	rm -rf .venv build *.egg-info out
+
+bench: setup
+	.venv/bin/python bench/bench.py

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 import pytest
 
 from bcfwatch.broker import Broker
+from tests.kafka_helpers import free_port
 
-TEST_PORT = int(os.environ.get("BCFWATCH_TEST_KAFKA_PORT", "19092"))
 # The whole session (and the workers it starts) pseudonymises with one test key.
 os.environ["BCFWATCH_PSEUDONYM_KEY"] = "test-key-" + "k" * 32
 
@@ -15,11 +16,14 @@ os.environ["BCFWATCH_PSEUDONYM_KEY"] = "test-key-" + "k" * 32
 @pytest.fixture(scope="session")
 def broker() -> Broker:
     """A real single-node KRaft broker for the whole test session, on its own port and data dir."""
-    kafka = Broker(port=TEST_PORT)
+    # A port of its own (and so a data dir of its own), so two test runs on one machine never share a broker.
+    port = int(os.environ.get("BCFWATCH_TEST_KAFKA_PORT", "0")) or free_port()
+    kafka = Broker(port=port, controller_port=free_port())
     kafka.stop()
     kafka.start(fresh=True)
     yield kafka
     kafka.stop()
+    shutil.rmtree(kafka.home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from streams.app import WorkerConfig, create_app
 from streams.board_state import COUNTER_INDEX, day_key, epoch_day
 from streams.partition_state import STATE_TOPIC_CONFIG
 from streams.records import parse_event
-from tests.kafka_helpers import read_topic, wait_for
+from tests.kafka_helpers import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 BOARD = "E08000025"
@@ -36,7 +36,7 @@ def wire(event_type: str, event_id: str, at: datetime, **fields) -> bytes:
 
 def run_agent(broker, topic_prefix, tmp_path, messages: list[bytes]):
     config = WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topic_prefix, partitions=1,
-                          datadir=tmp_path, web_port=16170)
+                          datadir=tmp_path, web_port=free_port())
     ensure_topics(broker.bootstrap, [config.state_topic], 1, STATE_TOPIC_CONFIG)
     ensure_topics(broker.bootstrap, [config.topics.dead_letter, config.topics.late_events], 1)
     app = create_app(config)

@@ -15,7 +15,7 @@ from bcfwatch.settings import Topics
 from monitors.delivery import DeliveryFailed, Notifier, send_webhook
 from monitors.subscriptions import Subscriber
 from monitors.webhook_receiver import WebhookReceiver
-from tests.kafka_helpers import read_topic, wait_for
+from tests.kafka_helpers import free_port, read_topic, wait_for
 from tests.receivers import smtp_server
 
 pytestmark = pytest.mark.kafka
@@ -54,7 +54,7 @@ def test_webhooks_survive_an_outage_and_arrive_once_in_order(broker, topic_prefi
     alerts = [alert("E08000025", 1), alert("E09000012", 1), alert("E08000025", 2, "updated"),
               alert("E09000012", 2, "resolved"), alert("E10000016", 1)]
     publish(broker.bootstrap, topics, alerts)
-    receiver = WebhookReceiver(SECRET, 16180).start()
+    receiver = WebhookReceiver(SECRET, free_port()).start()
     receiver.down = True
     subscriber = Subscriber("ops", None, None, "webhook", url=receiver.url, secret=SECRET)
     notifier = Notifier(broker.bootstrap, topics, [subscriber], initial_backoff=0.05, max_backoff=0.5)
@@ -93,7 +93,7 @@ def test_webhooks_survive_an_outage_and_arrive_once_in_order(broker, topic_prefi
 def test_exhausted_retries_are_dead_lettered_without_the_secret(broker, topic_prefix):
     topics = Topics(topic_prefix)
     publish(broker.bootstrap, topics, [alert("E08000025", 1)])
-    receiver = WebhookReceiver(SECRET, 16181).start()
+    receiver = WebhookReceiver(SECRET, free_port()).start()
     wrong_secret = "whsec_" + base64.b64encode(b"w" * 32).decode()
     subscriber = Subscriber("wrong-key", None, None, "webhook", url=receiver.url, secret=wrong_secret)
     notifier = Notifier(broker.bootstrap, topics, [subscriber], max_attempts=3, initial_backoff=0.01,
@@ -118,9 +118,10 @@ def test_unreachable_webhook_is_a_clear_failure():
 def test_email_subscribers_get_one_message_per_alert_for_their_boards(broker, topic_prefix):
     topics = Topics(topic_prefix)
     publish(broker.bootstrap, topics, [alert("E08000025", 1), alert("E09000012", 1), alert("E08000025", 2)])
-    controller, sink = smtp_server(16182)
+    smtp_port = free_port()
+    controller, sink = smtp_server(smtp_port)
     subscriber = Subscriber("birmingham", frozenset({"E08000025"}), None, "email", to=("lead@example.nhs.uk",),
-                            smtp_host="127.0.0.1", smtp_port=16182)
+                            smtp_host="127.0.0.1", smtp_port=smtp_port)
     notifier = Notifier(broker.bootstrap, topics, [subscriber])
     try:
         wait_for(lambda: notifier.poll(timeout_ms=500) and len(sink.messages) >= 2, 60, "two e-mails")

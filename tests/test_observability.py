@@ -31,13 +31,13 @@ from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
-from tests.kafka_helpers import wait_for
+from tests.kafka_helpers import free_port, wait_for
 from tests.receivers import JsonReceiver
 
 pytestmark = pytest.mark.kafka
 COMPOSE = Path(__file__).resolve().parent.parent / "compose"
 SCALE = 0.004
-WORKER_METRICS, MONITOR_METRICS, PROMETHEUS, ALERTMANAGER, RECEIVER = 16190, 16191, 16192, 16193, 16194
+WORKER_METRICS, MONITOR_METRICS, PROMETHEUS, ALERTMANAGER, RECEIVER = (free_port() for _ in range(5))
 
 
 def prometheus_query(expr: str) -> list:
@@ -57,7 +57,7 @@ def stack(broker, topic_prefix, tmp_path):
     processes: list[subprocess.Popen] = []
     receiver = JsonReceiver(RECEIVER).start()
     config = WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topic_prefix, partitions=4,
-                          datadir=tmp_path / "worker", web_port=16195, metrics_port=WORKER_METRICS)
+                          datadir=tmp_path / "worker", web_port=free_port(), metrics_port=WORKER_METRICS)
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
 
     alertmanager_config = yaml.safe_load((COMPOSE / "alertmanager/alertmanager.yml").read_text())

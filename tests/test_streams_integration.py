@@ -34,7 +34,7 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import load_events, oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
-from tests.kafka_helpers import read_topic, wait_for
+from tests.kafka_helpers import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 8
@@ -77,7 +77,7 @@ def _assert_equal_to_oracle(config: WorkerConfig, oracle: pd.DataFrame) -> pd.Da
 
 
 def test_one_worker_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
-    config = _config(broker, topic_prefix, tmp_path, 16166)
+    config = _config(broker, topic_prefix, tmp_path, free_port())
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
     try:
         report = _replay(broker, event_log, topic_prefix)
@@ -146,7 +146,7 @@ def settled_from_log(event_log: Path) -> dict:
 
 
 def test_worker_killed_twice_mid_stream_still_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
-    config = _config(broker, topic_prefix, tmp_path, 16167)
+    config = _config(broker, topic_prefix, tmp_path, free_port())
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
     replay_thread = threading.Thread(target=_replay, args=(broker, event_log, topic_prefix))
     replay_thread.start()
@@ -169,8 +169,9 @@ def test_worker_killed_twice_mid_stream_still_equals_oracle(broker, event_log, o
 
 
 def test_two_workers_share_partitions_and_equal_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
-    first = WorkerProcess(_config(broker, topic_prefix, tmp_path, 16168), tmp_path / "first.log").start()
-    second = WorkerProcess(_config(broker, topic_prefix, tmp_path, 16169), tmp_path / "second.log").start()
+    first_port, second_port = free_port(), free_port()
+    first = WorkerProcess(_config(broker, topic_prefix, tmp_path, first_port), tmp_path / "first.log").start()
+    second = WorkerProcess(_config(broker, topic_prefix, tmp_path, second_port), tmp_path / "second.log").start()
     try:
         _replay(broker, event_log, topic_prefix)
         _assert_equal_to_oracle(first.config, oracle)
@@ -186,7 +187,7 @@ def test_two_workers_share_partitions_and_equal_oracle(broker, event_log, oracle
                     pass
             return served
 
-        one, two = served_by(16168), served_by(16169)
+        one, two = served_by(first_port), served_by(second_port)
         assert one and two and not one & two
         assert one | two == set(load_boards().codes)
     finally:

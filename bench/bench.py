@@ -1,0 +1,171 @@
+"""`make bench`: throughput and memory on the real local broker, side by side with the limits.
+
+Rows (each on the same N events, P partitions):
+1. consumer limit: Kafka's own ConsumerPerformance tool reading the three event topics;
+2. Python limit: a bare aiokafka consumer decoding each event (orjson) and counting per board in a dict;
+3. the product: `bcfwatch worker`(s) from empty state to the last event reflected in the durable snapshots;
+4. replay: producer throughput from the log file to Kafka (kafka-python, acks=all, idempotent);
+6. memory: the worker's peak RSS while holding 151 boards x two years of days.
+Row 5 (alert latency at a live rate) is not measured yet: see bench/RESULTS.md.
+Writes bench/RESULTS.md and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import subprocess
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.table import Table
+
+from bcfwatch.broker import KAFKA_VERSION, Broker
+from bcfwatch.settings import Topics
+from bcfwatch.worker_process import WorkerProcess
+from producers.generate import GeneratorSpec, generate_frame, write_log
+from producers.pseudonym import Pseudonymiser, load_key
+from producers.replay import replay
+from streams.app import WorkerConfig
+from streams.state_reader import wait_until_caught_up
+
+EVENTS_AT_SCALE_1_TWO_YEARS = 24_400_000
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def consumer_limit(broker: Broker, topics: Topics, events: int) -> float:
+    """Seconds for Kafka's ConsumerPerformance to read every event topic (summed over the three)."""
+    classpath = os.pathsep.join(str(p) for p in sorted(broker.libs.glob("*.jar")))
+    total = 0.0
+    for topic in topics.events:
+        output = subprocess.run(
+            ["java", "-cp", classpath, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
+             broker.bootstrap, "--topic", topic, "--messages", "1000000000", "--timeout", "10000",
+             "--reporting-interval", "100000000"], capture_output=True, text=True, check=True).stdout
+        row = output.strip().splitlines()[-1].split(",")
+        # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms,
+        # fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+        total += float(row[7]) / 1000
+    return total
+
+
+async def python_limit(broker: Broker, topics: Topics, events: int) -> float:
+    consumer = AIOKafkaConsumer(*topics.events, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                                group_id=f"bench-python-{time.time()}", enable_auto_commit=False)
+    await consumer.start()
+    counts: dict[str, int] = {}
+    seen = 0
+    started = None
+    try:
+        while seen < events:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if started is None and batch:
+                started = time.monotonic()
+            for messages in batch.values():
+                for message in messages:
+                    board = orjson.loads(message.value)["board"]
+                    counts[board] = counts.get(board, 0) + 1
+                    seen += 1
+    finally:
+        await consumer.stop()
+    return time.monotonic() - started
+
+
+def peak_rss_mib(pid: int) -> float:
+    match = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def product(broker: Broker, topics: Topics, partitions: int, workers: int, work: Path) -> tuple[float, list[float]]:
+    processes = [WorkerProcess(WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topics.prefix,
+                                            partitions=partitions, datadir=work / f"w{workers}-{i}",
+                                            web_port=16300 + i, metrics_port=16310 + i),
+                               work / f"w{workers}-{i}.log") for i in range(workers)]
+    started = time.monotonic()
+    for process in processes:
+        process.start()
+    wait_until_caught_up(processes[0].config, 7200)
+    elapsed = time.monotonic() - started
+    rss = [peak_rss_mib(p.process.pid) for p in processes]
+    for process in processes:
+        process.stop()
+    return elapsed, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--port", type=int, default=29092)
+    args = parser.parse_args()
+    console = Console()
+    broker = Broker(port=args.port)
+    broker.start(fresh=True)
+    work = Path(tempfile.mkdtemp(prefix="bcfwatch-bench-"))
+    rows: list[tuple[str, int, str, float, str]] = []
+    try:
+        log = work / "events.jsonl"
+        spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), seed=7,
+                             scale=args.events / EVENTS_AT_SCALE_1_TWO_YEARS)
+        write_log(generate_frame(spec), log)
+        pseudonymiser = Pseudonymiser(load_key(dev=True))
+        results: dict[str, tuple[int, float, str]] = {}
+        for workers in (1, 2):
+            topics = Topics(f"bench{int(time.time())}w{workers}")
+            report = replay(log, broker.bootstrap, topics, pseudonymiser, args.partitions)
+            n = report.lines
+            if workers == 1:
+                results["replay (kafka-python producer)"] = (n, report.seconds, "")
+                results["consumer limit (ConsumerPerformance)"] = (n, consumer_limit(broker, topics, n), "")
+                results["Python limit (bare aiokafka + orjson)"] = (n, asyncio.run(python_limit(broker, topics, n)),
+                                                                   "")
+            seconds, rss = product(broker, topics, args.partitions, workers, work)
+            results[f"product: {workers} worker(s)"] = (n, seconds, "peak RSS " + ", ".join(f"{r:,.0f} MiB"
+                                                                                           for r in rss))
+        python_rate = results["Python limit (bare aiokafka + orjson)"][0] / \
+            results["Python limit (bare aiokafka + orjson)"][1]
+        consumer_rate = results["consumer limit (ConsumerPerformance)"][0] / \
+            results["consumer limit (ConsumerPerformance)"][1]
+        table = Table(title=f"bcfwatch bench: N={n:,} events, {args.partitions} partitions, Kafka {KAFKA_VERSION}")
+        for column in ("what", "events", "seconds", "events/s", "vs Python limit", "vs consumer limit", "notes"):
+            table.add_column(column, justify="left" if column in ("what", "notes") else "right")
+        for what, (count, seconds, notes) in results.items():
+            rate = count / seconds
+            rows.append((what, count, f"{seconds:.1f}", rate, notes))
+            table.add_row(what, f"{count:,}", f"{seconds:.1f}", f"{rate:,.0f}", f"{rate / python_rate:.2f}",
+                          f"{rate / consumer_rate:.3f}", notes)
+        console.print(table)
+        write_results(rows, python_rate, consumer_rate, args)
+    finally:
+        broker.stop()
+
+
+def write_results(rows, python_rate: float, consumer_rate: float, args) -> None:
+    lines = [
+        "# bcfwatch benchmark results", "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python "
+        f"{platform.python_version()}, Kafka {KAFKA_VERSION} (local KRaft, one node). Command: "
+        f"`make bench` (`python bench/bench.py --events {args.events} --partitions {args.partitions}`).", "",
+        "| what | events | seconds | events/s | vs Python limit | vs consumer limit | notes |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for what, count, seconds, rate, notes in rows:
+        lines.append(f"| {what} | {count:,} | {seconds} | {rate:,.0f} | {rate / python_rate:.2f} | "
+                     f"{rate / consumer_rate:.3f} | {notes} |")
+    lines += ["", "The product rows run from an empty state to the last event reflected in the durable "
+              "snapshots (what `bcfwatch counts export` reads), including worker start-up and the group join.",
+              "Alert latency at a live rate (row 5) is not measured yet."]
+    RESULTS.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
