@@ -29,6 +29,8 @@ from streams.state_reader import day_counts, wait_until_caught_up
 DEMO_DRIFTS = ("E08000025:+30%", "E09000012:+40%", "E10000016:creep+30%")
 PLAN_YEAR = date(2015, 4, 1)
 WEBHOOK_PORT = 8765
+WORKER_METRICS_PORT = 9464
+MONITOR_METRICS_PORT = 9465
 PARTITIONS = 8
 
 
@@ -61,12 +63,16 @@ def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_
     import base64
     import secrets
 
+    from prometheus_client import start_http_server
+
     from monitors.delivery import Notifier
     from monitors.monitor import Monitor
     from monitors.subscriptions import Subscriber
     from monitors.webhook_receiver import WebhookReceiver
 
     monitor = Monitor(config, plans, PLAN_YEAR)
+    start_http_server(MONITOR_METRICS_PORT, addr="127.0.0.1")
+    console.print(f"board metrics exporter: http://127.0.0.1:{MONITOR_METRICS_PORT}/metrics")
     try:
         events = monitor.evaluate()
     finally:
@@ -107,7 +113,7 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
     work.mkdir(parents=True, exist_ok=True)
     prefix = f"demo{int(time.time())}"
     config = WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=prefix, partitions=PARTITIONS,
-                          datadir=work / "worker", web_port=6066)
+                          datadir=work / "worker", web_port=6066, metrics_port=WORKER_METRICS_PORT)
     worker = WorkerProcess(config, work / "worker.log")
     try:
         log = work / "events.jsonl"
@@ -118,7 +124,7 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
         console.print(f"generated {lines:,} events at scale {scale} into {log} (drifting: {', '.join(DEMO_DRIFTS)})")
         worker.start()
         console.print(f"worker started (log {worker.log}); web view http://127.0.0.1:{config.web_port}"
-                      "/boards/E08000025/metrics")
+                      f"/boards/E08000025/metrics; pipeline metrics http://127.0.0.1:{WORKER_METRICS_PORT}/metrics")
         with console.status(f"replaying into Kafka topics {prefix}.*"):
             report = replay(log, broker.bootstrap, config.topics, Pseudonymiser(load_key(dev=True)), PARTITIONS)
         console.print(

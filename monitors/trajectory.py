@@ -57,3 +57,26 @@ def planned_days(plan: BoardPlan, plan_year_start: date) -> pd.Series:
     """The plan trajectory: expected emergency admissions per day of the plan year."""
     baseline_year_start = date(plan_year_start.year - 1, plan_year_start.month, plan_year_start.day)
     return baseline_days(plan, plan_year_start, baseline_year_start) * (1 - plan.planned_reduction)
+
+
+OTHER_METRICS = ("delayed_days", "care_home_admissions_65")
+
+
+def planned_metric_days(plan: BoardPlan, metric: str, plan_year_start: date) -> pd.Series:
+    """The plan trajectory of delayed days or permanent care-home admissions 65+: the year's plan spread
+    evenly over its days (both are reported monthly, with no weekly shape to follow)."""
+    yearly = {"delayed_days": plan.planned_delayed_days,
+              "care_home_admissions_65": plan.planned_care_home_admissions_65}[metric]
+    days = _year_days(plan_year_start)
+    return pd.Series(yearly / len(days), index=days, name=plan.board)
+
+
+def planned_by_period(daily: pd.Series, period: str) -> pd.Series:
+    """Sum a daily trajectory by ``week`` (Monday-Sunday) or ``month``."""
+    rule = {"week": "W-SUN", "month": "MS"}[period]
+    return daily.resample(rule).sum()
+
+
+def reablement_target(plan: BoardPlan) -> float:
+    """The share of people 65+ discharged into reablement planned to be at home 91 days later."""
+    return plan.reablement_target

@@ -140,3 +140,18 @@ def test_alert_book_rebuilt_from_its_events_continues_the_same_way():
     assert restored.evaluate(_Week(1, True, "critical")) == []  # same week: already evaluated
     assert restored.evaluate(_Week(2, True, "critical")) == []  # still open, same severity: nothing new
     assert [e["state"] for e in restored.evaluate(_Week(3, True, "warning"))] == ["updated"]
+
+
+def test_trajectories_of_the_other_metrics_and_periods(plans):
+    from monitors.trajectory import planned_by_period, planned_metric_days, reablement_target
+
+    plan = plans["E10000016"]
+    delayed = planned_metric_days(plan, "delayed_days", PLAN_YEAR)
+    homes = planned_metric_days(plan, "care_home_admissions_65", PLAN_YEAR)
+    assert delayed.sum() == pytest.approx(plan.planned_delayed_days)
+    assert homes.sum() == pytest.approx(plan.planned_care_home_admissions_65)
+    monthly = planned_by_period(planned_days(plan, PLAN_YEAR), "month")
+    assert len(monthly) == 12 and monthly.sum() == pytest.approx(planned_days(plan, PLAN_YEAR).sum())
+    weekly = planned_by_period(delayed, "week")
+    assert weekly.iloc[1] == pytest.approx(7 * plan.planned_delayed_days / 366)
+    assert 0.7 < reablement_target(plan) < 0.95
