@@ -150,7 +150,9 @@ def create_app(config: WorkerConfig) -> faust.App:
 
     @app.page("/boards/{board}/metrics")
     async def metrics_view(web, request, board: str):
-        state = states.owned.get(board_partition(board, config.partitions))
+        partition = board_partition(board, config.partitions)
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in topics.events}
+        state = await states.get(partition) if partition in assigned else None
         if state is None:
             return web.json({"error": f"board {board} is not served by this worker (or has no events yet)"},
                             status=404)

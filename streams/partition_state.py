@@ -25,6 +25,7 @@ Both were reproduced here. So the worker keeps its tables itself:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,7 @@ class PartitionStates(Service):
         self.producer: AIOKafkaProducer | None = None
         self.reader: AIOKafkaConsumer | None = None
         self._cache = None
+        self._loading = asyncio.Lock()
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -128,9 +130,13 @@ class PartitionStates(Service):
 
     async def get(self, partition: int) -> PartitionState:
         state = self.owned.get(partition)
-        if state is None:
-            state = PartitionState.from_snapshot(partition, await self._latest_snapshot(partition))
-            self.owned[partition] = state
+        if state is not None:
+            return state
+        async with self._loading:  # one load at a time: the agent and the web view may ask together
+            state = self.owned.get(partition)
+            if state is None:
+                state = PartitionState.from_snapshot(partition, await self._latest_snapshot(partition))
+                self.owned[partition] = state
         return state
 
     async def _latest_snapshot(self, partition: int) -> bytes | None:
