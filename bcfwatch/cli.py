@@ -14,7 +14,8 @@ from rich.table import Table
 
 from bcfwatch import settings
 
-console = Console()
+# Tables a person reads: the terminal's width, or 140 columns when output goes to a file or a pipe.
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from bcfwatch.boards import load_boards
 from bcfwatch.broker import KAFKA_VERSION, Broker
 from bcfwatch.worker_process import WorkerProcess
-from monitors.backtest import backtest
+from monitors.backtest import backtest, timeline_key
 from monitors.plans import load_plan
 from monitors.report import write_report
 from monitors.sample_plan import write_sample_plan
@@ -58,7 +58,7 @@ def print_variance_table(console: Console, counts: pd.DataFrame, reductions: dic
     console.print(table)
 
 
-def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_path: Path) -> None:
+def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_path: Path) -> list[dict]:
     """Run the monitor over the live counts and deliver its alerts to a local signed-webhook receiver."""
     import base64
     import secrets
@@ -100,6 +100,7 @@ def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_
         receiver.stop()
     console.print(f"delivered {len(receiver.accepted)} signed webhooks to {receiver.url} "
                   f"(signatures verified, {receiver.bad_signatures} rejected)")
+    return events
 
 
 def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, keep_running: bool) -> None:
@@ -142,12 +143,15 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
         write_sample_plan(plan_path, scale=scale)
         plans = load_plan(plan_path)
         print_variance_table(console, counts, {code: plan.planned_reduction for code, plan in plans.items()})
-        alert_and_deliver(console, config, plans, plan_path)
+        live_alerts = alert_and_deliver(console, config, plans, plan_path)
         with console.status("backtesting the same log offline and drawing the report"):
             result = backtest(log, plans, PLAN_YEAR)
             report = write_report(result, plans, PLAN_YEAR, work / "report.html")
-        console.print(f"offline backtest: {result.events:,} events in {result.seconds:.1f} s, "
-                      f"{sum(a['state'] == 'raised' for a in result.alerts)} alerts raised (same as live)")
+        same_counts = result.counts.reset_index(drop=True).equals(counts.reset_index(drop=True))
+        same_alerts = sorted(result.alerts, key=timeline_key) == sorted(live_alerts, key=timeline_key)
+        console.print(f"offline backtest: {result.events:,} events in {result.seconds:.1f} s; counts "
+                      f"{'identical to' if same_counts else 'DIFFERENT from'} the live export, alert timeline "
+                      f"{'identical to' if same_alerts else 'DIFFERENT from'} the live monitor's")
         console.print(f"[bold]report: {report.resolve()}")
     finally:
         worker.stop()
