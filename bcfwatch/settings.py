@@ -33,6 +33,14 @@ class Topics:
     def alerts(self) -> str:
         return f"{self.prefix}.alerts"
 
+    @property
+    def deliveries(self) -> str:
+        return f"{self.prefix}.deliveries"
+
+    @property
+    def delivery_dead_letter(self) -> str:
+        return f"{self.prefix}.delivery_dead_letter"
+
 
 def bootstrap_servers() -> str:
     return os.environ.get("BCFWATCH_BOOTSTRAP", "127.0.0.1:9092")

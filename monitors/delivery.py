@@ -102,22 +102,14 @@ class Notifier:
         self.retry = dict(stop=stop_after_attempt(max_attempts) | stop_after_delay(max_seconds), wait=backoff,
                           reraise=False)
         ensure_topics(bootstrap, [topics.alerts], 1)
-        ensure_topics(bootstrap, [self.deliveries_topic, self.dead_letter_topic], 1)
-        self.done = {orjson.loads(v)["key"] for v in read_topic_values(bootstrap, self.deliveries_topic)}
+        ensure_topics(bootstrap, [self.topics.deliveries, self.topics.delivery_dead_letter], 1)
+        self.done = {orjson.loads(v)["key"] for v in read_topic_values(bootstrap, self.topics.deliveries)}
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                                       client_id="bcfwatch-notifier")
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"bcfwatch-{topics.prefix}-notifier",
                                       enable_auto_commit=False, auto_offset_reset="earliest",
                                       client_id="bcfwatch-notifier")
         self.consumer.assign([TopicPartition(topics.alerts, 0)])
-
-    @property
-    def deliveries_topic(self) -> str:
-        return f"{self.topics.prefix}.deliveries"
-
-    @property
-    def dead_letter_topic(self) -> str:
-        return f"{self.topics.prefix}.delivery_dead_letter"
 
     def deliver(self, alert: dict) -> list[tuple[str, str]]:
         """Deliver one alert event to every subscriber that wants it; (subscriber, outcome) for each."""
@@ -137,10 +129,10 @@ class Notifier:
                 outcome = "dead_lettered"
                 reason = str(error.last_attempt.exception())
                 log.warning("giving up on %s after %d attempts: %s", key, attempts, reason)
-                self.producer.send(self.dead_letter_topic, value=orjson.dumps({
+                self.producer.send(self.topics.delivery_dead_letter, value=orjson.dumps({
                     "key": key, "subscriber": subscriber.name, "channel": subscriber.channel,
                     "event_id": alert["event_id"], "reason": reason, "attempts": attempts, "alert": alert}))
-            self.producer.send(self.deliveries_topic, value=orjson.dumps({
+            self.producer.send(self.topics.deliveries, value=orjson.dumps({
                 "key": key, "outcome": outcome, "attempts": attempts, "at": datetime.now(UTC).isoformat()}))
             self.producer.flush()
             self.done.add(key)
