@@ -17,8 +17,8 @@ from bcfwatch.worker_process import WorkerProcess
 from monitors.backtest import backtest, timeline_key
 from monitors.plans import load_plan
 from monitors.report import write_report
-from monitors.sample_plan import write_sample_plan
-from producers.generate import NATIONAL_REDUCTION, Drift, GeneratorSpec, generate_frame, write_log
+from monitors.sample_plan import NATIONAL_REDUCTION, write_sample_plan
+from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig

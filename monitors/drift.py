@@ -40,6 +40,7 @@ import pandas as pd
 from monitors.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.spc import Assurance, Limits, assurance, special_causes, xmr_limits
 from monitors.trajectory import baseline_days, planned_days
+from streams.views import year_earlier
 
 METRIC = "emergency_admissions"
 
@@ -147,7 +148,7 @@ def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date,
     """Compute the weekly series once; :func:`assess_week` then looks at any prefix of it."""
     actual_daily = actual_daily.copy()
     actual_daily.index = pd.DatetimeIndex(actual_daily.index)
-    baseline_start = date(plan_year_start.year - 1, plan_year_start.month, plan_year_start.day)
+    baseline_start = year_earlier(plan_year_start)
     planned = planned_days(plan, plan_year_start)
     baseline = weekly_series(actual_daily, baseline_days(plan, baseline_start), plan_year_start - timedelta(1))
     limits = xmr_limits(baseline.variance) if len(baseline) >= 12 else None

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from monitors.plans import BoardPlan
+from streams.views import year_earlier
 
 WEEKEND_FACTOR = 0.82
 SEASONAL_AMPLITUDE = 0.05
@@ -55,8 +56,7 @@ def baseline_days(plan: BoardPlan, year_start: date, baseline_year_start: date |
 
 def planned_days(plan: BoardPlan, plan_year_start: date) -> pd.Series:
     """The plan trajectory: expected emergency admissions per day of the plan year."""
-    baseline_year_start = date(plan_year_start.year - 1, plan_year_start.month, plan_year_start.day)
-    return baseline_days(plan, plan_year_start, baseline_year_start) * (1 - plan.planned_reduction)
+    return baseline_days(plan, plan_year_start, year_earlier(plan_year_start)) * (1 - plan.planned_reduction)
 
 
 OTHER_METRICS = ("delayed_days", "care_home_admissions_65")

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from bcfwatch.boards import BoardList, load_boards
-from monitors.sample_plan import NATIONAL_EMERGENCY_ADMISSIONS, board_weights
+from monitors.sample_plan import NATIONAL_EMERGENCY_ADMISSIONS, NATIONAL_REDUCTION, board_weights
 from monitors.trajectory import daily_profile
 from producers.logformat import LOG_COLUMNS
+from streams.views import financial_year_start
 
 OTHER_NON_ELECTIVE_SHARE = 0.10  # maternity + other non-elective, relative to emergency
-NATIONAL_REDUCTION = 0.0307
 SHARE_65_PLUS_ADMITTED = 0.42
 DELAYED_SHARE = 0.032  # discharges with any delayed days
 DELAYED_MEAN_DAYS = 9.0
@@ -84,10 +84,6 @@ class GeneratorSpec:
     duplicate_share: float = 0.01
     malformed_share: float = 0.0
     beyond_lateness_share: float = 0.04  # of late events, delayed past the 14-day lateness
-
-
-def financial_year_start(day: pd.Timestamp | date) -> date:
-    return date(day.year if day.month >= 4 else day.year - 1, 4, 1)
 
 
 def _choice(rng: np.random.Generator, options: tuple[tuple[str, float], ...], size: int) -> np.ndarray:
