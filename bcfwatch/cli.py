@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -486,6 +487,35 @@ def plan_sample(out: Path, scale: float, seed: int) -> None:
 
 
 # -- analyst tools ---------------------------------------------------------------
+def _run_backtest(log: Path, plans: dict, plan_year: date, lateness_days: int):
+    """The backtest with a progress bar over the log (MB read), then a status line for each later step."""
+    from monitors.backtest import backtest
+
+    progress = _progress("MB")
+    task = progress.add_task(f"reading {log.name}", total=max(log.stat().st_size // 1_000_000, 1), rate="")
+    started, status = time.monotonic(), None
+
+    def advance(done: int, total: int) -> None:
+        rate = done / 1e6 / max(time.monotonic() - started, 1e-9)
+        progress.update(task, completed=done // 1_000_000, rate=f"{rate:,.0f} MB/s")
+
+    def say(step: str) -> None:
+        nonlocal status
+        if status is None:
+            progress.stop()
+            status = err_console.status(step)
+            status.start()
+        status.update(step)
+
+    progress.start()
+    try:
+        return backtest(log, plans, plan_year, lateness_days, say=say, progress=advance)
+    finally:
+        progress.stop()
+        if status is not None:
+            status.stop()
+
+
 @main.command("backtest")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
 @plan_option
@@ -496,12 +526,11 @@ def plan_sample(out: Path, scale: float, seed: int) -> None:
 @friendly_errors
 def backtest_command(log: Path, plan_path: Path | None, plan_year: date, lateness_days: int, out_dir: Path) -> None:
     """Recompute the counts and the alert timeline offline (pandas, no Kafka)."""
-    from monitors.backtest import backtest, write_outputs
+    from monitors.backtest import write_outputs
     from monitors.plans import sample_plan_path
 
     plans = _load_plan_or_fail(plan_path or sample_plan_path())
-    with err_console.status("backtest") as status:
-        result = backtest(log, plans, plan_year, lateness_days, say=lambda step: status.update(f"backtest: {step}"))
+    result = _run_backtest(log, plans, plan_year, lateness_days)
     counts_path, alerts_path = write_outputs(result, out_dir)
     raised = sorted({a["board"] for a in result.alerts if a["state"] == "raised"})
     _print_measures(f"Backtest of {log.name}", [
@@ -524,7 +553,6 @@ def backtest_command(log: Path, plan_path: Path | None, plan_year: date, latenes
 def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path, board: str | None) -> None:
     """Write a self-contained HTML report (or one board's SPC chart as PNG)."""
     from bcfwatch.boards import load_boards
-    from monitors.backtest import backtest
     from monitors.plans import sample_plan_path
     from monitors.report import write_report
 
@@ -533,9 +561,8 @@ def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path
     if out.suffix.lower() == ".png" and board is None:
         raise click.BadParameter("a PNG holds one board's chart: add --board CODE", param_hint="--out")
     plans = _load_plan_or_fail(plan_path or sample_plan_path())
-    with err_console.status("report") as status:
-        result = backtest(log, plans, plan_year, say=lambda step: status.update(f"report: {step}"))
-        status.update("report: drawing charts")
+    result = _run_backtest(log, plans, plan_year, settings.lateness_days)
+    with err_console.status("drawing charts"):
         written = write_report(result, plans, plan_year, out, board)
     console.print(f"report written to {written.resolve()}")
 

@@ -8,155 +8,118 @@ be checked against it exactly.
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pandas as pd
+import pyarrow as pa
 
 from bcfwatch.boards import load_boards
-from producers.logformat import read_log
-from producers.pseudonym import Pseudonymiser
 from streams import codes
 from streams.board_state import COUNTERS, REABLEMENT_WINDOW_DAYS, SECONDS_PER_DAY
+from streams.columnar_log import ADMISSION_METHODS, DELAY_ATTRIBUTIONS, EVENT_TYPES, read_events
 from streams.daily_table import complete_grid
-from streams.records import InvalidEvent, validated_fields
 
-EVENT_COLUMNS = ("type", "event_id", "board", "ts", "patient", "age", "admission_method", "delayed_days",
-                 "delay_attributable_to", "into_reablement", "permanent")
-
-
-def _event_row(row: dict, pseudonymiser: Pseudonymiser, boards) -> tuple | None:
-    """The oracle's columns for one valid log row; None for a row the contract rejects."""
-    payload = {k: v for k, v in row.items() if k != "nhs_number"}
-    try:
-        payload["patient"] = pseudonymiser.pseudonym(row.get("nhs_number"))
-        _, fields = validated_fields(payload, boards)
-    except (InvalidEvent, ValueError):
-        return None
-    event_type = payload["type"]
-    return (event_type, fields["event_id"], fields["board"], fields["occurred_at"].timestamp(), fields["patient"],
-            fields["age"], fields.get("admission_method"), fields.get("delayed_days", 0),
-            fields.get("delay_attributable_to"), fields.get("into_reablement", False),
-            fields.get("permanent", False))
-
-
-def _load_jsonl_range(path: str, start: int, end: int, key: bytes) -> list[tuple]:
-    """Valid events of the JSON Lines between two byte offsets (both at line starts)."""
-    boards = load_boards()
-    pseudonymiser = Pseudonymiser(key)
-    rows = []
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        for line in handle.read(end - start).splitlines():
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                event = _event_row(row, pseudonymiser, boards)
-                if event is not None:
-                    rows.append(event)
-    return rows
-
-
-def _line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
-    size = path.stat().st_size
-    cuts = [0]
-    with open(path, "rb") as handle:
-        for i in range(1, parts):
-            handle.seek(size * i // parts)
-            handle.readline()
-            cuts.append(max(handle.tell(), cuts[-1]))
-    cuts.append(size)
-    return list(itertools.pairwise(cuts))
-
-
-def load_events(path: Path, pseudonymiser: Pseudonymiser, processes: int | None = None) -> pd.DataFrame:
-    """The valid events of a log, in log order (the order replay produces them); bad lines are left out.
-
-    JSON Lines are read in parallel chunks (one per core by default), each in its own process.
-    """
-    if path.suffix.lower() == ".csv":
-        boards = load_boards()
-        rows = [event for line in read_log(path) if line.row is not None
-                for event in [_event_row(line.row, pseudonymiser, boards)] if event is not None]
-        return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
-    processes = processes or (os.cpu_count() or 1)
-    if path.stat().st_size < 32 * 1024 * 1024:
-        processes = 1
-    ranges = _line_aligned_ranges(path, processes)
-    key = pseudonymiser.key
-    if processes == 1:
-        chunks = [_load_jsonl_range(str(path), start, end, key) for start, end in ranges]
-    else:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-            chunks = list(pool.map(_load_jsonl_range, [str(path)] * len(ranges), *zip(*ranges, strict=True),
-                                   [key] * len(ranges)))
-    return pd.DataFrame([row for chunk in chunks for row in chunk], columns=list(EVENT_COLUMNS))
+ADMISSION, DISCHARGE, PLACEMENT = (EVENT_TYPES.index(name) for name in ("admission", "discharge",
+                                                                         "care_home_placement"))
+EMERGENCY = [ADMISSION_METHODS.index(m) for m in sorted(codes.EMERGENCY_ADMISSION_METHODS)]
+OTHER_NON_ELECTIVE = [ADMISSION_METHODS.index(m) for m in
+                      sorted(codes.MATERNITY_ADMISSION_METHODS | codes.OTHER_NON_ELECTIVE_ADMISSION_METHODS)]
 
 
 def daily_counts(events: pd.DataFrame, lateness_seconds: float) -> pd.DataFrame:
-    """The export grid (board, date, COUNTERS) for events in log order."""
-    events = events.reset_index(drop=True)
-    events["day"] = (events["ts"] // SECONDS_PER_DAY).astype("int64")
-    by_stream = events.groupby(["board", "type"], sort=False)["ts"]
-    previous_max = by_stream.cummax().groupby([events["board"], events["type"]], sort=False).shift(1)
-    late = (events["ts"] < previous_max - lateness_seconds).fillna(False).to_numpy(dtype=bool)
+    """The export grid (board, date, COUNTERS) for events in log order (``streams.columnar_log`` frames).
 
-    on_time = events[~late]
-    counted = on_time[~on_time.duplicated(["type", "event_id"], keep="first")]
-    admission = counted["type"] == "admission"
-    discharge = counted["type"] == "discharge"
-    placement = counted["type"] == "care_home_placement"
-    emergency = admission & counted["admission_method"].isin(codes.EMERGENCY_ADMISSION_METHODS)
-    other = admission & counted["admission_method"].isin(
-        codes.MATERNITY_ADMISSION_METHODS | codes.OTHER_NON_ELECTIVE_ADMISSION_METHODS)
-    old = counted["age"] >= 65
-    reablement = discharge & counted["into_reablement"].astype(bool) & old
-    delayed = counted["delayed_days"].where(discharge, 0)
+    A day appears on the grid's range when something was added to it, as in the worker's table.
+    """
+    board = events["board"].cat.codes.to_numpy().astype(np.int64)
+    kind = events["type"].cat.codes.to_numpy().astype(np.int64)
+    ts = events["ts"].to_numpy()
+    day = np.floor_divide(ts, SECONDS_PER_DAY).astype(np.int64)
 
-    parts = pd.DataFrame({
-        "board": counted["board"], "day": counted["day"],
-        "emergency_admissions": emergency.astype(int),
-        "other_admissions": other.astype(int),
-        "delayed_days_nhs": delayed.where(counted["delay_attributable_to"] == "nhs", 0),
-        "delayed_days_social_care": delayed.where(counted["delay_attributable_to"] == "social_care", 0),
-        "delayed_days_both": delayed.where(counted["delay_attributable_to"] == "both", 0),
-        "care_home_admissions_65": (placement & counted["permanent"].astype(bool) & old).astype(int),
-        "reablement_discharges_65": reablement.astype(int),
-        "at_home_91d": _at_home(events, counted, reablement, emergency, placement, old, lateness_seconds),
-        "late_events": 0,
-    })
-    late_rows = events.loc[late, ["board", "day"]].assign(**{c: 0 for c in COUNTERS[:-1]}, late_events=1)
-    table = pd.concat([parts, late_rows], ignore_index=True)
-    table["date"] = pd.to_datetime(table["day"], unit="D").dt.strftime("%Y-%m-%d")
-    return complete_grid(table.drop(columns="day"))
+    stream = board * len(EVENT_TYPES) + kind
+    previous_max = pd.Series(ts).groupby(stream).cummax().groupby(stream).shift(1).to_numpy()
+    late = ts < previous_max - lateness_seconds  # NaN (a stream's first event) compares False
+    on_time = np.flatnonzero(~late)
+    counted = on_time[_first_seen(events, on_time, kind)]
+
+    c_kind, old = kind[counted], events["age"].to_numpy()[counted] >= 65
+    method = events["admission_method"].cat.codes.to_numpy()[counted]
+    attribution = events["delay_attributable_to"].cat.codes.to_numpy()[counted]
+    delayed = np.where(c_kind == DISCHARGE, events["delayed_days"].to_numpy()[counted], 0)
+    emergency = (c_kind == ADMISSION) & np.isin(method, EMERGENCY)
+    placement_65 = (c_kind == PLACEMENT) & events["permanent"].to_numpy()[counted] & old
+    reablement = (c_kind == DISCHARGE) & events["into_reablement"].to_numpy()[counted] & old
+    patient = events["patient"].to_numpy()[counted]
+    discharge_clocks = pd.Series(ts[kind == DISCHARGE]).groupby(board[kind == DISCHARGE]).max()
+    per_event = {
+        "emergency_admissions": emergency,
+        "other_admissions": (c_kind == ADMISSION) & np.isin(method, OTHER_NON_ELECTIVE),
+        **{f"delayed_days_{name}": np.where(attribution == i, delayed, 0) for i, name in enumerate(DELAY_ATTRIBUTIONS)},
+        "care_home_admissions_65": placement_65,
+        "reablement_discharges_65": reablement,
+        "at_home_91d": _at_home(board[counted], patient, day[counted], reablement, (emergency & old) | placement_65,
+                                discharge_clocks, lateness_seconds),
+    }
+    return _grid(board[counted], day[counted], per_event, board[late], day[late])
 
 
-def _at_home(events: pd.DataFrame, counted: pd.DataFrame, reablement: pd.Series, emergency: pd.Series,
-             placement: pd.Series, old: pd.Series, lateness_seconds: float) -> pd.Series:
-    """1 for each reablement discharge settled as still at home after 91 days, else 0."""
-    discharges = counted.loc[reablement, ["board", "patient", "day"]]
-    final_clock = events.loc[events["type"] == "discharge"].groupby("board")["ts"].max()
-    through = ((final_clock - lateness_seconds) // SECONDS_PER_DAY).astype("int64") - (REABLEMENT_WINDOW_DAYS + 1)
-    settled = discharges["day"].to_numpy() <= discharges["board"].map(through).to_numpy()
-    adverse = counted.loc[(emergency | (placement & counted["permanent"].astype(bool))) & old,
-                          ["board", "patient", "day"]].rename(columns={"day": "adverse_day"})
-    pairs = discharges.reset_index().merge(adverse, on=["board", "patient"])
+def _first_seen(events: pd.DataFrame, rows: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` (in log order) is the first with its (type, event_id).
+
+    Hashes find the candidates; candidates are then compared as text, so a hash collision changes nothing.
+    """
+    with np.errstate(over="ignore"):
+        keys = events["event_id_hash"].to_numpy()[rows] * np.uint64(3) + kind[rows].astype(np.uint64)
+    maybe_repeated = pd.Series(keys).duplicated(keep=False).to_numpy()
+    candidates = rows[maybe_repeated]
+    event_ids = pa.chunked_array(events["event_id"].array.__arrow_array__()).take(pa.array(candidates))
+    repeated = pd.DataFrame({"type": kind[candidates], "event_id": pd.Series(event_ids, dtype=pd.ArrowDtype(
+        pa.string()))}).duplicated().to_numpy()
+    first = ~maybe_repeated
+    first[maybe_repeated] = ~repeated
+    return first
+
+
+def _at_home(board: np.ndarray, patient: np.ndarray, day: np.ndarray, reablement: np.ndarray, adverse: np.ndarray,
+             discharge_clocks: pd.Series, lateness_seconds: float) -> np.ndarray:
+    """For each counted event: 1 if it is a reablement discharge settled as still at home after 91 days."""
+    through = (np.floor_divide(discharge_clocks - lateness_seconds, SECONDS_PER_DAY).astype(np.int64)
+               - (REABLEMENT_WINDOW_DAYS + 1))
+    followed = pd.DataFrame({"row": np.flatnonzero(reablement), "board": board[reablement],
+                             "patient": patient[reablement], "day": day[reablement]})
+    settled = followed["day"].to_numpy() <= followed["board"].map(through).to_numpy()
+    readmissions = pd.DataFrame({"board": board[adverse], "patient": patient[adverse], "adverse_day": day[adverse]})
+    pairs = followed.merge(readmissions, on=["board", "patient"])
     in_window = (pairs["adverse_day"] > pairs["day"]) & (pairs["adverse_day"] <= pairs["day"] + REABLEMENT_WINDOW_DAYS)
-    readmitted = set(pairs.loc[in_window, "index"])
-    home = settled & ~np.isin(discharges.index.to_numpy(), list(readmitted))
-    result = pd.Series(0, index=counted.index)
-    result.loc[discharges.index[home]] = 1
+    home = settled & ~np.isin(followed["row"].to_numpy(), pairs.loc[in_window, "row"].to_numpy())
+    result = np.zeros(len(board), dtype=np.int64)
+    result[followed["row"].to_numpy()[home]] = 1
     return result
 
 
-def oracle_counts(path: Path, pseudonymiser: Pseudonymiser, lateness_seconds: float) -> pd.DataFrame:
-    return daily_counts(load_events(path, pseudonymiser), lateness_seconds)
+def _grid(board: np.ndarray, day: np.ndarray, per_event: dict[str, np.ndarray], late_board: np.ndarray,
+          late_day: np.ndarray) -> pd.DataFrame:
+    """Sum per-event amounts into board-days; hand the touched board-days to the shared export grid."""
+    plan_codes = load_boards().codes
+    all_days = np.concatenate([day, late_day])
+    if len(all_days) == 0:
+        return complete_grid(pd.DataFrame(columns=["board", "date", *COUNTERS]))
+    first, width = all_days.min(), all_days.max() - all_days.min() + 1
+    cells, late_cells = board * width + (day - first), late_board * width + (late_day - first)
+    size = len(plan_codes) * width
+    sums = {name: np.bincount(cells[amount] if amount.dtype == bool else cells, minlength=size,
+                              weights=None if amount.dtype == bool else amount).astype(np.int64)
+            for name, amount in per_event.items()}
+    sums["late_events"] = np.bincount(late_cells, minlength=size).astype(np.int64)
+    table = pd.DataFrame(sums)[list(COUNTERS)]
+    touched = np.flatnonzero(table.to_numpy().any(axis=1))
+    table = table.iloc[touched]
+    dates = pd.to_datetime(first + touched % width, unit="D").strftime("%Y-%m-%d")
+    table.insert(0, "date", dates)
+    table.insert(0, "board", np.asarray(plan_codes)[touched // width])
+    return complete_grid(table)
+
+
+def oracle_counts(path: Path, lateness_seconds: float) -> pd.DataFrame:
+    return daily_counts(read_events(path), lateness_seconds)

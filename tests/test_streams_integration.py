@@ -32,7 +32,8 @@ from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
 from streams.daily_table import from_state
-from streams.oracle import load_events, oracle_counts
+from streams.columnar_log import read_events
+from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
 from tests.kafka_helpers import free_port, read_topic, wait_for
 
@@ -58,7 +59,7 @@ def event_log(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def oracle(event_log) -> pd.DataFrame:
-    return oracle_counts(event_log, Pseudonymiser(load_key()), LATENESS)
+    return oracle_counts(event_log, LATENESS)
 
 
 def _config(broker, prefix: str, tmp_path: Path, port: int) -> WorkerConfig:
@@ -140,8 +141,8 @@ def load_plan_at_scale(tmp_path: Path):
 
 
 def settled_from_log(event_log: Path) -> dict:
-    events = load_events(event_log, Pseudonymiser(load_key()))
-    clocks = events[events["type"] == "admission"].groupby("board")["ts"].max()
+    events = read_events(event_log)
+    clocks = events[events["type"] == "admission"].groupby("board", observed=True)["ts"].max()
     return settled_through({f"{board}|admission": ts for board, ts in clocks.items()}, LATENESS // 86_400)
 
 
