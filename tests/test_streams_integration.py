@@ -31,8 +31,8 @@ from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
-from streams.daily_table import from_state
 from streams.columnar_log import read_events
+from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
 from tests.kafka_helpers import free_port, read_topic, wait_for
