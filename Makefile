@@ -19,4 +19,4 @@ clean:
 	rm -rf .venv build *.egg-info out
 
 bench: setup
-	.venv/bin/python bench/bench.py
+	.venv/bin/python -m bench.bench

@@ -235,7 +235,13 @@ def _reap(pid: int) -> None:
 
 
 def _kafka_cluster_id() -> str:
-    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding."""
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding.
+
+    Never one starting with '-': kafka-storage's argument parser would read it as an option (1 in 64).
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
