@@ -287,25 +287,25 @@ def _worker_config(topic_prefix: str, bootstrap: str, **extra):
               help="Where the RocksDB tables live (default: the cache dir, per prefix and web port).")
 @click.option("--metrics-port", default=9464, show_default=True, type=click.IntRange(0, 65535),
               help="Serve Prometheus pipeline metrics on 127.0.0.1:PORT/metrics (0: off).")
+@click.option("--snapshot-seconds", default=1.0, show_default=True, type=click.FloatRange(min=0.05),
+              help="How often the state is made durable; counts reach the monitor (and events are acknowledged) "
+                   "with each snapshot.")
 @click.option("--loglevel", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @friendly_errors
 def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_days: int, web_port: int,
-                   datadir: Path | None, metrics_port: int, loglevel: str) -> None:
+                   datadir: Path | None, metrics_port: int, snapshot_seconds: float, loglevel: str) -> None:
     """Run a stream worker (start several to share the partitions)."""
     import faust
 
     from bcfwatch.broker import cache_dir
-    from bcfwatch.kafka_admin import ensure_topics
-    from streams.app import create_app
-    from streams.partition_state import STATE_TOPIC_CONFIG
+    from streams.app import create_app, ensure_worker_topics
 
     datadir = datadir or cache_dir() / f"worker-{topic_prefix}-{web_port}"
     config = _worker_config(topic_prefix, bootstrap, partitions=partitions, lateness_days=lateness_days,
-                            datadir=datadir, web_port=web_port, metrics_port=metrics_port or None)
-    topics = config.topics
-    ensure_topics(bootstrap, [*topics.events, topics.dead_letter, topics.late_events], partitions)
-    ensure_topics(bootstrap, [config.state_topic], partitions, STATE_TOPIC_CONFIG)
+                            datadir=datadir, web_port=web_port, metrics_port=metrics_port or None,
+                            snapshot_seconds=snapshot_seconds)
+    ensure_worker_topics(config)
     err_console.print(f"worker {config.app_id}: web view http://127.0.0.1:{web_port}/boards/CODE/metrics"
                       + (f", metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else ""))
     faust.Worker(create_app(config), loglevel=loglevel, quiet=True).execute_from_commandline()

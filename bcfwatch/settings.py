@@ -30,6 +30,11 @@ class Topics:
         return f"{self.prefix}.late_events"
 
     @property
+    def board_days(self) -> str:
+        """Compacted changelog of the live counts: ``board|YYYY-MM-DD`` -> counters, ``board|clock|type`` -> time."""
+        return f"{self.prefix}.board_days"
+
+    @property
     def alerts(self) -> str:
         return f"{self.prefix}.alerts"
 

@@ -24,7 +24,8 @@ class WorkerProcess:
             [sys.executable, "-m", "bcfwatch.cli", "worker", "--topic-prefix", self.config.topic_prefix,
              "--bootstrap", self.config.bootstrap, "--partitions", str(self.config.partitions),
              "--web-port", str(self.config.web_port), "--datadir", str(self.config.datadir),
-             "--metrics-port", str(self.config.metrics_port or 0)],
+             "--metrics-port", str(self.config.metrics_port or 0),
+             "--snapshot-seconds", str(self.config.snapshot_seconds)],
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ.copy(),
         )
         handle.close()

@@ -88,6 +88,11 @@ def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, 
         PROJECTED.labels(board).set(assessment.projected_year_end)
         PLANNED_YEAR_END.labels(board).set(assessment.planned_year_end)
         MONEY_AT_RISK.labels(board).set(assessment.money_at_risk_gbp)
+    mark_evaluated()
+
+
+def mark_evaluated() -> None:
+    """One evaluation round done (whether or not any board had a newly settled day)."""
     EVALUATIONS.inc()
     LAST_EVALUATION.set(time.time())
 

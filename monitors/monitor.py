@@ -1,9 +1,10 @@
 """`bcfwatch monitor`: evaluate every board against its plan from the live counts; alerts to Kafka.
 
-Each round reads the workers' durable snapshots, turns them into daily counts,
-and evaluates each board for every week that is *settled* (its admission stream
-time, less the lateness, has passed the week's end), so a week is judged once,
-on final data, exactly as the offline backtest judges it. New alert events go
+Each round reads what the workers published since the last round
+(``monitors/board_days.py``: day counts and stream times, each durable), and
+re-evaluates the boards whose settled day moved: every week that is *settled*
+(its admission stream time, less the lateness, has passed the week's end), so a
+week is judged once, on final data, exactly as the offline backtest judges it. New alert events go
 to the ``PREFIX.alerts`` topic (keyed by board), which is also the durable
 record the monitor rebuilds its open alerts from when it restarts.
 """
@@ -19,12 +20,12 @@ from kafka import KafkaProducer
 
 from monitors import exporter
 from monitors.alerts import AlertBook
+from monitors.board_days import BoardDays
 from monitors.drift import DriftRules
 from monitors.plans import BoardPlan
 from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
 from streams.app import WorkerConfig
 from streams.daily_table import from_state
-from streams.state_reader import day_counts, latest_snapshots
 
 
 def read_alert_events(config: WorkerConfig) -> list[dict]:
@@ -47,22 +48,24 @@ class Monitor:
         exporter.initialise(sorted(plans))
         self.producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True,
                                       client_id="bcfwatch-monitor")
+        self.live = BoardDays(config.bootstrap, config.topics.board_days)
+        self.judged_through: dict = {}  # board -> settled day of its last evaluation
 
     def evaluate(self) -> list[dict]:
         """One round: alert events for every newly settled week, produced to the alerts topic."""
-        snapshots = latest_snapshots(self.config)
-        counts = from_state(day_counts(snapshots))
-        if counts.empty:
+        self.live.refresh()
+        settled = settled_through(self.live.stream_times, self.config.lateness_days)
+        through = {board: day for board, day in settled.items() if self.judged_through.get(board) != day}
+        if not through:
+            exporter.mark_evaluated()
             return []
-        stream_times: dict[str, float] = {}
-        for snapshot in snapshots.values():
-            stream_times.update(snapshot["stream_times"])
-        through = settled_through(stream_times, self.config.lateness_days)
+        counts = from_state(self.live.day_counts)
         daily = daily_emergency_admissions(counts)
         latest: dict = {}
         events = alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules, self.book, latest)
-        exporter.update(self.plans, daily, through, latest, {board for board, _ in self.book.open},
-                        self.plan_year_start)
+        exporter.update({board: self.plans[board] for board in through if board in self.plans}, daily, through,
+                        latest, {board for board, _ in self.book.open}, self.plan_year_start)
+        self.judged_through.update(through)
         for event in events:
             self.producer.send(self.config.topics.alerts, key=event["board"].encode(), value=orjson.dumps(event))
         self.producer.flush()
@@ -81,3 +84,4 @@ class Monitor:
 
     def close(self) -> None:
         self.producer.close()
+        self.live.close()

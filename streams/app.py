@@ -44,7 +44,7 @@ class WorkerConfig:
     datadir: Path = field(default_factory=lambda: Path(".bcfwatch-worker"))
     web_port: int = 6066
     web_host: str = "127.0.0.1"
-    snapshot_seconds: float = 2.0
+    snapshot_seconds: float = 1.0
     metrics_port: int | None = None  # Prometheus /metrics on 127.0.0.1 (None: not served)
 
     @property
@@ -58,6 +58,17 @@ class WorkerConfig:
     @property
     def state_topic(self) -> str:
         return f"{self.app_id}-state"
+
+
+def ensure_worker_topics(config: WorkerConfig) -> None:
+    """Create the topics a worker reads and writes, if missing (idempotent)."""
+    from bcfwatch.kafka_admin import ensure_topics
+    from streams.partition_state import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
+
+    topics = config.topics
+    ensure_topics(config.bootstrap, [*topics.events, topics.dead_letter, topics.late_events], config.partitions)
+    ensure_topics(config.bootstrap, [config.state_topic], config.partitions, STATE_TOPIC_CONFIG)
+    ensure_topics(config.bootstrap, [topics.board_days], config.partitions, BOARD_DAYS_TOPIC_CONFIG)
 
 
 def board_partition(board: str, partitions: int) -> int:
@@ -86,7 +97,8 @@ def create_app(config: WorkerConfig) -> faust.App:
     lateness_seconds = config.lateness_days * 86_400
     events = app.topic(*topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=config.partitions)
-    states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state"))
+    states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state",
+                                         topics.board_days))
     app.partition_states = states
     metrics.initialise(config.partitions)
 

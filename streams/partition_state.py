@@ -21,6 +21,14 @@ Both were reproduced here. So the worker keeps its tables itself:
   durable state. After a crash (kill -9) or a rebalance the new owner loads the
   latest snapshot and skips events at or below its offsets: each event changes
   the state exactly once, with no Kafka transactions involved.
+* With each snapshot, the day counts and stream times it changed are published
+  to the compacted ``PREFIX.board_days`` topic (same partition; counts before
+  clocks), just before the snapshot itself, so once a snapshot is on the broker
+  so are its counts. The monitor follows the live counts by reading these small
+  changes rather than whole snapshots. Values are absolute, so a repeat is
+  harmless; a worker that takes over a partition publishes all of its days once,
+  so if a worker dies between the two writes, the next owner recomputes from the
+  previous snapshot and publishes again.
 """
 
 from __future__ import annotations
@@ -47,9 +55,46 @@ STATE_TOPIC_CONFIG = {
     "min.cleanable.dirty.ratio": "0.1",
 }
 
+BOARD_DAYS_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"}
+
+
+class ChangeTrackingDict(dict):
+    """A dict that remembers which keys were set since ``changed`` was last cleared."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.changed: set[str] = set(self)  # everything counts as changed until first published
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.changed.add(key)
+
 
 def empty_tables() -> BoardTables:
-    return BoardTables({}, {}, {}, {}, {})
+    return BoardTables(ChangeTrackingDict(), ChangeTrackingDict(), {}, {}, {})
+
+
+def take_board_day_changes(tables: BoardTables) -> tuple[set[str], set[str]]:
+    """The day-count and stream-time keys changed since last taken (and start tracking afresh)."""
+    days, clocks = tables.day_counts.changed, tables.stream_times.changed
+    tables.day_counts.changed, tables.stream_times.changed = set(), set()
+    return days, clocks
+
+
+def give_back_board_day_changes(tables: BoardTables, days: set[str], clocks: set[str]) -> None:
+    tables.day_counts.changed |= days
+    tables.stream_times.changed |= clocks
+
+
+def board_day_messages(tables: BoardTables, days: set[str], clocks: set[str]) -> list[tuple[bytes, bytes]]:
+    """(key, value) for the given day counts and stream times: day counts first, then clocks, so a reader
+    never sees a board's clock ahead of the counts behind it."""
+    messages = [(key.encode(), orjson.dumps({"counts": tables.day_counts[key]})) for key in sorted(days)]
+    for key in sorted(clocks):
+        board, _, kind = key.partition("|")
+        if kind != "settled":  # the reablement bookmark is the worker's own business
+            messages.append((f"{board}|clock|{kind}".encode(), orjson.dumps({"stream_time": tables.stream_times[key]})))
+    return messages
 
 
 @dataclass
@@ -85,17 +130,19 @@ class PartitionState:
         if not snapshot:
             return cls(partition)
         saved = orjson.loads(snapshot)
-        tables = BoardTables(saved["day_counts"], saved["stream_times"], saved["seen_events"],
-                             saved["reablement_patients"], saved["reablement_due"])
+        tables = BoardTables(ChangeTrackingDict(saved["day_counts"]), ChangeTrackingDict(saved["stream_times"]),
+                             saved["seen_events"], saved["reablement_patients"], saved["reablement_due"])
         return cls(partition, tables, {k: int(v) for k, v in saved["applied"].items()})
 
 
 class PartitionStates(Service):
     """The partitions this worker owns: loaded lazily, snapshotted on a timer, dropped on revoke."""
 
-    def __init__(self, bootstrap: str, state_topic: str, cache_dir: Path, **kwargs: Any) -> None:
+    def __init__(self, bootstrap: str, state_topic: str, cache_dir: Path, board_days_topic: str,
+                 **kwargs: Any) -> None:
         self.bootstrap = bootstrap
         self.state_topic = state_topic
+        self.board_days_topic = board_days_topic
         self.cache_dir = cache_dir
         self.owned: dict[int, PartitionState] = {}
         self.producer: AIOKafkaProducer | None = None
@@ -157,12 +204,18 @@ class PartitionStates(Service):
         if not state.dirty:
             return
         snapshot, acknowledgeable = state.to_snapshot(), state.unacked
+        days, clocks = take_board_day_changes(state.tables)
+        changes = board_day_messages(state.tables, days, clocks)  # as of the snapshot, before any await
         state.unacked, state.dirty = [], False
         try:
+            sent = [await self.producer.send(self.board_days_topic, key=key, value=value, partition=state.partition)
+                    for key, value in changes]
+            await asyncio.gather(*sent)
             metadata = await self.producer.send_and_wait(self.state_topic, key=str(state.partition).encode(),
                                                          value=snapshot, partition=state.partition)
         except Exception:
             state.unacked, state.dirty = acknowledgeable + state.unacked, True
+            give_back_board_day_changes(state.tables, days, clocks)
             raise
         self._cache[f"{state.partition}:snapshot"] = snapshot
         self._cache[f"{state.partition}:offset"] = metadata.offset

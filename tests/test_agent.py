@@ -10,10 +10,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from bcfwatch.kafka_admin import ensure_topics
-from streams.app import WorkerConfig, create_app
+from streams.app import WorkerConfig, create_app, ensure_worker_topics
 from streams.board_state import COUNTER_INDEX, day_key, epoch_day
-from streams.partition_state import STATE_TOPIC_CONFIG
 from streams.records import parse_event
 from tests.kafka_helpers import free_port, read_topic, wait_for
 
@@ -37,8 +35,7 @@ def wire(event_type: str, event_id: str, at: datetime, **fields) -> bytes:
 def run_agent(broker, topic_prefix, tmp_path, messages: list[bytes]):
     config = WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topic_prefix, partitions=1,
                           datadir=tmp_path, web_port=free_port())
-    ensure_topics(broker.bootstrap, [config.state_topic], 1, STATE_TOPIC_CONFIG)
-    ensure_topics(broker.bootstrap, [config.topics.dead_letter, config.topics.late_events], 1)
+    ensure_worker_topics(config)
     app = create_app(config)
     app.finalize()
     states = app.partition_states

@@ -23,6 +23,7 @@ from bcfwatch.boards import load_boards
 from bcfwatch.settings import Topics
 from bcfwatch.worker_process import WorkerProcess
 from monitors.backtest import backtest, timeline_key
+from monitors.board_days import BoardDays
 from monitors.monitor import Monitor
 from monitors.plans import load_plan
 from monitors.sample_plan import write_sample_plan
@@ -72,8 +73,20 @@ def _replay(broker, event_log: Path, prefix: str):
 
 
 def _assert_equal_to_oracle(config: WorkerConfig, oracle: pd.DataFrame) -> pd.DataFrame:
-    live = from_state(day_counts(wait_until_caught_up(config, CATCH_UP_SECONDS)))
+    snapshots = wait_until_caught_up(config, CATCH_UP_SECONDS)
+    live = from_state(day_counts(snapshots))
     pd.testing.assert_frame_equal(live.reset_index(drop=True), oracle.reset_index(drop=True))
+    # The board_days topic the monitor follows holds the same counts and clocks as the snapshots.
+    published = BoardDays(config.bootstrap, config.topics.board_days)
+    try:
+        published.refresh()
+    finally:
+        published.close()
+    pd.testing.assert_frame_equal(from_state(published.day_counts).reset_index(drop=True),
+                                  oracle.reset_index(drop=True))
+    clocks = {key: seconds for snapshot in snapshots.values() for key, seconds in snapshot["stream_times"].items()
+              if not key.endswith("|settled")}
+    assert published.stream_times == clocks
     return live
 
 
