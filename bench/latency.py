@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
-from tests.kafka_helpers import free_port, wait_for
+from tests.kafka_helpers import free_port, read_topic, wait_for
 
 PLAN_YEAR = date(2015, 4, 1)
 LATENESS_DAYS = 14
@@ -59,9 +59,14 @@ class LatencyResult:
     live_events: int
     seconds: float
     setup: LatencySetup
+    stages: dict[str, list[float]]  # per alert: seconds spent in each stage of the path
 
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+    def percentile(self, q: float, values: list[float] | None = None) -> float:
+        values = self.latencies if values is None else values
+        return float(np.percentile(values, q)) if values else float("nan")
+
+    def breakdown(self) -> str:
+        return ", ".join(f"{stage} p50 {self.percentile(50, values):.2f} s" for stage, values in self.stages.items())
 
 
 def _split_log(log: Path, window_start: date, history: Path, live: Path) -> None:
@@ -95,13 +100,29 @@ def _settling_lines(live: Path) -> dict[str, list[tuple[float, int]]]:
     return advances
 
 
+def _settling_time(as_of: date) -> float:
+    """The admission stream time at which the week ending ``as_of`` is settled."""
+    return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC).timestamp() + (LATENESS_DAYS + 1) * 86_400
+
+
 def _trigger_line(advances: list[tuple[float, int]], as_of: date) -> int | None:
     """The live line whose admission first settles the week ending ``as_of``."""
-    needed = datetime(as_of.year, as_of.month, as_of.day).timestamp() + (LATENESS_DAYS + 1) * 86_400
+    needed = _settling_time(as_of)
     for moment, number in advances:
         if moment >= needed:
             return number
     return None
+
+
+def _clock_publications(broker: Broker, topics: Topics) -> dict[str, list[tuple[float, float]]]:
+    """Per board, (publish time, admission stream time) of each clock the workers published."""
+    published: dict[str, list[tuple[float, float]]] = {}
+    for record in read_topic(broker.bootstrap, topics.board_days):
+        board, _, rest = record.key.decode().partition("|")
+        if rest == "clock|admission":
+            published.setdefault(board, []).append((record.timestamp / 1000,
+                                                    orjson.loads(record.value)["stream_time"]))
+    return published
 
 
 def _cli(*args: str, log: Path) -> subprocess.Popen:
@@ -156,20 +177,31 @@ def alert_latency(broker: Broker, work: Path, partitions: int, setup: LatencySet
         before = len(receiver.accepted)
         say(f"latency: {before} alert(s) from the history delivered; producing the window at "
             f"{setup.live_rate:,.0f} events/s")
-        produced_at: dict[int, float] = {}
+        produced_at: dict[int, float] = {}  # wall clock, to compare with Kafka record timestamps
         started = time.monotonic()
         report = replay(live, broker.bootstrap, topics, pseudonymiser, partitions, events_per_second=setup.live_rate,
-                        on_produced=lambda number: produced_at.__setitem__(number, time.monotonic()))
+                        on_produced=lambda number: produced_at.__setitem__(number, time.time()))
         seconds = time.monotonic() - started
         wait_until_caught_up(config, 600)
         quiet_since[:] = [time.monotonic(), len(receiver.accepted)]
         wait_for(history_delivered, 120, "the window's alerts to be delivered")
-        latencies = []
+        clock_published = _clock_publications(broker, topics)
+        alert_published = {orjson.loads(r.value)["event_id"]: r.timestamp / 1000
+                           for r in read_topic(broker.bootstrap, topics.alerts)}
+        latencies, stages = [], {"worker to board_days": [], "monitor": [], "notifier to webhook": []}
         for (_, alert), arrived in zip(receiver.accepted[before:], receiver.arrived_at[before:], strict=True):
-            line = _trigger_line(advances.get(alert["board"], []), date.fromisoformat(alert["as_of"]))
-            if line is not None and line in produced_at:
-                latencies.append(arrived - produced_at[line])
-        return LatencyResult(latencies, report.lines, seconds, setup)
+            as_of = date.fromisoformat(alert["as_of"])
+            line = _trigger_line(advances.get(alert["board"], []), as_of)
+            if line is None or line not in produced_at:
+                continue
+            latencies.append(arrived - produced_at[line])
+            published = next((at for at, moment in clock_published.get(alert["board"], [])
+                              if moment >= _settling_time(as_of)), None)
+            if published is not None:
+                stages["worker to board_days"].append(published - produced_at[line])
+                stages["monitor"].append(alert_published[alert["event_id"]] - published)
+                stages["notifier to webhook"].append(arrived - alert_published[alert["event_id"]])
+        return LatencyResult(latencies, report.lines, seconds, setup, stages)
     finally:
         for process in (monitor, notifier):
             if process is not None:
@@ -188,6 +220,7 @@ if __name__ == "__main__":
         result = alert_latency(broker, work, 8)
         print(f"{len(result.latencies)} alerts, p50 {result.percentile(50):.2f} s, p99 {result.percentile(99):.2f} s,"
               f" live {result.live_events:,} events in {result.seconds:.0f} s")
+        print(result.breakdown())
         print(sorted(round(x, 2) for x in result.latencies))
     finally:
         broker.stop()

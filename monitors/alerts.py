@@ -33,6 +33,10 @@ class AlertBook:
     open: dict[tuple[str, str], OpenAlert] = field(default_factory=dict)
     last_evaluated: dict[tuple[str, str], str] = field(default_factory=dict)
 
+    def judged(self, board: str, metric: str, as_of: str) -> bool:
+        """True when the week ending ``as_of`` (ISO date) was already evaluated for this board."""
+        return self.last_evaluated.get((board, metric), "") >= as_of
+
     def evaluate(self, assessment: Assessment) -> list[dict[str, Any]]:
         """The alert events (0 or 1) that this week's assessment causes."""
         key = (assessment.board, assessment.metric)

@@ -23,9 +23,8 @@ from monitors.alerts import AlertBook
 from monitors.board_days import BoardDays
 from monitors.drift import DriftRules
 from monitors.plans import BoardPlan
-from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
+from monitors.timeline import alert_timeline, settled_through
 from streams.app import WorkerConfig
-from streams.daily_table import from_state
 
 
 def read_alert_events(config: WorkerConfig) -> list[dict]:
@@ -59,8 +58,7 @@ class Monitor:
         if not through:
             exporter.mark_evaluated()
             return []
-        counts = from_state(self.live.day_counts)
-        daily = daily_emergency_admissions(counts)
+        daily = self.live.daily_emergency_admissions()
         latest: dict = {}
         events = alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules, self.book, latest)
         exporter.update({board: self.plans[board] for board in through if board in self.plans}, daily, through,

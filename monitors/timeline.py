@@ -11,7 +11,7 @@ from datetime import date
 import pandas as pd
 
 from monitors.alerts import AlertBook
-from monitors.drift import DriftRules, assess_week, board_weeks
+from monitors.drift import METRIC, DriftRules, assess_week, board_weeks
 from monitors.plans import BoardPlan
 
 
@@ -51,6 +51,10 @@ def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_s
     for count in range(1, total_weeks + 1):
         for board in weekly.values():
             if count <= len(board.series):
+                last = count == len(board.series)
+                week_end = (board.series.start[count - 1] + pd.Timedelta(days=6)).date().isoformat()
+                if not (last and latest is not None) and book.judged(board.plan.board, METRIC, week_end):
+                    continue  # judged in an earlier round: the book would add nothing
                 assessment = assess_week(board, count, rules)
                 events.extend(book.evaluate(assessment))
                 if latest is not None and count == len(board.series):

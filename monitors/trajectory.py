@@ -10,6 +10,7 @@ Weeks and months are sums of days.
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,16 @@ def _year_days(year_start: date) -> pd.DatetimeIndex:
     return pd.date_range(year_start, pd.Timestamp(year_start) + pd.DateOffset(years=1) - pd.Timedelta(days=1))
 
 
+@lru_cache(maxsize=64)
+def _year_shape(year_start: date) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """The year's days, their daily profile and their financial quarter (the same for every board)."""
+    days = _year_days(year_start)
+    return days, daily_profile(days), financial_quarter(days)
+
+
+# Trajectories depend only on the plan (frozen) and dates, and the monitor asks for them every round:
+# computed once each. Callers must not modify the returned Series.
+@lru_cache(maxsize=4096)
 def baseline_days(plan: BoardPlan, year_start: date, baseline_year_start: date | None = None) -> pd.Series:
     """Expected emergency admissions per day of the year starting ``year_start`` at the baseline rate.
 
@@ -45,15 +56,14 @@ def baseline_days(plan: BoardPlan, year_start: date, baseline_year_start: date |
     year gives the expectation, so a year with more weekends or a 29 February is
     expected to have correspondingly fewer or more admissions.
     """
-    baseline_year_start = baseline_year_start or year_start
-    baseline_year = _year_days(baseline_year_start)
-    shape_per_quarter = np.bincount(financial_quarter(baseline_year), weights=daily_profile(baseline_year),
-                                    minlength=4)
+    _, baseline_profile, baseline_quarter = _year_shape(baseline_year_start or year_start)
+    shape_per_quarter = np.bincount(baseline_quarter, weights=baseline_profile, minlength=4)
     rate = np.asarray(plan.baseline_emergency_by_quarter, dtype=float) / shape_per_quarter
-    days = _year_days(year_start)
-    return pd.Series(rate[financial_quarter(days)] * daily_profile(days), index=days, name=plan.board)
+    days, profile, quarter = _year_shape(year_start)
+    return pd.Series(rate[quarter] * profile, index=days, name=plan.board)
 
 
+@lru_cache(maxsize=4096)
 def planned_days(plan: BoardPlan, plan_year_start: date) -> pd.Series:
     """The plan trajectory: expected emergency admissions per day of the plan year."""
     return baseline_days(plan, plan_year_start, year_earlier(plan_year_start)) * (1 - plan.planned_reduction)

@@ -60,7 +60,7 @@ class WebhookReceiver(LoopbackServer):
         self.webhook = Webhook(secret)
         self.down = False
         self.accepted: list[tuple[str, dict]] = []  # (webhook-id, body), in arrival order
-        self.arrived_at: list[float] = []  # time.monotonic() of each accepted delivery
+        self.arrived_at: list[float] = []  # wall-clock time (time.time()) of each accepted delivery
         self.refused = 0
         self.bad_signatures = 0
 
@@ -75,7 +75,7 @@ class WebhookReceiver(LoopbackServer):
             self.bad_signatures += 1
             return web.Response(status=401, text="bad signature")
         self.accepted.append((request.headers["webhook-id"], payload))
-        self.arrived_at.append(time.monotonic())
+        self.arrived_at.append(time.time())
         return web.Response(status=204)
 
     @property

@@ -84,6 +84,7 @@ def _assert_equal_to_oracle(config: WorkerConfig, oracle: pd.DataFrame) -> pd.Da
         published.close()
     pd.testing.assert_frame_equal(from_state(published.day_counts).reset_index(drop=True),
                                   oracle.reset_index(drop=True))
+    pd.testing.assert_frame_equal(published.daily_emergency_admissions(), daily_emergency_admissions(oracle))
     clocks = {key: seconds for snapshot in snapshots.values() for key, seconds in snapshot["stream_times"].items()
               if not key.endswith("|settled")}
     assert published.stream_times == clocks
