@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime
@@ -37,6 +38,7 @@ from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
+from tests.kafka_helpers import free_port, wait_for
 
 EVENTS_AT_SCALE_1_TWO_YEARS = 24_400_000
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -78,6 +80,23 @@ async def python_limit(broker: Broker, topics: Topics, events: int) -> float:
     finally:
         await consumer.stop()
     return time.monotonic() - started
+
+
+def faust_floor(broker: Broker, topics: Topics, partitions: int, events: int, work: Path, take: int = 0) -> float:
+    """Seconds for an empty Faust agent (count and acknowledge) to reach the N-th event, start-up included;
+    ``take`` > 0 consumes in ``stream.take`` batches of that size."""
+    out = work / f"faust-floor-{take}.txt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.faust_floor", "--bootstrap", broker.bootstrap, "--topics",
+         ",".join(topics.events), "--partitions", str(partitions), "--events", str(events), "--datadir",
+         str(work / f"faust-floor-{take}"), "--web-port", str(free_port()), "--out", str(out), "--take", str(take)],
+        stdout=subprocess.DEVNULL, stderr=open(work / "faust-floor.log", "w"))
+    try:
+        wait_for(lambda: out.exists() and out.read_text().strip() != "", 7200, "the empty Faust agent to finish")
+        return float(out.read_text())
+    finally:
+        process.terminate()
+        process.wait(60)
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -130,6 +149,12 @@ def main() -> None:
                                                                   "")
                 results["Python limit (bare aiokafka + orjson)"] = (n, asyncio.run(python_limit(broker, topics, n)),
                                                                    "")
+                results["Faust floor (empty agent: count + ack)"] = (
+                    n, faust_floor(broker, topics, args.partitions, sum(report.produced.values()), work),
+                    "start-up and group join included, as for the product")
+                results["Faust floor, stream.take(1000) batches"] = (
+                    n, faust_floor(broker, topics, args.partitions, sum(report.produced.values()), work, take=1000),
+                    "the same, consuming in batches")
             seconds, rss = product(broker, topics, args.partitions, workers, work)
             results[f"product: {workers} worker(s)"] = (n, seconds, "peak RSS " + ", ".join(f"{r:,.0f} MiB"
                                                                                            for r in rss))
@@ -171,7 +196,7 @@ def write_results(rows, python_rate: float, consumer_rate: float, args, latency:
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python "
         f"{platform.python_version()}, Kafka {KAFKA_VERSION} (local KRaft, one node). Command: "
-        f"`make bench` (`python bench/bench.py --events {args.events} --partitions {args.partitions}`).", "",
+        f"`make bench` (`python -m bench.bench --events {args.events} --partitions {args.partitions}`).", "",
         "| what | events | seconds | events/s | vs Python limit | vs consumer limit | notes |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
