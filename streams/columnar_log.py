@@ -302,7 +302,7 @@ def _plainly_valid(rows: pa.Table, reading: _Reading) -> tuple[pa.Table, np.ndar
     method = _index_in(pc.ascii_upper(rows["admission_method"]), ADMISSION_METHODS)
     admission = (method >= 0) & _matches(rows["provider"], _PLAIN_TEXT)
 
-    delayed, has_delay = _integers(rows["delayed_days"])
+    delayed, _ = _integers(rows["delayed_days"])  # missing is 0 days, as in the contract
     attribution = _index_in(rows["delay_attributable_to"], DELAY_ATTRIBUTIONS)
     into_reablement, has_reablement = _flags(rows["into_reablement"])
     discharge = (_index_in(rows["discharge_destination"], tuple(codes.DISCHARGE_DESTINATIONS)) >= 0)
@@ -316,7 +316,6 @@ def _plainly_valid(rows: pa.Table, reading: _Reading) -> tuple[pa.Table, np.ndar
 
     is_admission, is_discharge, is_placement = event_type == 0, event_type == 1, event_type == 2
     valid &= np.where(is_admission, admission, np.where(is_discharge, discharge, placement))
-    del has_delay  # a missing delayed_days is 0 days, as in the contract
     compact = pa.Table.from_arrays([
         pa.array(np.arange(rows.num_rows, dtype=np.int64)),
         pa.array(event_type.astype(np.int8)),

@@ -79,8 +79,8 @@ def events_behind(config: WorkerConfig, snapshots: dict[int, dict]) -> int:
     return behind
 
 
-def wait_until_caught_up(config: WorkerConfig, timeout: float,
-                         on_progress: Callable[[int], None] | None = None) -> dict[int, dict]:
+def wait_until_caught_up(config: WorkerConfig, timeout: float, on_progress: Callable[[int], None] | None = None,
+                         poll_seconds: float = 0.5) -> dict[int, dict]:
     """Poll until the durable snapshots cover every event on the source topics; return them."""
     deadline = time.monotonic() + timeout
     while True:
@@ -92,7 +92,7 @@ def wait_until_caught_up(config: WorkerConfig, timeout: float,
             return snapshots
         if time.monotonic() > deadline:
             raise TimeoutError(f"the workers still had {behind:,} events to process after {timeout:.0f} s")
-        time.sleep(0.5)
+        time.sleep(poll_seconds)
 
 
 def day_counts(snapshots: dict[int, dict]) -> dict[str, list[int]]:
