@@ -50,11 +50,16 @@ def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date, late
     events = read_events(log, progress=progress)
     say(f"counting {len(events):,} events")
     counts = daily_counts(events, lateness_days * 86_400)
-    clocks = events[events["type"] == "admission"].groupby("board", observed=True)["ts"].max()
-    settled = settled_through({f"{board}|admission": ts for board, ts in clocks.items()}, lateness_days)
+    settled = settled_from_events(events, lateness_days)
     say("judging every board week by week")
     alerts = alert_timeline(plans, daily_emergency_admissions(counts), plan_year_start, settled, rules)
     return BacktestResult(counts, alerts, settled, len(events), time.monotonic() - started)
+
+
+def settled_from_events(events: pd.DataFrame, lateness_days: int) -> dict[str, date]:
+    """Per board, the last settled day at the end of the log (from each board's admission stream time)."""
+    clocks = events[events["type"] == "admission"].groupby("board", observed=True)["ts"].max()
+    return settled_through({f"{board}|admission": ts for board, ts in clocks.items()}, lateness_days)
 
 
 def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:

@@ -74,6 +74,10 @@ class WeeklySeries:
     def head(self, count: int) -> WeeklySeries:
         return WeeklySeries(self.start[:count], self.actual[:count], self.planned[:count])
 
+    def week_ending(self, count: int) -> date:
+        """The Sunday that ends the ``count``-th week."""
+        return (self.start[count - 1] + pd.Timedelta(days=6)).date()
+
 
 @dataclass(frozen=True)
 class Assessment:
@@ -158,7 +162,7 @@ def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date,
 def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules()) -> Assessment:
     """The assessment after the first ``count`` complete plan-year weeks."""
     series = board.series.head(count)
-    as_of = (series.start[-1] + pd.Timedelta(days=6)).date() if count else None
+    as_of = series.week_ending(count) if count else None
     actual_ytd = float(series.actual.sum())
     planned_ytd = float(series.planned.sum())
     variance = actual_ytd / planned_ytd - 1 if planned_ytd else 0.0

@@ -52,11 +52,11 @@ def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_s
         for board in weekly.values():
             if count <= len(board.series):
                 last = count == len(board.series)
-                week_end = (board.series.start[count - 1] + pd.Timedelta(days=6)).date().isoformat()
+                week_end = board.series.week_ending(count).isoformat()
                 if not (last and latest is not None) and book.judged(board.plan.board, METRIC, week_end):
                     continue  # judged in an earlier round: the book would add nothing
                 assessment = assess_week(board, count, rules)
                 events.extend(book.evaluate(assessment))
-                if latest is not None and count == len(board.series):
+                if latest is not None and last:
                     latest[board.plan.board] = assessment
     return events

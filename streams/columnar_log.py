@@ -27,6 +27,7 @@ them into any output; raw NHS numbers are not kept.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import multiprocessing
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ class PatientKeys:
 
 @dataclass(frozen=True)
 class _Reading:
-    """What every block needs to know: the clock for 'tomorrow', the patient keys, the boards."""
+    """What every block needs to know: the clock for 'tomorrow' and the patient keys."""
 
     latest_micros: int
     patients: PatientKeys
@@ -499,32 +500,25 @@ def read_events(path: Path, progress: Callable[[int, int], None] | None = None, 
     ``progress(bytes_read, total_bytes)`` is called as blocks finish. JSON Lines are read in blocks by
     ``processes`` worker processes (one per core by default); CSV goes through the contract line by line.
     """
-    reading = _reading(patients)
     total = path.stat().st_size
     if path.suffix.lower() == ".csv":
-        rows = [(line.number, event) for line in read_log(path) if line.row is not None
-                for event in [_contract_row(line.row)] if event is not None]
+        events = read_events_line_by_line(path, patients)
         if progress is not None:
             progress(total, total)
-        return _as_frame(_contract_table(rows, reading).drop_columns(["line"]))
+        return events
+    reading = _reading(patients)
     blocks = _blocks(path, block_bytes)
     processes = max(1, min(processes or os.cpu_count() or 1, len(blocks)))
     done, tables = 0, []
-    if processes == 1:
-        results = (_block_events(str(path), start, end, reading) for start, end in blocks)
-        for (start, end), table in zip(blocks, results, strict=True):
+    with (ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) if processes > 1
+          else contextlib.nullcontext()) as pool:
+        read_block = partial(_block_events, str(path), reading=reading)
+        results = pool.map(read_block, *zip(*blocks, strict=True)) if pool else itertools.starmap(read_block, blocks)
+        for (start, end), table in zip(blocks, results, strict=True):  # in log order, as blocks finish
             tables.append(table)
             done += end - start
             if progress is not None:
                 progress(done, total)
-    else:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_block_events, str(path), start, end, reading) for start, end in blocks]
-            for (start, end), future in zip(blocks, futures, strict=True):
-                tables.append(future.result())
-                done += end - start
-                if progress is not None:
-                    progress(done, total)
     if not tables:
         return _as_frame(_COMPACT_SCHEMA.empty_table().drop_columns(["line"]))
     return _as_frame(pa.concat_tables(tables))

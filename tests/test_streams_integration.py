@@ -22,12 +22,12 @@ from kafka import KafkaProducer
 from bcfwatch.boards import load_boards
 from bcfwatch.settings import Topics
 from bcfwatch.worker_process import WorkerProcess
-from monitors.backtest import backtest, timeline_key
+from monitors.backtest import backtest, settled_from_events, timeline_key
 from monitors.board_days import BoardDays
 from monitors.monitor import Monitor
 from monitors.plans import load_plan
 from monitors.sample_plan import write_sample_plan
-from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
+from monitors.timeline import alert_timeline, daily_emergency_admissions
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -155,9 +155,7 @@ def load_plan_at_scale(tmp_path: Path):
 
 
 def settled_from_log(event_log: Path) -> dict:
-    events = read_events(event_log)
-    clocks = events[events["type"] == "admission"].groupby("board", observed=True)["ts"].max()
-    return settled_through({f"{board}|admission": ts for board, ts in clocks.items()}, LATENESS // 86_400)
+    return settled_from_events(read_events(event_log), LATENESS // 86_400)
 
 
 def test_worker_killed_twice_mid_stream_still_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
