@@ -15,7 +15,7 @@ import orjson
 
 from bcfwatch.boards import BoardList
 from producers.pseudonym import Pseudonymiser, redact
-from streams.records import Event, InvalidEvent, parse_event
+from streams.records import Event, InvalidEvent, Reason, parse_event
 
 LOG_COLUMNS = (
     "type",
@@ -101,7 +101,7 @@ def row_to_event(row: dict[str, Any], pseudonymiser: Pseudonymiser, boards: Boar
     try:
         payload["patient"] = pseudonymiser.pseudonym(row.get("nhs_number"))
     except ValueError as error:
-        raise InvalidEvent(str(error)) from None
+        raise InvalidEvent(str(error), Reason.INVALID_NHS_NUMBER) from None
     return parse_event(payload, boards)
 
 

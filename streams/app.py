@@ -116,9 +116,9 @@ def create_app(config: WorkerConfig) -> faust.App:
             try:
                 record = parse_wire(event.value)
             except InvalidEvent as error:
-                metrics.DEAD_LETTERED.labels(metrics.reason_kind(str(error))).inc()
+                metrics.DEAD_LETTERED.labels(error.reason).inc()
                 await side_output(topics.dead_letter, message.key, {
-                    "source": "worker", "reason": str(error), "topic": message.topic,
+                    "source": "worker", "reason": str(error), "reason_code": str(error.reason), "topic": message.topic,
                     "partition": message.partition, "offset": message.offset,
                     "raw": redact(bytes(event.value).decode("utf-8", "replace")),
                     "dead_lettered_at": datetime.now(UTC).isoformat(),

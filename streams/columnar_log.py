@@ -53,7 +53,7 @@ from bcfwatch.boards import load_boards
 from producers.logformat import LOG_COLUMNS, read_log
 from producers.pseudonym import normalise_nhs_number
 from streams import codes
-from streams.records import EARLIEST, MAX_AGE, RECORDS, InvalidEvent, validated_fields
+from streams.records import MAX_AGE, RECORDS, InvalidEvent, earliest_moment, validated_fields
 
 EVENT_TYPES = tuple(RECORDS)
 ADMISSION_METHODS = tuple(sorted(codes.ADMISSION_METHODS))
@@ -285,7 +285,7 @@ def _timestamps(column: pa.ChunkedArray, latest_micros: int) -> tuple[np.ndarray
     seconds = (_days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
                - sign * (zone_hours * 3_600 + zone_minutes * 60))
     stamp = seconds * _MICROS + micros
-    earliest = int(EARLIEST.timestamp()) * _MICROS
+    earliest = int(earliest_moment().timestamp()) * _MICROS
     return stamp, shaped & (stamp >= earliest) & (stamp <= latest_micros)
 
 

@@ -13,9 +13,10 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 
 from bcfwatch.settings import EVENT_TYPES
+from streams.records import Reason
 
 OUTCOMES = ("counted", "duplicate", "late")
-DEAD_LETTER_KINDS = ("not_json", "unknown_type", "unknown_board", "missing_field", "invalid_value")
+DEAD_LETTER_KINDS = tuple(Reason)
 
 EVENTS_PROCESSED = Counter("bcf_events_processed", "Events applied by the worker, by type and outcome",
                            ["type", "outcome"])
@@ -40,19 +41,6 @@ def observe_event(event_type: str, outcome: str, occurred_at: float, kafka_times
         LAST_EVENT_TIME.labels(event_type).set(occurred_at)
     if kafka_timestamp:
         PROCESSING_LATENCY.observe(max(0.0, time.time() - kafka_timestamp))
-
-
-def reason_kind(reason: str) -> str:
-    """A low-cardinality label for a dead-letter reason."""
-    if reason.startswith("not valid JSON") or reason.startswith("event is not a JSON object"):
-        return "not_json"
-    if reason.startswith("unknown event type"):
-        return "unknown_type"
-    if reason.startswith("unknown board"):
-        return "unknown_board"
-    if reason.startswith("missing field"):
-        return "missing_field"
-    return "invalid_value"
 
 
 def initialise(partitions: int) -> None:

@@ -7,8 +7,10 @@ to a topic), so :func:`parse_event` is the single validator for both sides.
 
 from __future__ import annotations
 
+import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import faust
@@ -18,12 +20,42 @@ from bcfwatch.boards import BoardList, load_boards
 from streams import codes
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AGE = 120
+DEFAULT_EARLIEST_DATE = date(2014, 4, 1)  # first day of the BCF plans' baseline year (2014-15)
+
+
+def earliest_date() -> date:
+    """Events before this day are rejected (``BCFWATCH_EARLIEST_DATE``, default the plans' first baseline year)."""
+    text = os.environ.get("BCFWATCH_EARLIEST_DATE", "").strip()
+    return date.fromisoformat(text) if text else DEFAULT_EARLIEST_DATE
+
+
+def earliest_moment() -> datetime:
+    day = earliest_date()
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class Reason(StrEnum):
+    """Why a line or message was rejected: the dead-letter ``reason_code`` and the metric label."""
+
+    NOT_JSON = "not_json"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_BOARD = "unknown_board"
+    MISSING_FIELD = "missing_field"
+    INVALID_VALUE = "invalid_value"
+    INVALID_NHS_NUMBER = "invalid_nhs_number"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    BEFORE_EARLIEST_DATE = "before_earliest_date"
+    IN_THE_FUTURE = "in_the_future"
+    MALFORMED_ROW = "malformed_row"
 
 
 class InvalidEvent(ValueError):
-    """An event that breaks the contract; the message is the dead-letter reason."""
+    """An event that breaks the contract; the message is the dead-letter reason, ``reason`` its kind."""
+
+    def __init__(self, message: str, reason: Reason = Reason.INVALID_VALUE) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Event(faust.Record, abstract=True, serializer="json", include_metadata=False, isodates=True):
@@ -75,7 +107,7 @@ def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str 
     value = payload.get(field)
     if value is None or value == "":
         if required:
-            raise InvalidEvent(f"missing field {field}")
+            raise InvalidEvent(f"missing field {field}", Reason.MISSING_FIELD)
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidEvent(f"{field} must be text, got {type(value).__name__}")
@@ -109,17 +141,22 @@ def _flag(payload: dict[str, Any], field: str) -> bool:
 def parse_timestamp(value: Any, now: datetime | None = None) -> datetime:
     """An ISO 8601 timestamp with an explicit offset, converted to UTC."""
     if not isinstance(value, str):
-        raise InvalidEvent(f"occurred_at must be an ISO 8601 timestamp, got {value!r}")
+        raise InvalidEvent(f"occurred_at must be an ISO 8601 timestamp, got {value!r}", Reason.INVALID_TIMESTAMP)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidEvent(f"occurred_at is not a valid ISO 8601 timestamp: {value!r}") from None
+        raise InvalidEvent(f"occurred_at is not a valid ISO 8601 timestamp: {value!r}",
+                           Reason.INVALID_TIMESTAMP) from None
     if moment.tzinfo is None:
-        raise InvalidEvent(f"occurred_at has no timezone offset: {value!r}")
+        raise InvalidEvent(f"occurred_at has no timezone offset: {value!r}", Reason.INVALID_TIMESTAMP)
     moment = moment.astimezone(UTC)
+    earliest = earliest_moment()
+    if moment < earliest:
+        raise InvalidEvent(f"occurred_at {value!r} is before the earliest date {earliest.date()} "
+                           "(BCFWATCH_EARLIEST_DATE)", Reason.BEFORE_EARLIEST_DATE)
     latest = (now or datetime.now(UTC)) + timedelta(days=1)
-    if not EARLIEST <= moment <= latest:
-        raise InvalidEvent(f"occurred_at {value!r} is outside 2000-01-01 .. tomorrow")
+    if moment > latest:
+        raise InvalidEvent(f"occurred_at {value!r} is after tomorrow", Reason.IN_THE_FUTURE)
     return moment
 
 
@@ -130,16 +167,18 @@ def validated_fields(payload: dict[str, Any], boards: BoardList | None = None) -
     the batch oracle uses the fields directly (building records is the slow part).
     """
     if not isinstance(payload, dict):
-        raise InvalidEvent("event is not a JSON object")
+        raise InvalidEvent("event is not a JSON object", Reason.NOT_JSON)
     event_type = payload.get("type")
     record = RECORDS.get(event_type) if isinstance(event_type, str) else None
     if record is None:
-        raise InvalidEvent(f"unknown event type {event_type!r}; expected one of {', '.join(RECORDS)}")
+        raise InvalidEvent(f"unknown event type {event_type!r}; expected one of {', '.join(RECORDS)}",
+                           Reason.UNKNOWN_TYPE)
     boards = boards or load_boards()
     board_code = _text(payload, "board")
     board = boards.resolve(board_code)
     if board is None:
-        raise InvalidEvent(f"unknown board {board_code!r}: not an English health and wellbeing board code")
+        raise InvalidEvent(f"unknown board {board_code!r}: not an English health and wellbeing board code",
+                           Reason.UNKNOWN_BOARD)
     patient = _text(payload, "patient")
     if not PSEUDONYM.match(patient):
         raise InvalidEvent("patient is not a pseudonym (64 lower-case hex characters)")
@@ -195,5 +234,5 @@ def parse_wire(message: bytes, boards: BoardList | None = None) -> Event:
     try:
         payload = orjson.loads(message)
     except orjson.JSONDecodeError as error:
-        raise InvalidEvent(f"not valid JSON: {error}") from None
+        raise InvalidEvent(f"not valid JSON: {error}", Reason.NOT_JSON) from None
     return parse_event(payload, boards)
