@@ -1,6 +1,6 @@
 # The two commands: `make demo` runs the main job, `make test` runs the whole suite.
 # Both install everything first (scripts/setup.sh).
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean evaluate
 
 setup:
 	bash scripts/setup.sh
@@ -20,3 +20,6 @@ clean:
 
 bench: setup
 	.venv/bin/python -m bench.bench
+
+evaluate: setup
+	.venv/bin/bcfwatch evaluate --years 6

@@ -29,11 +29,12 @@ def friendly_errors(command):
 
         from bcfwatch.broker import BrokerError
         from producers.generate import GenerateError
+        from producers.logformat import LogFormatError
         from producers.pseudonym import PseudonymKeyError
 
         try:
             return command(*args, **kwargs)
-        except (BrokerError, GenerateError, PseudonymKeyError, KafkaError) as error:
+        except (BrokerError, GenerateError, LogFormatError, PseudonymKeyError, KafkaError) as error:
             raise click.ClickException(str(error)) from None
 
     return wrapper
@@ -164,8 +165,37 @@ def _print_measures(title: str, rows: list[tuple[str, str]]) -> None:
 @click.option("--scale", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="1.0 is national volume (~5.5M emergency admissions a year).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed (same seed, same file).")
-@click.option("--drift", "drifts", multiple=True, metavar="BOARD:+N%[@DATE]",
-              help="Make a board drift off plan, e.g. E09000012:+4% or E08000025:creep+6%. Repeatable.")
+@click.option("--drift", "drifts", multiple=True, metavar="BOARD:[creep]+N%[@DATE]",
+              help="Make a board drift off plan in the plan years: BOARD:+N% a step of +N% (or -N%) from the "
+                   "start of the plan year; BOARD:+N%@YYYY-MM-DD the step from that date (a date in the baseline "
+                   "year is refused); BOARD:creep+N% a linear ramp from 0 to +N% over 365 days from the start "
+                   "of the plan year (or from @DATE), held after. Repeatable.")
+@click.option("--dispersion", default=1.0, show_default=True, type=click.FloatRange(min=1), metavar="PHI",
+              help="Overdispersion: variance/mean ratio of each board's daily (and so weekly) emergency "
+                   "admissions around their expected value, by gamma-Poisson mixing; 1 is Poisson.")
+@click.option("--weekly-noise", default=0.0, show_default=True, type=click.FloatRange(min=0), metavar="SD",
+              help="Local pressure: each board's admissions in each week (Monday-Sunday) are multiplied by a "
+                   "lognormal factor with mean 1 and log standard deviation SD (0.03: swings of about 3%).")
+@click.option("--weekly-persistence", default=0.0, show_default=True,
+              type=click.FloatRange(0, 1, max_open=True), metavar="RHO",
+              help="AR(1) coefficient of the local pressure from one week to the next (its spread stays SD).")
+@click.option("--weekday-profile", default="1,1,1,1,1,0.82,0.82", show_default=True, metavar="MON,...,SUN",
+              help="Seven multipliers, Monday to Sunday, rescaled to average 1 over a week.")
+@click.option("--winter-peak", default=5.0, show_default=True, type=click.FloatRange(0, 100, max_open=True),
+              metavar="PCT", help="Seasonal swing: the peak day PCT% above the yearly mean, the summer trough "
+                                  "PCT% below (a cosine).")
+@click.option("--winter-peak-on", default="01-15", show_default=True, metavar="MM-DD",
+              help="Day of the year of the winter peak.")
+@click.option("--winter-varies", default=0.0, show_default=True, type=click.FloatRange(min=0), metavar="PP",
+              help="Standard deviation, in percentage points, of each winter's peak: half of the variance "
+                   "shared by every board that winter, half each board's own (never below 0).")
+@click.option("--bank-holidays/--no-bank-holidays", default=False, show_default=True,
+              help="England's bank holidays (holidays package, GB subdivision ENG, Monday-Friday, so Easter "
+                   "and substitute days fall on the right dates) --bank-holiday-drop below the same weekday.")
+@click.option("--bank-holiday-drop", default=27.5, show_default=True,
+              type=click.FloatRange(0, 100, max_open=True), metavar="PCT",
+              help="How much lower a bank holiday is than the same weekday otherwise (admissions are lost, "
+                   "not moved); only with --bank-holidays.")
 @click.option("--late-share", default=0.05, show_default=True, type=click.FloatRange(0, 1),
               help="Share of events that arrive out of order (late).")
 @click.option("--duplicate-share", default=0.01, show_default=True, type=click.FloatRange(0, 1),
@@ -174,14 +204,37 @@ def _print_measures(title: str, rows: list[tuple[str, str]]) -> None:
               help="Share of extra malformed lines mixed in (for testing the dead-letter path).")
 @friendly_errors
 def generate_command(out: Path, start: date, end: date, scale: float, seed: int, drifts: tuple[str, ...],
-                     late_share: float, duplicate_share: float, malformed_share: float) -> None:
-    """Write a synthetic national event log."""
+                     late_share: float, duplicate_share: float, malformed_share: float, dispersion: float,
+                     weekly_noise: float, weekly_persistence: float, weekday_profile: str, winter_peak: float,
+                     winter_peak_on: str, winter_varies: float, bank_holidays: bool,
+                     bank_holiday_drop: float) -> None:
+    """Write a synthetic national event log.
+
+    By default admissions have the shape the plan trajectories assume (weekends 18% lower, a 5% winter
+    peak on 15 January) and Poisson noise, and a seed always gives the same file. The shape and noise
+    options make data the drift rules were not fitted to; in Python they are
+    producers.generate.AdmissionsModel (GeneratorSpec.admissions).
+    """
     import time
 
-    from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
+    from producers.generate import (
+        AdmissionsModel,
+        Drift,
+        GeneratorSpec,
+        generate_frame,
+        parse_peak_day,
+        parse_weekday_profile,
+        write_log,
+    )
 
+    admissions = AdmissionsModel(
+        weekday_profile=parse_weekday_profile(weekday_profile), winter_peak=winter_peak / 100,
+        winter_peak_day=parse_peak_day(winter_peak_on), winter_varies=winter_varies / 100,
+        bank_holidays=bank_holidays, bank_holiday_factor=1 - bank_holiday_drop / 100,
+        weekly_noise=weekly_noise, weekly_persistence=weekly_persistence, dispersion=dispersion)
     spec = GeneratorSpec(start=start, end=end, scale=scale, seed=seed, drifts=[Drift.parse(d) for d in drifts],
-                         late_share=late_share, duplicate_share=duplicate_share, malformed_share=malformed_share)
+                         late_share=late_share, duplicate_share=duplicate_share, malformed_share=malformed_share,
+                         admissions=admissions)
     started = time.monotonic()
     with err_console.status("generating") as status:
         events = generate_frame(spec, progress=lambda step: status.update(f"generating {step}"))
@@ -487,6 +540,46 @@ def plan_sample(out: Path, scale: float, seed: int) -> None:
 
 
 # -- analyst tools ---------------------------------------------------------------
+@main.command("evaluate")
+@click.option("--years", default=6, show_default=True, type=click.IntRange(1, 200),
+              help="Simulated national years per noise setting.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--setting", "setting_names", multiple=True,
+              help="Only these noise settings (mild, typical, harsh); default all.")
+@click.option("--markdown", "markdown_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the table and summary as markdown (e.g. for docs/evaluation.md).")
+def evaluate_command(years: int, seed: int, setting_names: tuple[str, ...], markdown_out: Path | None) -> None:
+    """Benchmark the drift rule on simulated years it was not fitted to (not a pass/fail test)."""
+    from monitors.evaluate import SETTINGS, evaluate, markdown, summary, tidy_table
+
+    chosen = tuple(s for s in SETTINGS if not setting_names or s.name in setting_names)
+    if not chosen:
+        raise click.BadParameter(f"choose from {', '.join(s.name for s in SETTINGS)}", param_hint="--setting")
+    started = time.monotonic()
+    with err_console.status("simulating") as status:
+        outcomes = evaluate(years, seed, chosen, progress=status.update)
+    table = tidy_table(outcomes)
+    shown = Table(title=f"Drift rule on {years} simulated years per setting (seed {seed})")
+    for column in table.columns:
+        shown.add_column(column, justify="left" if column in ("setting", "scenario", "size") else "right")
+    for row in table.itertuples(index=False):
+        shown.add_row(*["" if pd_isna(v) else (f"{v:.1f}" if isinstance(v, float) else str(v)) for v in row])
+    console.print(shown)
+    totals = summary(outcomes)
+    _print_measures("Summary", [(name, f"{value:.2f}" if isinstance(value, float) else str(value))
+                                for name, value in totals.items()]
+                    + [("time", f"{time.monotonic() - started:.0f} s")])
+    if markdown_out is not None:
+        lines = [markdown(table), "", *[f"- {name}: {value:.2f}" if isinstance(value, float) else
+                                        f"- {name}: {value}" for name, value in totals.items()]]
+        markdown_out.write_text("\n".join(lines) + "\n")
+        console.print(f"markdown written to {markdown_out}")
+
+
+def pd_isna(value: object) -> bool:
+    return isinstance(value, float) and value != value
+
+
 def _run_backtest(log: Path, plans: dict, plan_year: date, lateness_days: int):
     """The backtest with a progress bar over the log (MB read), then a status line for each later step."""
     from monitors.backtest import backtest
@@ -561,7 +654,14 @@ def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path
     if out.suffix.lower() == ".png" and board is None:
         raise click.BadParameter("a PNG holds one board's chart: add --board CODE", param_hint="--out")
     plans = _load_plan_or_fail(plan_path or sample_plan_path())
-    result = _run_backtest(log, plans, plan_year, settings.lateness_days)
+    result = _run_backtest(log, plans, plan_year, settings.lateness_days())
+    # Nothing to chart (no valid events, or none settled in the plan year) would crash the report's arithmetic.
+    from monitors.report import board_years
+
+    years = board_years(result, plans, plan_year)
+    if (board not in years) if board is not None else not any(y.assessment.weeks for y in years.values()):
+        raise click.ClickException(f"{log} has no settled week of the plan year starting {plan_year} "
+                                   f"{'for ' + board if board else 'for any board'} ({result.events:,} valid events)")
     with err_console.status("drawing charts"):
         written = write_report(result, plans, plan_year, out, board)
     console.print(f"report written to {written.resolve()}")

@@ -30,6 +30,11 @@ class Topics:
         return f"{self.prefix}.late_events"
 
     @property
+    def held_events(self) -> str:
+        """Events held far ahead of their board's clock (a mistyped date?) until another event corroborates them."""
+        return f"{self.prefix}.held_events"
+
+    @property
     def board_days(self) -> str:
         """Compacted changelog of the live counts: ``board|YYYY-MM-DD`` -> counters, ``board|clock|type`` -> time."""
         return f"{self.prefix}.board_days"
@@ -62,3 +67,8 @@ def partitions() -> int:
 def lateness_days() -> int:
     """How late (event time behind the board's stream time) an event may be and still count."""
     return int(os.environ.get("BCFWATCH_LATENESS_DAYS", "14"))
+
+
+def max_ahead_days() -> int:
+    """How far (days) an event may be ahead of its board's clock before it is held for corroboration."""
+    return int(os.environ.get("BCFWATCH_MAX_AHEAD_DAYS", "31"))

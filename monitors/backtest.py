@@ -28,9 +28,10 @@ import pandas as pd
 from monitors.drift import DriftRules
 from monitors.plans import BoardPlan
 from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
+from streams.board_state import DEFAULT_MAX_AHEAD_DAYS, SECONDS_PER_DAY
 from streams.columnar_log import read_events
 from streams.daily_table import write_csv
-from streams.oracle import daily_counts
+from streams.oracle import EventTimeDecisions, daily_counts, event_time_decisions
 
 
 @dataclass
@@ -40,26 +41,43 @@ class BacktestResult:
     settled: dict[str, date]
     events: int
     seconds: float
+    held: pd.DataFrame  # valid events still held at the end of the log (far ahead of their board's clock)
 
 
 def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date, lateness_days: int = 14,
              rules: DriftRules | None = None, say: Callable[[str], None] = lambda step: None,
-             progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+             progress: Callable[[int, int], None] | None = None,
+             max_ahead_days: int = DEFAULT_MAX_AHEAD_DAYS) -> BacktestResult:
     """``progress(bytes_read, total_bytes)`` follows the reading; ``say`` names each later step."""
     started = time.monotonic()
     events = read_events(log, progress=progress)
     say(f"counting {len(events):,} events")
-    counts = daily_counts(events, lateness_days * 86_400)
-    settled = settled_from_events(events, lateness_days)
+    decisions = event_time_decisions(events, lateness_days * SECONDS_PER_DAY, max_ahead_days * SECONDS_PER_DAY)
+    counts = daily_counts(events, lateness_days * SECONDS_PER_DAY, decisions=decisions)
+    settled = settled_from_events(events, lateness_days, max_ahead_days, decisions)
     say("judging every board week by week")
     alerts = alert_timeline(plans, daily_emergency_admissions(counts), plan_year_start, settled, rules)
-    return BacktestResult(counts, alerts, settled, len(events), time.monotonic() - started)
+    return BacktestResult(counts, alerts, settled, len(events), time.monotonic() - started,
+                          held_events(events, decisions))
 
 
-def settled_from_events(events: pd.DataFrame, lateness_days: int) -> dict[str, date]:
-    """Per board, the last settled day at the end of the log (from each board's admission stream time)."""
-    clocks = events[events["type"] == "admission"].groupby("board", observed=True)["ts"].max()
-    return settled_through({f"{board}|admission": ts for board, ts in clocks.items()}, lateness_days)
+def settled_from_events(events: pd.DataFrame, lateness_days: int, max_ahead_days: int = DEFAULT_MAX_AHEAD_DAYS,
+                        decisions: EventTimeDecisions | None = None) -> dict[str, date]:
+    """Per board, the last settled day at the end of the log (from each board's admission clock)."""
+    decisions = decisions or event_time_decisions(events, lateness_days * SECONDS_PER_DAY,
+                                                  max_ahead_days * SECONDS_PER_DAY)
+    return settled_through({f"{board}|admission": clock for (board, kind), clock in decisions.clocks.items()
+                            if kind == "admission"}, lateness_days)
+
+
+def held_events(events: pd.DataFrame, decisions: EventTimeDecisions) -> pd.DataFrame:
+    """The events never corroborated by the end of the log: board, type, event id and event time."""
+    held = events.iloc[decisions.held]
+    return pd.DataFrame({
+        "board": held["board"].astype(str).to_numpy(), "type": held["type"].astype(str).to_numpy(),
+        "event_id": held["event_id"].astype(str).to_numpy(),
+        "occurred_at": pd.to_datetime(held["ts"].to_numpy(), unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
 
 
 def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:
@@ -67,7 +85,14 @@ def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:
     counts_path, alerts_path = out_dir / "counts.csv", out_dir / "alerts.jsonl"
     write_csv(result.counts, counts_path)
     alerts_path.write_bytes(b"".join(orjson.dumps(alert) + b"\n" for alert in result.alerts))
+    write_held(result, out_dir / "held.jsonl")
     return counts_path, alerts_path
+
+
+def write_held(result: BacktestResult, path: Path) -> Path:
+    """The held events as JSON Lines (no patient data: board, type, event id, event time)."""
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in result.held.to_dict("records")))
+    return path
 
 
 def timeline_key(alert: dict) -> tuple[str, str, str]:

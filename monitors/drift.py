@@ -1,57 +1,63 @@
-"""Is a board drifting off its plan? Weekly SPC and a year-to-date projection, as pure functions.
+"""Is a board drifting off its plan? A calibrated sequential test on weekly admissions, as pure functions.
 
 For each board the plan year is cut into weeks (Monday to Sunday, only weeks
 wholly inside the year and complete by the evaluation date). Each week's
-emergency admissions are compared with the plan trajectory as a variance
-(actual / planned - 1). Two views:
+emergency admissions are compared with the plan trajectory, whose daily shape
+is the one *observed in the baseline year* and whose noise is *estimated from
+the baseline year* (``monitors/baseline.py``; docs/drift.md has the model).
 
-* **SPC on the weekly variance.** Limits are fixed from the baseline year
-  (the same variance of actual against the baseline trajectory), so they are
-  the board's own noise level; then the "Making Data Count" rules are applied
-  to the plan-year weeks. Fewer admissions is better, so special cause *above*
-  is concern. Assurance: the plan-year limits against a target variance of 0.
-* **Year to date.** Cumulative actual against cumulative planned, projected to
-  year end at the same ratio, with the money at risk (admissions above plan x
-  unit cost). Its significance is the excess in Poisson standard deviations.
+**The rule (a one-sided two-window scan).** After week ``n`` (from week
+``min_weeks``), for the year to date and for the latest 13 weeks (``windows``),
+the excess of actual over planned admissions is divided by its standard
+deviation under the fitted noise model: count overdispersion, week-to-week
+local pressure with its autocorrelation, quarter-level swings and, when the
+plan's baselines are the baseline year's own counts, the noise those counts
+carry, and a season that differs from the baseline year's (a stated prior).
+The board **drifts** when the largest of these z exceeds the board's
+threshold ``h`` *and* that window is at least ``projection_margin`` (1%) over
+plan. ``h`` is calibrated by simulating plan years from the fitted noise model
+(:func:`threshold_table`) so that an on-plan board raises a drifting alert in at
+most ``false_alert_rate`` of board-years (0.5%, half the 1-in-100 budget: the
+model is estimated, not known). Boards under plan never raise: the test is
+one-sided. Severity is "critical" when the year to date itself is off plan (the
+plan will be missed) and "warning" when only a recent window is (a step up).
 
-A board **drifts** when its projection misses the plan by more than
-``projection_margin`` *and* that excess is significant (z >= ``min_z``): small
-boards are noisy, big boards drift slowly, and a fixed % threshold would flag
-the first and miss the second (no verdict while fewer than ``min_expected``
-admissions were planned, where the normal approximation fails). It also drifts on special-cause concern in the
-latest week *when* the year to date is over plan with z >= ``spc_min_z``.
-Measured on 20 generated on-plan national years (151 boards each): the SPC
-rules alone flag most boards at some week of a year; gated at z >= 2 they
-raised 95 false alerts per 10 board-years x 151, at z >= 3.0 16 per 20, at the
-defaults (3.5 / 4.0) 4 per 20 (0.13% of board-years). tests/test_drift.py
-keeps that rate under 0.5%. Severity is "critical" for a projection miss and
-"warning" for an SPC concern alone.
+SPC ("Making Data Count") is kept as information, not as a trigger: the weekly
+variance is charted against XmR limits fixed from the baseline year, with
+its rules and assurance in every alert. Across 151 boards a week-by-week SPC
+trigger raises far more false alerts than a board-year budget allows
+(measured before this rule: most boards flag some week of every year).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
+from monitors.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
+from monitors.noise import Noise, weekly_covariance
 from monitors.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.spc import Assurance, Limits, assurance, special_causes, xmr_limits
-from monitors.trajectory import baseline_days, planned_days
-from streams.views import year_earlier
+from monitors.trajectory import year_days
 
 METRIC = "emergency_admissions"
+PROJECTION_Z = 1.645  # 90% projection interval
+CALIBRATION_SEED = 2015
+CALIBRATION_SIZES = (3.0, 15.0, 60.0, 250.0, 1000.0, 4000.0)  # expected admissions a week (interpolated in log)
 
 
 @dataclass(frozen=True)
 class DriftRules:
-    projection_margin: float = 0.01  # projected year-end variance above plan that counts as a miss
-    min_z: float = 4.0  # significance of the year-to-date excess for a projection miss
-    spc_min_z: float = 3.5  # year-to-date significance needed for an SPC concern to count
+    projection_margin: float = 0.01  # a window must be at least this far over plan to count as drifting
+    false_alert_rate: float = 0.008  # drifting alerts per on-plan board-year the thresholds are set for
+    windows: tuple[int, ...] = (13,)  # recent windows (weeks) scanned besides the year to date
     min_weeks: int = 4  # no verdict before this many plan-year weeks
-    min_expected: float = 100.0  # no verdict while fewer admissions were planned (z is unreliable below it)
+    simulations: int = 10_000  # simulated on-plan years per calibration point
     resolve_after_weeks: int = 4  # weeks back within plan before an alert resolves
     unit_cost_gbp: float = DEFAULT_UNIT_COST_GBP
 
@@ -80,6 +86,34 @@ class WeeklySeries:
 
 
 @dataclass(frozen=True)
+class Detector:
+    """A board's plan-year test: weekly expectations, the residual covariance and the calibrated threshold."""
+
+    expected: np.ndarray  # planned admissions in each complete week of the plan year
+    covariance: np.ndarray  # of the weekly residuals (actual - planned) under the noise model
+    threshold: float
+    expected_pattern: str
+    noise_source: str
+    plan_from_counts: bool
+    _prefix: np.ndarray = field(repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        prefix = np.zeros((len(self.expected) + 1,) * 2)
+        prefix[1:, 1:] = self.covariance.cumsum(axis=0).cumsum(axis=1)
+        object.__setattr__(self, "_prefix", prefix)
+
+    def window_variance(self, start: int, end: int) -> float:
+        """Variance of the summed residuals of weeks ``start`` .. ``end - 1``."""
+        p = self._prefix
+        return float(p[end, end] - p[start, end] - p[end, start] + p[start, start])
+
+    @property
+    def dispersion(self) -> float:
+        """A week's variance over its Poisson variance (1 = Poisson), averaged over the year."""
+        return float(np.mean(np.diag(self.covariance) / self.expected))
+
+
+@dataclass(frozen=True)
 class Assessment:
     board: str
     metric: str
@@ -88,16 +122,25 @@ class Assessment:
     actual_ytd: float
     planned_ytd: float
     variance_pct: float  # year to date
-    z: float
+    z: float  # year to date, in standard deviations of the fitted noise model
     projected_year_end: float
     planned_year_end: float
     baseline_year: float
     money_at_risk_gbp: float
+    projected_year_end_low: float = 0.0  # 90% projection interval
+    projected_year_end_high: float = 0.0
+    threshold: float = math.inf  # the board's calibrated z threshold
+    window_weeks: int = 0  # the window that decided the verdict (the year to date or the latest n weeks)
+    window_z: float = 0.0
+    window_variance_pct: float = 0.0
+    expected_pattern: str = ""
+    noise_source: str = ""
+    dispersion: float = 1.0
     variation: str = "common cause"
     rules_fired: list[str] = field(default_factory=list)
     assurance: str = Assurance.HIT_AND_MISS.value
-    projection_miss: bool = False
-    spc_concern: bool = False
+    projection_miss: bool = False  # the year to date is significantly and materially over plan
+    recent_drift: bool = False  # a recent window is (a step up), the year to date not (yet)
     series: WeeklySeries | None = None
     limits: Limits | None = None
     special_cause_high: np.ndarray | None = None
@@ -105,13 +148,27 @@ class Assessment:
 
     @property
     def drifting(self) -> bool:
-        return self.projection_miss or self.spc_concern
+        return self.projection_miss or self.recent_drift
 
     @property
     def severity(self) -> str | None:
         if not self.drifting:
             return None
         return "critical" if self.projection_miss else "warning"
+
+    def alert_fields(self) -> dict[str, object]:
+        """Fields an alert carries besides the lifecycle ones (``monitors/alerts.py``)."""
+        return {
+            "projected_year_end_low": round(self.projected_year_end_low, 1),
+            "projected_year_end_high": round(self.projected_year_end_high, 1),
+            "window_weeks": self.window_weeks,
+            "window_z": round(self.window_z, 3),
+            "window_variance_pct": round(self.window_variance_pct, 3),
+            "threshold_z": round(self.threshold, 3),
+            "expected_pattern": self.expected_pattern,
+            "noise_source": self.noise_source,
+            "dispersion": round(self.dispersion, 3),
+        }
 
     def weekly(self) -> pd.DataFrame:
         """The plan-year weeks with variance, SPC limits and special-cause flags (for charts and reports)."""
@@ -138,57 +195,206 @@ def weekly_series(actual: pd.Series, expected: pd.Series, as_of: date) -> Weekly
                         expected.to_numpy()[span].reshape(-1, 7).sum(axis=1))
 
 
+def _windows(weeks: int, rules: DriftRules) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of every window judged at weeks min_weeks..weeks (0-based start, exclusive end)."""
+    starts, ends = [], []
+    for end in range(max(rules.min_weeks, 1), weeks + 1):
+        for length in (end, *[w for w in rules.windows if w < end]):
+            starts.append(end - length)
+            ends.append(end)
+    return np.array(starts, dtype=int), np.array(ends, dtype=int)
+
+
+def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarray, from_counts: bool,
+                 rules: DriftRules, seasonal_modes: np.ndarray | None = None) -> np.ndarray:
+    """The largest window z of each simulated on-plan year, for a board of this weekly size."""
+    weeks = len(quarter_of_week)
+    expected = np.full(weeks, weekly_expected)
+    baseline_variance = None
+    if from_counts:
+        members = np.bincount(quarter_of_week, minlength=4)
+        baseline_variance = noise.kappa / np.maximum(members * weekly_expected, 1e-9) + noise.quarter + \
+            noise.local * np.array([_ar_sum(noise.rho, m) / max(m, 1) ** 2 for m in members])
+    shared, count = weekly_covariance(noise, "", expected, quarter_of_week, baseline_variance, seasonal_modes)
+    values, vectors = np.linalg.eigh(shared)
+    root = vectors * np.sqrt(np.clip(values, 0, None))
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    gaussian = rng.standard_normal((rules.simulations, weeks)) @ root.T
+    scale = noise.kappa
+    counts = scale * rng.poisson(expected / scale, size=(rules.simulations, weeks)) - expected
+    residual = np.concatenate([np.zeros((rules.simulations, 1)), np.cumsum(gaussian + counts, axis=1)], axis=1)
+    starts, ends = _windows(weeks, rules)
+    prefix = np.zeros((weeks + 1,) * 2)
+    prefix[1:, 1:] = (shared + np.diag(count)).cumsum(axis=0).cumsum(axis=1)
+    variance = prefix[ends, ends] - prefix[starts, ends] - prefix[ends, starts] + prefix[starts, starts]
+    z = (residual[:, ends] - residual[:, starts]) / np.sqrt(variance)
+    return z.max(axis=1)
+
+
+def _ar_sum(rho: float, length: int) -> float:
+    """Sum of rho**|i-j| over an length x length block."""
+    lags = np.abs(np.subtract.outer(np.arange(length), np.arange(length)))
+    return float((rho ** lags).sum())
+
+
+def _rounded(noise: Noise) -> tuple[float, float, float, float]:
+    """The noise parameters on a fine grid (so that nearly equal fits share one calibration)."""
+    def grid(value: float, step: float) -> float:
+        return round(round(value / step) * step, 6)
+
+    return (grid(noise.kappa, 0.05), grid(math.sqrt(noise.local), 0.0025) ** 2, grid(noise.rho, 0.05),
+            grid(math.sqrt(noise.quarter), 0.0025) ** 2)
+
+
+@lru_cache(maxsize=64)
+def _calibrated(parameters: tuple[float, float, float, float], quarters: tuple[int, ...],
+                modes: tuple[tuple[float, ...], ...], rules: DriftRules) -> dict[bool, np.ndarray]:
+    noise = Noise(*parameters)
+    weeks = np.array(quarters)
+    seasonal = np.array(modes)
+    return {flag: np.array([np.quantile(_null_maxima(noise, size, weeks, flag, rules, seasonal),
+                                        1 - rules.false_alert_rate) for size in CALIBRATION_SIZES])
+            for flag in (False, True)}
+
+
+def seasonal_modes(model: BaselineModel) -> np.ndarray:
+    """(2 x plan-year weeks) the season's two ways of differing from the baseline year, averaged by week."""
+    days = year_days(model.plan_year_start)
+    return weekly_sums(model.pattern.seasonal_modes(days), complete_weeks(days)) / 7
+
+
+def threshold_table(model: BaselineModel, rules: DriftRules) -> dict[bool, np.ndarray]:
+    """Calibrated thresholds by weekly size (CALIBRATION_SIZES), for plans built from the counts or not:
+    the (1 - false_alert_rate) quantile of the largest window z of on-plan years simulated from the
+    fitted noise model (its parameters rounded to a fine grid)."""
+    days = year_days(model.plan_year_start)
+    quarters = tuple(int(q) for q in quarter_of_weeks(days, complete_weeks(days)))
+    modes = tuple(tuple(round(float(v), 4) for v in row) for row in seasonal_modes(model))
+    return _calibrated(_rounded(model.noise), quarters, modes, rules)
+
+
+def detector(model: BaselineModel, plan: BoardPlan, rules: DriftRules) -> Detector:
+    """The board's test for the plan year (computed once per model)."""
+    def compute() -> Detector:
+        days = year_days(model.plan_year_start)
+        span = complete_weeks(days)
+        quarters = quarter_of_weeks(days, span)
+        expected = weekly_sums(model.planned_days(plan).to_numpy(), span)
+        from_counts = model.plan_from_counts(plan)
+        shared, count = weekly_covariance(model.noise, plan.board, expected, quarters,
+                                          model.baseline_quarter_variance(plan), seasonal_modes(model))
+        table = threshold_table(model, rules)[from_counts]
+        size = float(np.clip(expected.mean(), CALIBRATION_SIZES[0], CALIBRATION_SIZES[-1]))
+        threshold = float(np.interp(np.log(size), np.log(CALIBRATION_SIZES), table))
+        return Detector(expected, shared + np.diag(count), threshold, model.pattern.describe(plan.board),
+                        model.noise.source, from_counts)
+
+    return model.cached(("detector", plan, rules), compute)
+
+
 @dataclass(frozen=True)
 class BoardWeeks:
-    """A board's complete plan-year weeks (actual vs planned) and its noise limits from the baseline year."""
+    """A board's complete plan-year weeks (actual vs planned), its test, and its SPC limits from the baseline."""
 
     plan: BoardPlan
     series: WeeklySeries
     baseline_limits: Limits | None
     planned_year_end: float
+    detector: Detector | None = None
 
 
-def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date, as_of: date) -> BoardWeeks:
-    """Compute the weekly series once; :func:`assess_week` then looks at any prefix of it."""
+def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date, as_of: date,
+                model: BaselineModel | None = None, rules: DriftRules | None = None) -> BoardWeeks:
+    """Compute the weekly series once; :func:`assess_week` then looks at any prefix of it.
+
+    ``model`` is the baseline model of all boards (``monitors/baseline.py``); without one, it is fitted
+    from this board's series alone (its own pattern, the national default noise).
+    """
+    rules = rules or DriftRules()
     actual_daily = actual_daily.copy()
     actual_daily.index = pd.DatetimeIndex(actual_daily.index)
-    baseline_start = year_earlier(plan_year_start)
-    planned = planned_days(plan, plan_year_start)
-    baseline = weekly_series(actual_daily, baseline_days(plan, baseline_start), plan_year_start - timedelta(1))
-    limits = xmr_limits(baseline.variance) if len(baseline) >= 12 else None
-    return BoardWeeks(plan, weekly_series(actual_daily, planned, as_of), limits, float(planned.sum()))
+    if model is None:
+        model = baseline_model({plan.board: plan}, actual_daily.to_frame(plan.board), plan_year_start)
+    planned = model.planned_days(plan)
+    baseline = weekly_series(actual_daily, model.expected_days(plan, model.baseline_start),
+                             plan_year_start - pd.Timedelta(days=1))
+    limits = xmr_limits(baseline.variance) if len(baseline) >= 12 and baseline.planned.min() > 0 else None
+    return BoardWeeks(plan, weekly_series(actual_daily, planned, as_of), limits, float(planned.sum()),
+                      detector(model, plan, rules))
 
 
 def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules()) -> Assessment:
     """The assessment after the first ``count`` complete plan-year weeks."""
     series = board.series.head(count)
+    test = board.detector
     as_of = series.week_ending(count) if count else None
     actual_ytd = float(series.actual.sum())
     planned_ytd = float(series.planned.sum())
     variance = actual_ytd / planned_ytd - 1 if planned_ytd else 0.0
-    z = (actual_ytd - planned_ytd) / math.sqrt(planned_ytd) if planned_ytd else 0.0
+    ytd_variance = test.window_variance(0, count) if count else 0.0
+    z = (actual_ytd - planned_ytd) / math.sqrt(ytd_variance) if ytd_variance > 0 else 0.0
     projected = board.planned_year_end * (1 + variance)
+    remaining = board.planned_year_end - planned_ytd
+    spread = math.sqrt(max(test.window_variance(count, len(test.expected)), 0.0) * (1 + variance) ** 2
+                       + (remaining / planned_ytd) ** 2 * ytd_variance) if planned_ytd else 0.0
     result = dict(board=board.plan.board, metric=METRIC, as_of=as_of, weeks=count, actual_ytd=actual_ytd,
                   planned_ytd=planned_ytd, variance_pct=variance * 100, z=z, projected_year_end=projected,
                   planned_year_end=board.planned_year_end, baseline_year=float(board.plan.baseline_emergency),
                   money_at_risk_gbp=max(0.0, projected - board.planned_year_end) * rules.unit_cost_gbp,
-                  series=series)
-    if count < max(rules.min_weeks, 2) or planned_ytd < rules.min_expected:
+                  projected_year_end_low=projected - PROJECTION_Z * spread,
+                  projected_year_end_high=projected + PROJECTION_Z * spread, threshold=test.threshold,
+                  expected_pattern=test.expected_pattern, noise_source=test.noise_source,
+                  dispersion=test.dispersion, series=series)
+    if count < max(rules.min_weeks, 2) or planned_ytd <= 0:
         return Assessment(**result)
+    verdict = scan(board.series, test, count, rules)
     weekly_variance = series.variance
     spc = special_causes(weekly_variance, board.baseline_limits)
     latest = count - 1
     return Assessment(
-        **result, variation=spc.variation(latest).value, rules_fired=spc.rules_fired(latest),
+        **result, **verdict, variation=spc.variation(latest).value, rules_fired=spc.rules_fired(latest),
         assurance=assurance(xmr_limits(weekly_variance), 0.0).value,
-        projection_miss=variance > rules.projection_margin and z >= rules.min_z,
-        spc_concern=bool(spc.high[latest]) and z >= rules.spc_min_z,
         limits=spc.limits, special_cause_high=spc.high, special_cause_low=spc.low,
     )
 
 
+def scan(series: WeeklySeries, test: Detector, count: int, rules: DriftRules) -> dict[str, object]:
+    """The year to date and the latest windows after ``count`` weeks: the verdict and the window that decided
+    it (``projection_miss``, ``recent_drift``, ``window_weeks``, ``window_z``, ``window_variance_pct``)."""
+    best: tuple[float, int, float] | None = None  # (z, length, relative excess) of the most telling window
+    projection_miss = recent = False
+    for length in (count, *[w for w in rules.windows if w < count]):
+        start = count - length
+        actual = float(series.actual[start:count].sum())
+        planned = float(series.planned[start:count].sum())
+        window_z = (actual - planned) / math.sqrt(test.window_variance(start, count))
+        excess = actual / planned - 1
+        drifting = window_z >= test.threshold and excess >= rules.projection_margin
+        if drifting:
+            projection_miss |= length == count
+            recent |= length != count
+        if best is None or (drifting, window_z) > (best[2] >= rules.projection_margin and best[0] >= test.threshold,
+                                                    best[0]):
+            best = (window_z, length, excess)
+    window_z, length, excess = best
+    return dict(projection_miss=projection_miss, recent_drift=recent and not projection_miss,
+                window_weeks=length, window_z=window_z, window_variance_pct=excess * 100)
+
+
+def first_drifting_week(board: BoardWeeks, rules: DriftRules = DriftRules()) -> tuple[int, str] | None:
+    """The first week (1-based count) the board drifts and its severity: the week the alert book raises.
+    The verdict alone, without the SPC charts (the benchmark's fast path; the same :func:`scan`)."""
+    for count in range(max(rules.min_weeks, 2), len(board.series) + 1):
+        if board.series.planned[:count].sum() <= 0:
+            continue
+        verdict = scan(board.series, board.detector, count, rules)
+        if verdict["projection_miss"] or verdict["recent_drift"]:
+            return count, "critical" if verdict["projection_miss"] else "warning"
+    return None
+
+
 def assess(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date, as_of: date,
-           rules: DriftRules = DriftRules()) -> Assessment:
+           rules: DriftRules = DriftRules(), model: BaselineModel | None = None) -> Assessment:
     """Assess one board's emergency admissions up to ``as_of`` (daily actuals indexed by date)."""
-    board = board_weeks(plan, actual_daily, plan_year_start, as_of)
+    board = board_weeks(plan, actual_daily, plan_year_start, as_of, model, rules)
     return assess_week(board, len(board.series), rules)

@@ -8,6 +8,7 @@ national figures are quoted (pool, planned savings, avoided admissions).
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,39 @@ PLAN_COLUMNS = (
 _WHOLE = {"baseline_emergency_q1", "baseline_emergency_q2", "baseline_emergency_q3", "baseline_emergency_q4",
           "baseline_delayed_days", "planned_delayed_days", "baseline_care_home_admissions_65",
           "planned_care_home_admissions_65", "population_18_plus", "population_65_plus"}
+
+
+@dataclass(frozen=True)
+class ColumnRange:
+    """The values a numeric plan column may take (inclusive), and why, for the error message."""
+
+    minimum: float
+    maximum: float
+    why: str
+
+
+_EMERGENCY_QUARTER = ColumnRange(
+    1, 200_000, "a quarter's emergency admissions: the largest board has about 40,000; with none the plan "
+    "has nothing to monitor")
+# The plausible ranges (docs/plan-format.md). Maxima are far above the largest board (Kent) so that only typing
+# errors and unit mix-ups are caught: a few times the largest real value, well below the national total.
+COLUMN_RANGES: dict[str, ColumnRange] = {
+    "pooled_fund_gbp": ColumnRange(0, 1_000_000_000, "the largest pooled fund is about £150m (£5.3bn nationally)"),
+    "baseline_emergency_q1": _EMERGENCY_QUARTER,
+    "baseline_emergency_q2": _EMERGENCY_QUARTER,
+    "baseline_emergency_q3": _EMERGENCY_QUARTER,
+    "baseline_emergency_q4": _EMERGENCY_QUARTER,
+    "planned_reduction_pct": ColumnRange(-50, 50, "planned reductions run from -50 (a planned rise of 50%) to 50"),
+    "baseline_delayed_days": ColumnRange(1, 1_000_000, "the largest board has about 50,000 delayed days a year"),
+    "planned_delayed_days": ColumnRange(0, 1_000_000, "the largest board has about 50,000 delayed days a year"),
+    "baseline_care_home_admissions_65": ColumnRange(
+        0, 50_000, "the largest board has about 2,000 permanent admissions 65+ a year"),
+    "planned_care_home_admissions_65": ColumnRange(
+        0, 50_000, "the largest board has about 2,000 permanent admissions 65+ a year"),
+    "reablement_target_pct": ColumnRange(1, 100, "a share of people, in %"),
+    "population_18_plus": ColumnRange(1, 10_000_000, "the largest board has about 1.2 million people aged 18+"),
+    "population_65_plus": ColumnRange(1, 10_000_000, "the largest board has about 300,000 people aged 65+"),
+}
 
 
 class PlanError(ValueError):
@@ -78,39 +112,86 @@ def load_plan(path: Path, boards: BoardList | None = None) -> dict[str, BoardPla
     """Read and check a plan file; raise PlanError listing every problem found."""
     boards = boards or load_boards()
     problems: list[tuple[int, str, str]] = []
-    try:
-        handle = open(path, encoding="utf-8", newline="")
-    except OSError as error:
-        raise PlanError(path, [(0, "-", f"cannot read the file: {error.strerror}")]) from None
-    with handle:
-        text = handle.read().splitlines()
+    text = _read_lines(path)
     comments = next((i for i, line in enumerate(text) if not line.startswith("#")), len(text))
     rows = csv.DictReader(text[comments:])
-    header = rows.fieldnames or []
+    try:
+        header = rows.fieldnames or []
+    except csv.Error as error:
+        raise PlanError(path, [(comments + 1, "-", f"the header is not valid CSV: {error}")]) from None
     missing = [c for c in PLAN_COLUMNS if c not in header]
     if missing:
         raise PlanError(path, [(comments + 1, c, "column is missing from the header") for c in missing])
     plans: dict[str, BoardPlan] = {}
-    for number, row in enumerate(rows, start=comments + 2):
-        plan = _parse_row(row, number, boards, problems)
-        if plan is None:
-            continue
-        if plan.board in plans:
-            problems.append((number, "board", f"{plan.board} already has a plan on an earlier line"))
-            continue
-        plans[plan.board] = plan
+    seen: set[str] = set()
+    try:
+        for row in rows:
+            number = comments + rows.line_num  # the file's line (blank lines skipped by the reader still count)
+            code = (row.get("board") or "").strip()
+            seen.add(boards.resolve(code) or code)
+            plan = _parse_row(row, number, boards, problems)
+            if plan is None:
+                continue
+            if plan.board in plans:
+                problems.append((number, "board", f"{plan.board} already has a plan on an earlier line"))
+                continue
+            plans[plan.board] = plan
+    except csv.Error as error:
+        problems.append((comments + rows.line_num, "-", f"not valid CSV: {error}"))
     for code in boards.codes:
-        if code not in plans and not any(p[1] == "board" and code in p[2] for p in problems):
+        if code not in seen:  # a board whose line has problems was reported there
             problems.append((0, "board", f"no plan for board {code} ({boards.boards[code].name})"))
     if problems:
         raise PlanError(path, problems)
     return plans
 
 
-def _parse_row(row: dict[str, str], number: int, boards: BoardList,
+def _read_lines(path: Path) -> list[str]:
+    """The file's lines, decoded as UTF-8 (a byte-order mark, as spreadsheets write, is dropped)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise PlanError(path, [(0, "-", f"cannot read the file: {error.strerror}")]) from None
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - data.rfind(b"\n", 0, error.start)
+        raise PlanError(path, [(line, "-", f"not valid UTF-8 (byte 0x{data[error.start]:02x} at character "
+                                           f"{column}); save the file as UTF-8 CSV")]) from None
+
+
+def _number(text: str, column: str) -> tuple[float | None, str | None]:
+    """The cell's value, or the reason it is not acceptable for the column."""
+    if not text:
+        return None, "is empty"
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        return None, f"{text!r} is not a number"
+    allowed = COLUMN_RANGES[column]
+    if not math.isfinite(value):
+        return None, f"{text} is not a finite number"
+    if value < 0 <= allowed.minimum:
+        return None, f"{text} is negative"
+    if column in _WHOLE and not value.is_integer():
+        return None, f"{text} is not a whole number"
+    if column.endswith("_pct") and value > 100:
+        return None, f"{text} is more than 100%"
+    if value < allowed.minimum:
+        return None, f"{text} is below the minimum {allowed.minimum:,g} ({allowed.why})"
+    if value > allowed.maximum:
+        return None, f"{text} is above the plausible maximum {allowed.maximum:,.0f} ({allowed.why})"
+    return value, None
+
+
+def _parse_row(row: dict, number: int, boards: BoardList,
                problems: list[tuple[int, str, str]]) -> BoardPlan | None:
     before = len(problems)
-    values: dict[str, object] = {}
+    values: dict[str, float] = {}
+    surplus = row.get(None)  # DictReader puts the cells beyond the header under None
+    if surplus:
+        problems.append((number, "-", f"{len(surplus)} more cell(s) than the header has columns"))
     code = (row.get("board") or "").strip()
     board = boards.resolve(code)
     if board is None:
@@ -121,19 +202,19 @@ def _parse_row(row: dict[str, str], number: int, boards: BoardList,
     if status not in APPROVAL_STATUSES:
         problems.append((number, "approval_status", f"{status!r} is not one of: {', '.join(APPROVAL_STATUSES)}"))
     for column in PLAN_COLUMNS[3:]:
-        text = (row.get(column) or "").strip()
-        try:
-            value = float(text.replace(",", ""))
-        except ValueError:
-            problems.append((number, column, f"{text!r} is not a number" if text else "is empty"))
-            continue
-        if value < 0:
-            problems.append((number, column, f"{text} is negative"))
-        elif column in _WHOLE and not value.is_integer():
-            problems.append((number, column, f"{text} is not a whole number"))
-        elif column.endswith("_pct") and value > 100:
-            problems.append((number, column, f"{text} is more than 100%"))
-        values[column] = value
+        value, reason = _number((row.get(column) or "").strip(), column)
+        if reason is not None:
+            problems.append((number, column, reason))
+        else:
+            values[column] = value
+    adults, older = values.get("population_18_plus"), values.get("population_65_plus")
+    if adults is not None and older is not None and older > adults:
+        problems.append((number, "population_65_plus",
+                         f"{older:,.0f} people aged 65+ is more than the {adults:,.0f} aged 18+"))
+    if adults is not None and board is not None and adults > boards.boards[board].population:
+        problems.append((number, "population_18_plus",
+                         f"{adults:,.0f} people aged 18+ is more than the board's total population "
+                         f"{boards.boards[board].population:,} (bcfwatch/reference/councils.csv)"))
     if len(problems) > before:
         return None
     return BoardPlan(

@@ -1,16 +1,22 @@
 """Evaluate every board week by week and collect the alert events, in order.
 
 The live monitor and the offline backtest both end here, so for the same
-daily counts they produce the same alert timeline.
+daily counts they produce the same alert timeline: the expected pattern and
+the noise of every board come from the baseline-year rows of the same daily
+table (``monitors/baseline.py``, cached by their content), fitted by the same
+code. Live, that needs every board's baseline year settled before the first
+plan-year week is judged (two weeks of lateness after the year ends, long
+before the first plan-year week settles in any ordinary replay).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 
 from monitors.alerts import AlertBook
+from monitors.baseline import BaselineModel, baseline_model
 from monitors.drift import METRIC, DriftRules, assess_week, board_weeks
 from monitors.plans import BoardPlan
 
@@ -43,8 +49,11 @@ def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_s
     rules = rules or DriftRules()
     book = book or AlertBook(rules)
     through = as_of if isinstance(as_of, dict) else dict.fromkeys(plans, as_of)
+    if not any(day >= plan_year_start + timedelta(days=6) for code, day in through.items() if code in plans):
+        return []  # no plan-year week can be complete yet (and no model is needed)
+    model = baseline_model(plans, daily, plan_year_start)
     weekly = {code: board_weeks(plan, daily[code] if code in daily else pd.Series(dtype=float),
-                                plan_year_start, through[code])
+                                plan_year_start, through[code], model, rules)
               for code, plan in sorted(plans.items()) if code in through}
     total_weeks = max((len(b.series) for b in weekly.values()), default=0)
     events: list[dict] = []
@@ -56,7 +65,12 @@ def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_s
                 if not (last and latest is not None) and book.judged(board.plan.board, METRIC, week_end):
                     continue  # judged in an earlier round: the book would add nothing
                 assessment = assess_week(board, count, rules)
-                events.extend(book.evaluate(assessment))
+                events.extend(event | assessment.alert_fields() for event in book.evaluate(assessment))
                 if latest is not None and last:
                     latest[board.plan.board] = assessment
     return events
+
+
+def expectation_model(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_start: date) -> BaselineModel:
+    """The baseline model the timeline judges with (for reports and the exporter's planned windows)."""
+    return baseline_model(plans, daily, plan_year_start)

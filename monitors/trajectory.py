@@ -1,10 +1,19 @@
 """Plan trajectories: the expected emergency admissions of each board, day by day.
 
 A board's plan gives its baseline (previous-year) emergency admissions by
-financial quarter. Within a quarter the baseline is spread over the days by the
-national shape of emergency admissions (weekends ~18% lower, a winter peak of
-~5%); in the plan year each day is the baseline day x (1 - planned reduction).
-Weeks and months are sums of days.
+financial quarter. Within a quarter the baseline is spread over the days by a
+daily pattern; in the plan year each day is the baseline day x (1 - planned
+reduction). Weeks and months are sums of days.
+
+:func:`quarter_anchored` is the one rule: each quarter's baseline becomes a rate
+per unit of the pattern over the *baseline* year's days of that quarter, and
+that rate times the pattern of each day of the target year gives the
+expectation, so a quarter that gains Easter, or a weekend, is expected to be
+correspondingly lower. The drift monitor uses the pattern observed in the
+baseline year (``monitors/profile.py``, via ``monitors/baseline.py``);
+:func:`baseline_days` / :func:`planned_days` below keep the generator's national
+shape (:func:`daily_profile`: weekends ~18% lower, a winter peak of ~5%), which
+the sample plan and the generator are built on.
 """
 
 from __future__ import annotations
@@ -45,6 +54,20 @@ def _year_shape(year_start: date) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndar
     return days, daily_profile(days), financial_quarter(days)
 
 
+def quarter_anchored(quarter_totals: np.ndarray, baseline_days: pd.DatetimeIndex, baseline_pattern: np.ndarray,
+                     days: pd.DatetimeIndex, pattern: np.ndarray) -> np.ndarray:
+    """Expected admissions on ``days``: each financial quarter's total over ``baseline_days``, spread by the
+    pattern (relative daily volume) of the baseline days, carried to ``days`` by their own pattern."""
+    per_quarter = np.bincount(financial_quarter(baseline_days), weights=baseline_pattern, minlength=4)
+    rate = np.asarray(quarter_totals, dtype=float) / np.where(per_quarter > 0, per_quarter, np.inf)
+    return rate[financial_quarter(days)] * pattern
+
+
+def year_days(year_start: date) -> pd.DatetimeIndex:
+    """Every day of the (financial) year starting ``year_start``."""
+    return _year_days(year_start)
+
+
 # Trajectories depend only on the plan (frozen) and dates, and the monitor asks for them every round:
 # computed once each. Callers must not modify the returned Series.
 @lru_cache(maxsize=4096)
@@ -56,11 +79,10 @@ def baseline_days(plan: BoardPlan, year_start: date, baseline_year_start: date |
     year gives the expectation, so a year with more weekends or a 29 February is
     expected to have correspondingly fewer or more admissions.
     """
-    _, baseline_profile, baseline_quarter = _year_shape(baseline_year_start or year_start)
-    shape_per_quarter = np.bincount(baseline_quarter, weights=baseline_profile, minlength=4)
-    rate = np.asarray(plan.baseline_emergency_by_quarter, dtype=float) / shape_per_quarter
-    days, profile, quarter = _year_shape(year_start)
-    return pd.Series(rate[quarter] * profile, index=days, name=plan.board)
+    baseline, baseline_profile, _ = _year_shape(baseline_year_start or year_start)
+    days, profile, _ = _year_shape(year_start)
+    return pd.Series(quarter_anchored(np.asarray(plan.baseline_emergency_by_quarter), baseline, baseline_profile,
+                                      days, profile), index=days, name=plan.board)
 
 
 @lru_cache(maxsize=4096)

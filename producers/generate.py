@@ -10,10 +10,21 @@ discharged into reablement still at home 91 days later.
 The first financial year in the range is the baseline; later years follow each
 board's plan (baseline x (1 - planned reduction)) unless a drift is given.
 Reproducible: the same arguments and seed give the same file, byte for byte.
+
+Real admissions are not shaped like that (DESIGN.md, "Real data is not the
+generator"), and drift rules must be judged on data they were not fitted to, so
+the shape and noise of emergency admissions are an ``AdmissionsModel``: weekday
+profile, winter peak (optionally different each winter and board), England's
+bank holidays, week-to-week local pressure (lognormal, AR(1)) and
+overdispersion (gamma-Poisson). Its defaults are the shape above with Poisson
+noise and leave the output for a seed unchanged. ``emergency_daily_counts``
+draws the daily emergency admissions per board from the same model without
+building events, for evaluations that need many years quickly.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +36,7 @@ import pandas as pd
 
 from bcfwatch.boards import BoardList, load_boards
 from monitors.sample_plan import NATIONAL_EMERGENCY_ADMISSIONS, NATIONAL_REDUCTION, board_weights
-from monitors.trajectory import daily_profile
+from monitors.trajectory import SEASONAL_AMPLITUDE, WEEKEND_FACTOR
 from producers.logformat import LOG_COLUMNS
 from streams.views import financial_year_start
 
@@ -53,7 +64,13 @@ class GenerateError(ValueError):
 
 @dataclass(frozen=True)
 class Drift:
-    """A board that departs from plan: +4% from a date, or a creep ramping up to +N% by year end."""
+    """A board that departs from plan, in the plan years only (never in the baseline year).
+
+    ``BOARD:+N%`` is a step of +N% (or -N%) on the board's plan from the first day of the plan year;
+    ``BOARD:+N%@YYYY-MM-DD`` the same step from that date on; ``BOARD:creep+N%`` a linear ramp from 0 on
+    the first day of the plan year to +N% 365 days later, held after that; ``BOARD:creep+N%@YYYY-MM-DD``
+    the same ramp starting on that date.
+    """
 
     board: str
     change: float  # 0.04 for +4%
@@ -69,11 +86,159 @@ class Drift:
                 "e.g. E09000012:+4%"
             )
         board, creep, change, start = match.groups()
-        return cls(board, float(change) / 100, date.fromisoformat(start) if start else None, bool(creep))
+        try:
+            first = date.fromisoformat(start) if start else None
+        except ValueError:
+            raise GenerateError(f"--drift {text!r}: {start} is not a date") from None
+        return cls(board, float(change) / 100, first, bool(creep))
+
+
+# The shape the monitor's plan trajectories assume (monitors/trajectory.py): weekends 18% lower, a 5% winter peak
+# on 15 January.
+DEFAULT_WEEKDAY_PROFILE = (1.0, 1.0, 1.0, 1.0, 1.0, WEEKEND_FACTOR, WEEKEND_FACTOR)
+DEFAULT_WINTER_PEAK_DAY = 15  # day of the year
+BANK_HOLIDAY_FACTOR = 0.725  # a bank holiday: 27.5% below the same weekday when it is not a holiday
+NOISE_STREAM = 13  # the shape-and-noise draws come from their own stream, so the defaults draw nothing new
+
+
+@dataclass(frozen=True)
+class AdmissionsModel:
+    """Shape and noise of daily emergency admissions (and other non-elective admissions, which follow them).
+
+    A board's expected admissions on a day are its yearly volume / 365.25 x weekday x winter x bank holiday
+    x plan (x drift) x local pressure; the count is Poisson, or gamma-Poisson when ``dispersion`` > 1.
+
+    - ``weekday_profile``: multipliers Monday..Sunday, rescaled to average 1 over a week (so the yearly
+      volume stays calibrated).
+    - ``winter_peak``: seasonal amplitude, 0.05 = the peak day 5% above the yearly mean and the summer
+      trough 5% below it (a cosine); ``winter_peak_day``: day of the year of the peak (15 = 15 January).
+    - ``winter_varies``: standard deviation of each winter's amplitude (0.02 = 2 percentage points), half
+      the variance shared by every board that winter, half each board's own; the amplitude changes
+      smoothly from one winter peak to the next and is never below 0.
+    - ``bank_holidays``: England's bank holidays (``holidays``, GB, subdivision ENG: the Monday-to-Friday
+      days, so Easter and substitute days fall where gov.uk lists them) are ``bank_holiday_factor`` x
+      the same weekday otherwise (0.725: 27.5% lower); the admissions are lost, not moved to other days.
+    - ``weekly_noise``: log standard deviation of a lognormal local-pressure multiplier (mean 1) per board
+      and week (Monday to Sunday), 0.03 = swings of about 3%; ``weekly_persistence``: its AR(1)
+      coefficient from one week to the next (the stationary standard deviation stays ``weekly_noise``).
+    - ``dispersion``: variance / mean ratio of a board's daily emergency admissions around the expected
+      value (gamma-Poisson, negative binomial with variance = dispersion x mean, so weeks and months
+      have the same ratio); 1 is Poisson.
+    """
+
+    weekday_profile: tuple[float, ...] = DEFAULT_WEEKDAY_PROFILE
+    winter_peak: float = SEASONAL_AMPLITUDE
+    winter_peak_day: int = DEFAULT_WINTER_PEAK_DAY
+    winter_varies: float = 0.0
+    bank_holidays: bool = False
+    bank_holiday_factor: float = BANK_HOLIDAY_FACTOR
+    weekly_noise: float = 0.0
+    weekly_persistence: float = 0.0
+    dispersion: float = 1.0
+
+    def __post_init__(self) -> None:
+        profile = tuple(float(x) for x in self.weekday_profile)
+        object.__setattr__(self, "weekday_profile", profile)
+        if len(profile) != 7 or not all(math.isfinite(x) and x > 0 for x in profile):
+            raise GenerateError("--weekday-profile needs seven positive multipliers, Monday to Sunday")
+        if not 0 <= self.winter_peak < 1:
+            raise GenerateError("--winter-peak must be at least 0% and below 100%")
+        if not 1 <= self.winter_peak_day <= 366:
+            raise GenerateError("the winter peak day must be a day of the year (1-366)")
+        if self.winter_varies < 0:
+            raise GenerateError("--winter-varies must not be negative")
+        if not 0 < self.bank_holiday_factor <= 1:
+            raise GenerateError("--bank-holiday-drop must be at least 0% and below 100%")
+        if self.weekly_noise < 0:
+            raise GenerateError("--weekly-noise must not be negative")
+        if not 0 <= self.weekly_persistence < 1:
+            raise GenerateError("--weekly-persistence must be at least 0 and below 1")
+        if not self.dispersion >= 1:
+            raise GenerateError("--dispersion is a variance/mean ratio and must be at least 1 (1 is Poisson)")
+
+
+def parse_weekday_profile(text: str) -> tuple[float, ...]:
+    """Seven comma-separated multipliers, Monday first: ``"1.1,1,1,1,0.97,0.8,0.78"``."""
+    try:
+        profile = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        profile = ()
+    if len(profile) != 7:
+        raise GenerateError(f"--weekday-profile {text!r} is not seven comma-separated numbers, Monday first")
+    return profile
+
+
+def parse_peak_day(text: str) -> int:
+    """``MM-DD`` as a day of the year (in a year without 29 February): ``"01-15"`` is 15."""
+    try:
+        month, day = (int(part) for part in text.split("-"))
+        return date(2015, month, day).timetuple().tm_yday
+    except ValueError:
+        raise GenerateError(f"--winter-peak-on {text!r} is not a day of the year as MM-DD, e.g. 01-15") from None
+
+
+def england_bank_holidays(days: pd.DatetimeIndex) -> np.ndarray:
+    """True on England's bank holidays (Monday to Friday, as gov.uk lists them, substitute days included)."""
+    import holidays
+
+    years = range(days[0].year, days[-1].year + 1) if len(days) else range(0)
+    dates = [d for d in holidays.country_holidays("GB", subdiv="ENG", years=years) if d.weekday() < 5]
+    return np.asarray(days.isin(pd.DatetimeIndex(dates)))
+
+
+def _winter_amplitude(model: AdmissionsModel, boards: int, days: pd.DatetimeIndex,
+                      rng: np.random.Generator) -> float | np.ndarray:
+    """The seasonal amplitude: the model's, or (boards x days) when each winter and board has its own."""
+    if model.winter_varies == 0:
+        return model.winter_peak
+    years = np.arange(days[0].year - 1, days[-1].year + 2)
+    peaks = pd.DatetimeIndex([pd.Timestamp(int(y), 1, 1) + pd.Timedelta(days=model.winter_peak_day - 1)
+                              for y in years])
+    half = model.winter_varies / math.sqrt(2)
+    national = rng.normal(0.0, half, len(years))
+    local = rng.normal(0.0, half, (boards, len(years)))
+    amplitude = np.clip(model.winter_peak + national[None, :] + local, 0.0, 0.95)
+    position = np.asarray((days - peaks[0]).days, dtype=float)
+    anchors = np.asarray((peaks - peaks[0]).days, dtype=float)
+    after = np.searchsorted(anchors, position, side="right")
+    weight = (position - anchors[after - 1]) / (anchors[after] - anchors[after - 1])
+    return amplitude[:, after - 1] * (1 - weight) + amplitude[:, after] * weight
+
+
+def admissions_shape(model: AdmissionsModel, boards: int, days: pd.DatetimeIndex,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Relative daily volume, mean ~1 over a year: (days,) or (boards x days) when winters vary by board.
+
+    With the default model this is exactly ``monitors.trajectory.daily_profile``.
+    """
+    amplitude = _winter_amplitude(model, boards, days, rng)
+    day_of_year = np.asarray(days.day_of_year)
+    seasonal = 1 + amplitude * np.cos(2 * np.pi * (day_of_year - model.winter_peak_day) / 365.25)
+    weekday = np.asarray(model.weekday_profile)[np.asarray(days.day_of_week)]
+    shape = weekday * seasonal / math.fsum(model.weekday_profile) * 7
+    if model.bank_holidays:
+        shape = shape * np.where(england_bank_holidays(days), model.bank_holiday_factor, 1.0)
+    return shape
+
+
+def local_pressure(model: AdmissionsModel, boards: int, days: pd.DatetimeIndex,
+                   rng: np.random.Generator) -> np.ndarray:
+    """(boards x days) lognormal multiplier, mean 1, constant from Monday to Sunday, AR(1) across weeks."""
+    week = (np.asarray((days - days[0]).days) + days[0].day_of_week) // 7
+    weeks = int(week[-1]) + 1
+    innovations = rng.normal(0.0, model.weekly_noise, (boards, weeks))
+    rho = model.weekly_persistence
+    log_pressure = np.empty_like(innovations)
+    log_pressure[:, 0] = innovations[:, 0]
+    for w in range(1, weeks):
+        log_pressure[:, w] = rho * log_pressure[:, w - 1] + math.sqrt(1 - rho * rho) * innovations[:, w]
+    return np.exp(log_pressure - model.weekly_noise ** 2 / 2)[:, week]
 
 
 @dataclass
 class GeneratorSpec:
+    """What to generate: dates, volume, seed, plan and drifts, event-log defects and the admissions model."""
+
     start: date
     end: date  # inclusive
     scale: float = 0.01
@@ -84,6 +249,7 @@ class GeneratorSpec:
     duplicate_share: float = 0.01
     malformed_share: float = 0.0
     beyond_lateness_share: float = 0.04  # of late events, delayed past the 14-day lateness
+    admissions: AdmissionsModel = field(default_factory=AdmissionsModel)  # shape and noise (default: as the plans)
 
 
 def _choice(rng: np.random.Generator, options: tuple[tuple[str, float], ...], size: int) -> np.ndarray:
@@ -116,10 +282,33 @@ def sample_plan_reductions() -> dict[str, float]:
     return {code: plan.planned_reduction for code, plan in load_plan(sample_plan_path()).items()}
 
 
+@dataclass(frozen=True)
+class EmergencyDraw:
+    """One draw of daily emergency admissions, boards x days, and what it was drawn from."""
+
+    boards: list[str]
+    days: pd.DatetimeIndex
+    expected: np.ndarray  # volume x shape x plan (x drift) x local pressure: what other admissions follow
+    counts: np.ndarray  # Poisson (or gamma-Poisson) counts around ``expected``
+
+    def frame(self) -> pd.DataFrame:
+        """The counts as a days x boards table."""
+        return pd.DataFrame(self.counts.T, index=self.days, columns=self.boards)
+
+
+def check_spec(spec: GeneratorSpec) -> None:
+    """Refuse a spec the generator cannot honour (the admissions model checks itself)."""
+    if spec.end < spec.start:
+        raise GenerateError("--to must not be before --from")
+    if spec.scale <= 0:
+        raise GenerateError("--scale must be positive")
+
+
 def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) -> np.ndarray:
     """(boards x days) multiplier: 1 in the baseline year, plan (x drift) after it."""
     baseline_start = pd.Timestamp(financial_year_start(spec.start))
-    after_baseline = np.asarray(days >= baseline_start + pd.DateOffset(years=1))
+    plan_start = baseline_start + pd.DateOffset(years=1)
+    after_baseline = np.asarray(days >= plan_start)
     planned = spec.reductions if spec.reductions is not None else sample_plan_reductions()
     reductions = np.array([planned.get(b, NATIONAL_REDUCTION) for b in boards])
     factor = np.where(after_baseline[None, :], (1 - reductions)[:, None], 1.0)
@@ -127,7 +316,10 @@ def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) 
     for drift in spec.drifts:
         if drift.board not in index:
             raise GenerateError(f"--drift names board {drift.board}, which is not a BCF plan board")
-        first = pd.Timestamp(drift.start) if drift.start else baseline_start + pd.DateOffset(years=1)
+        if drift.start is not None and pd.Timestamp(drift.start) < plan_start:
+            raise GenerateError(f"--drift for {drift.board} starts on {drift.start}, in the baseline year: drifts "
+                                f"start in a plan year (from {plan_start.date()})")
+        first = pd.Timestamp(drift.start) if drift.start else plan_start
         active = np.asarray(days >= first) & after_baseline
         if drift.creep:
             progress = np.clip(np.asarray((days - first).days) / 365.0, 0, 1)
@@ -138,27 +330,62 @@ def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) 
     return factor
 
 
-def expected_emergency(spec: GeneratorSpec, codes: list[str], days: pd.DatetimeIndex) -> np.ndarray:
-    """(boards x days) expected emergency admissions: population share x daily shape x plan (x drift)."""
+def _noise_rng(spec: GeneratorSpec) -> np.random.Generator:
+    """The stream for shape and noise draws, apart from the event stream so the defaults leave it untouched."""
+    return np.random.default_rng([spec.seed, NOISE_STREAM])
+
+
+def expected_emergency(spec: GeneratorSpec, codes: list[str], days: pd.DatetimeIndex,
+                       noise: np.random.Generator | None = None) -> np.ndarray:
+    """(boards x days) expected emergency admissions: volume x shape x plan (x drift) x local pressure.
+
+    The shape's and pressure's random parts (varying winters, weekly noise) come from ``noise``, by default
+    the seed's own noise stream, so the same spec gives the same expectation.
+    """
+    model = spec.admissions
+    noise = noise if noise is not None else _noise_rng(spec)
     _, share = board_weights()
     per_board_year = NATIONAL_EMERGENCY_ADMISSIONS * spec.scale * share
-    return per_board_year[:, None] / 365.25 * daily_profile(days)[None, :] * plan_factor(spec, codes, days)
+    shape = admissions_shape(model, len(codes), days, noise)
+    shape = shape if shape.ndim == 2 else shape[None, :]
+    expected = per_board_year[:, None] / 365.25 * shape * plan_factor(spec, codes, days)
+    if model.weekly_noise > 0:
+        expected = expected * local_pressure(model, len(codes), days, noise)
+    return expected
+
+
+def draw_emergency(spec: GeneratorSpec, codes: list[str], days: pd.DatetimeIndex,
+                   rng: np.random.Generator) -> EmergencyDraw:
+    """Daily emergency admissions per board: the generator's model, drawn once (counts from ``rng``)."""
+    noise = _noise_rng(spec)
+    expected = expected_emergency(spec, codes, days, noise)
+    mean = expected
+    if spec.admissions.dispersion > 1:
+        excess = spec.admissions.dispersion - 1  # gamma mixing: variance of the mean = excess x mean
+        mean = noise.gamma(expected / excess, excess)
+    return EmergencyDraw(codes, days, expected, rng.poisson(mean))
 
 
 def emergency_daily_counts(spec: GeneratorSpec) -> pd.DataFrame:
-    """Daily emergency admissions per board (days x boards) from the same model, without building events."""
+    """Daily emergency admissions per board (days x boards) from the same model and seed as the event log,
+    without building events: the log's emergency admissions, before readmissions after reablement are added
+    and before lateness, duplicates and malformed lines."""
+    check_spec(spec)
     codes = load_boards().codes
     days = pd.date_range(spec.start, spec.end, freq="D")
-    counts = np.random.default_rng(spec.seed).poisson(expected_emergency(spec, codes, days))
-    return pd.DataFrame(counts.T, index=days, columns=codes)
+    return draw_emergency(spec, codes, days, np.random.default_rng(spec.seed)).frame()
+
+
+def _events(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(board index, day index) per event for a (boards x days) table of counts."""
+    board_index, day_index = np.nonzero(counts)
+    repeat = counts[board_index, day_index]
+    return np.repeat(board_index, repeat), np.repeat(day_index, repeat)
 
 
 def _poisson_events(rng: np.random.Generator, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Draw counts for a (boards x days) expectation; return (board index, day index) per event."""
-    counts = rng.poisson(expected)
-    board_index, day_index = np.nonzero(counts)
-    repeat = counts[board_index, day_index]
-    return np.repeat(board_index, repeat), np.repeat(day_index, repeat)
+    return _events(rng.poisson(expected))
 
 
 def _seconds_in_day(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -168,10 +395,7 @@ def _seconds_in_day(rng: np.random.Generator, size: int) -> np.ndarray:
 def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """All events (good ones, late, duplicated and malformed as asked) in log (arrival) order."""
-    if spec.end < spec.start:
-        raise GenerateError("--to must not be before --from")
-    if spec.scale <= 0:
-        raise GenerateError("--scale must be positive")
+    check_spec(spec)
     boards = boards or load_boards()
     say = progress or (lambda _message: None)
     rng = np.random.default_rng(spec.seed)
@@ -182,9 +406,9 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     epoch = days[0]
 
     say("admissions")
-    expected = expected_emergency(spec, codes, days)
-    em_board, em_day = _poisson_events(rng, expected)
-    ot_board, ot_day = _poisson_events(rng, expected * OTHER_NON_ELECTIVE_SHARE)
+    emergency = draw_emergency(spec, codes, days, rng)
+    em_board, em_day = _events(emergency.counts)
+    ot_board, ot_day = _poisson_events(rng, emergency.expected * OTHER_NON_ELECTIVE_SHARE)
     adm_board = np.concatenate([em_board, ot_board])
     adm_day = np.concatenate([em_day, ot_day])
     n_adm = len(adm_board)

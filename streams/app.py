@@ -26,10 +26,10 @@ from faust.types import TP
 from kafka.partitioner.default import murmur2
 from prometheus_client import start_http_server
 
-from bcfwatch.settings import Topics
+from bcfwatch.settings import EVENT_TYPES, Topics, max_ahead_days
 from producers.pseudonym import redact
 from streams import metrics
-from streams.board_state import Outcome, apply_event
+from streams.board_state import Applied, Outcome, apply_event
 from streams.partition_state import PartitionStates
 from streams.records import InvalidEvent, parse_wire
 from streams.views import board_metrics
@@ -41,6 +41,7 @@ class WorkerConfig:
     topic_prefix: str = "bcf"
     partitions: int = 8
     lateness_days: int = 14
+    max_ahead_days: int = field(default_factory=max_ahead_days)
     datadir: Path = field(default_factory=lambda: Path(".bcfwatch-worker"))
     web_port: int = 6066
     web_host: str = "127.0.0.1"
@@ -66,7 +67,8 @@ def ensure_worker_topics(config: WorkerConfig) -> None:
     from streams.partition_state import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
 
     topics = config.topics
-    ensure_topics(config.bootstrap, [*topics.events, topics.dead_letter, topics.late_events], config.partitions)
+    ensure_topics(config.bootstrap, [*topics.events, topics.dead_letter, topics.late_events, topics.held_events],
+                  config.partitions)
     ensure_topics(config.bootstrap, [config.state_topic], config.partitions, STATE_TOPIC_CONFIG)
     ensure_topics(config.bootstrap, [topics.board_days], config.partitions, BOARD_DAYS_TOPIC_CONFIG)
 
@@ -95,6 +97,7 @@ def create_app(config: WorkerConfig) -> faust.App:
     )
     topics = config.topics
     lateness_seconds = config.lateness_days * 86_400
+    max_ahead_seconds = config.max_ahead_days * 86_400
     events = app.topic(*topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=config.partitions)
     states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state",
@@ -104,6 +107,28 @@ def create_app(config: WorkerConfig) -> faust.App:
 
     async def side_output(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await states.producer.send(topic, key=key, value=orjson.dumps(value))
+
+    async def report_outcome(state, applied: Applied, message) -> None:
+        """Metrics for every outcome; late and held events also go to their topics (never silently lost)."""
+        record, outcome = applied.event, applied.outcome
+        occurred = record.occurred_at.timestamp()
+        metrics.observe_event(record.type, outcome.value, occurred, message.timestamp)
+        if outcome not in (Outcome.LATE, Outcome.HELD):
+            return
+        clock = state.tables.stream_times.get(f"{record.board}|{record.type}")
+        side = {
+            "board": record.board, "type": record.type, "event_id": record.event_id,
+            "occurred_at": record.occurred_at.isoformat(),
+            "stream_time": datetime.fromtimestamp(clock, UTC).isoformat() if clock is not None else None,
+            "topic": message.topic, "partition": message.partition, "offset": message.offset,
+        }
+        if outcome is Outcome.LATE:
+            await side_output(topics.late_events, message.key, {**side, "lateness_days": config.lateness_days})
+        else:
+            await side_output(topics.held_events, message.key, {
+                **side, "max_ahead_days": config.max_ahead_days,
+                "reason": "no clock yet, or more than max_ahead_days ahead of the board's clock: held until "
+                          "a later event on the same stream corroborates it"})
 
     @app.agent(events, name="count_events")
     async def count_events(stream):
@@ -124,22 +149,19 @@ def create_app(config: WorkerConfig) -> faust.App:
                     "dead_lettered_at": datetime.now(UTC).isoformat(),
                 })
             else:
-                outcome = apply_event(state.tables, record, lateness_seconds)
-                metrics.observe_event(record.type, outcome.value, record.occurred_at.timestamp(), message.timestamp)
-                if outcome is Outcome.LATE:
-                    stream_time = state.tables.stream_times[f"{record.board}|{record.type}"]
-                    await side_output(topics.late_events, message.key, {
-                        "board": record.board, "type": record.type, "event_id": record.event_id,
-                        "occurred_at": record.occurred_at.isoformat(),
-                        "stream_time": datetime.fromtimestamp(stream_time, UTC).isoformat(),
-                        "lateness_days": config.lateness_days, "topic": message.topic,
-                        "partition": message.partition, "offset": message.offset,
-                    })
+                for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
+                    await report_outcome(state, applied, message)
             state.applied_event(message.topic, message.offset, event)
 
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
         await states.save_dirty()
+        held = dict.fromkeys(EVENT_TYPES, 0)
+        for state in list(states.owned.values()):
+            for key, entries in state.tables.held_events.items():
+                held[key.rsplit("|", 1)[1]] += len(entries)
+        for event_type, number in held.items():
+            metrics.HELD_EVENTS.labels(event_type).set(number)
         for partition, state in list(states.owned.items()):
             behind = 0
             for topic in topics.events:

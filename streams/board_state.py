@@ -4,19 +4,27 @@ Pure logic over plain mappings, so it runs unchanged on Faust tables (in the
 worker) and on dicts (in unit tests). The rules, which the pandas oracle in
 ``streams/oracle.py`` recomputes independently:
 
-* **Stream time** is kept per board *and event type*: the latest ``occurred_at``
-  seen so far on that board's partition of that type's topic. One partition of
-  one topic has a fixed order, so every replay, at any speed, with any number of
-  workers, sees the same stream times. (Across topics the interleaving is not
-  fixed, which is why a single per-board clock would not be reproducible.)
-* **Lateness**: an event more than ``lateness`` older than its stream time is
+* **Duplicates first**: an event whose (type, event_id) was seen before (counted,
+  late or held) is a duplicate and changes nothing, whatever its age, so replaying
+  a log twice, or part of it, changes no count (``late_events`` included).
+* **Stream time** (the board's event-time *clock*) is kept per board *and event
+  type*: one partition of one topic has a fixed order, so every replay, at any
+  speed, with any number of workers, sees the same clocks. (Across topics the
+  interleaving is not fixed, which is why a single per-board clock would not be
+  reproducible.)
+* **One outlier cannot move the clock** (the corroborated clock). An event more
+  than ``max_ahead`` (default 31 days) ahead of its stream's clock, or any event
+  while the stream has no clock yet, is *held*: not counted, not moving the
+  clock, reported (``Outcome.HELD``, the ``held_events`` topic and metric). A held
+  event is released when a later distinct event on the same stream corroborates
+  it, i.e. is no more than ``max_ahead`` before it (``t_later >= t_held - max_ahead``);
+  it is then applied before the corroborating event, in arrival order. So a
+  mistyped year (``2025`` for ``2015``) stays held for ever and changes no other
+  count, while a real gap in a sparse stream costs only the wait for its next
+  event. A stream's first event is held until its second arrives.
+* **Lateness**: an applied event more than ``lateness`` older than its clock is
   late. Late events are not counted in their window; they add one to the
   ``late_events`` tally of their board and day and go to the late-events topic.
-  The late check comes first, so every late arrival is tallied (a late
-  duplicate too: its dedup entry may already have expired).
-* **Duplicates**: an on-time event whose (type, event_id) was seen before is
-  ignored. Dedup entries older than the lateness horizon can be dropped, since
-  any event that old is late anyway; expiry therefore never changes a count.
 * **Counts** go to the event's own UTC day: emergency admissions (HES 2x),
   other non-elective admissions (3x, 8x; elective 1x are valid but not counted),
   delayed days by attribution, permanent care-home admissions aged 65+,
@@ -33,13 +41,13 @@ worker) and on dicts (in unit tests). The rules, which the pandas oracle in
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
 from typing import Any
 
 from streams import codes
-from streams.records import Admission, CareHomePlacement, Discharge, Event
+from streams.records import Admission, CareHomePlacement, Discharge, Event, parse_wire
 
 COUNTERS = (
     "emergency_admissions",
@@ -61,10 +69,14 @@ EPOCH = date(1970, 1, 1)
 PENDING, AT_HOME, NOT_AT_HOME = 0, 1, 2
 
 
+DEFAULT_MAX_AHEAD_DAYS = 31
+
+
 class Outcome(Enum):
     COUNTED = "counted"
     DUPLICATE = "duplicate"
     LATE = "late"
+    HELD = "held"
 
 
 def epoch_day(seconds: float) -> int:
@@ -138,6 +150,8 @@ class BoardTables:
     * ``seen_events``: ``type|event_id`` -> epoch day (dedup)
     * ``reablement_patients``: ``board|patient`` -> {"discharges": [[day, outcome]], "adverse": [days]}
     * ``reablement_due``: ``board|day`` -> patients discharged into reablement that day, awaiting day 91
+    * ``held_events``: ``board|type`` -> events held far ahead of the clock, ``[occurred_at, wire JSON]`` in
+      arrival order
     """
 
     day_counts: MutableMapping[str, list[int]]
@@ -145,6 +159,7 @@ class BoardTables:
     seen_events: MutableMapping[str, int]
     reablement_patients: MutableMapping[str, dict[str, Any]]
     reablement_due: MutableMapping[str, list[str]]
+    held_events: MutableMapping[str, list[list[Any]]] = field(default_factory=dict)
 
     def add(self, board: str, day: int, counts: dict[int, int]) -> None:
         key = day_key(board, day)
@@ -154,8 +169,57 @@ class BoardTables:
         self.day_counts[key] = row
 
 
-def apply_event(tables: BoardTables, event: Event, lateness_seconds: float) -> Outcome:
-    """Apply one valid event to the board's state; say whether it counted, was a duplicate, or late."""
+@dataclass(frozen=True)
+class Applied:
+    """What became of one event: the triggering event, or a held event it released."""
+
+    event: Event
+    outcome: Outcome
+
+
+def apply_event(tables: BoardTables, event: Event, lateness_seconds: float,
+                max_ahead_seconds: float = DEFAULT_MAX_AHEAD_DAYS * SECONDS_PER_DAY) -> list[Applied]:
+    """Apply one valid event to its board's state (see the module rules).
+
+    Returns what happened, in order: held events this one released (each with its outcome), then this
+    event itself (counted, duplicate, late or held).
+    """
+    seen_key = f"{event.type}|{event.event_id}"
+    if seen_key in tables.seen_events:
+        return [Applied(event, Outcome.DUPLICATE)]
+    occurred = event.occurred_at.timestamp()
+    tables.seen_events[seen_key] = epoch_day(occurred)
+    clock_key = f"{event.board}|{event.type}"
+    applied = [Applied(released, _apply_on_clock(tables, released, lateness_seconds))
+               for released in _corroborated(tables, clock_key, occurred, max_ahead_seconds)]
+    clock = tables.stream_times.get(clock_key)
+    if clock is None or occurred > clock + max_ahead_seconds:
+        held = tables.held_events.get(clock_key) or []
+        tables.held_events[clock_key] = [*held, [occurred, event.to_wire().decode()]]
+        applied.append(Applied(event, Outcome.HELD))
+    else:
+        applied.append(Applied(event, _apply_on_clock(tables, event, lateness_seconds)))
+    return applied
+
+
+def _corroborated(tables: BoardTables, clock_key: str, occurred: float, max_ahead_seconds: float) -> list[Event]:
+    """Take out of hold, in arrival order, the held events that an event at ``occurred`` corroborates."""
+    held = tables.held_events.get(clock_key)
+    if not held:
+        return []
+    released = [wire for at, wire in held if occurred >= at - max_ahead_seconds]
+    if not released:
+        return []
+    remaining = [entry for entry in held if occurred < entry[0] - max_ahead_seconds]
+    if remaining:
+        tables.held_events[clock_key] = remaining
+    else:
+        del tables.held_events[clock_key]
+    return [parse_wire(wire.encode()) for wire in released]
+
+
+def _apply_on_clock(tables: BoardTables, event: Event, lateness_seconds: float) -> Outcome:
+    """Count an event the clock accepts (or tally it late); advance the clock."""
     occurred = event.occurred_at.timestamp()
     day = epoch_day(occurred)
     clock_key = f"{event.board}|{event.type}"
@@ -166,10 +230,6 @@ def apply_event(tables: BoardTables, event: Event, lateness_seconds: float) -> O
     if stream_time is None or occurred > stream_time:
         tables.stream_times[clock_key] = occurred
         stream_time = occurred
-    seen_key = f"{event.type}|{event.event_id}"
-    if seen_key in tables.seen_events:
-        return Outcome.DUPLICATE
-    tables.seen_events[seen_key] = day
     counts = increments(event)
     if counts:
         tables.add(event.board, day, counts)

@@ -15,7 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from bcfwatch.settings import EVENT_TYPES
 from streams.records import Reason
 
-OUTCOMES = ("counted", "duplicate", "late")
+OUTCOMES = ("counted", "duplicate", "late", "held")
 DEAD_LETTER_KINDS = tuple(Reason)
 
 EVENTS_PROCESSED = Counter("bcf_events_processed", "Events applied by the worker, by type and outcome",
@@ -27,6 +27,8 @@ PROCESSING_LATENCY = Histogram("bcf_processing_latency_seconds",
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 CONSUMER_LAG = Gauge("bcf_consumer_lag_events", "Events on the topics not yet applied, per partition",
                      ["partition"])
+HELD_EVENTS = Gauge("bcf_held_events", "Events held far ahead of their board's clock, awaiting corroboration",
+                    ["type"])
 LAST_EVENT_TIME = Gauge("bcf_last_event_timestamp_seconds", "Latest event time (occurred_at) applied, by type",
                         ["type"])
 
@@ -46,6 +48,7 @@ def observe_event(event_type: str, outcome: str, occurred_at: float, kafka_times
 def initialise(partitions: int) -> None:
     for event_type in EVENT_TYPES:
         LAST_EVENT_TIME.labels(event_type)
+        HELD_EVENTS.labels(event_type).set(0)
         for outcome in OUTCOMES:
             EVENTS_PROCESSED.labels(event_type, outcome)
     for kind in DEAD_LETTER_KINDS:

@@ -8,6 +8,7 @@ be checked against it exactly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pyarrow as pa
 
 from bcfwatch.boards import load_boards
 from streams import codes
-from streams.board_state import COUNTERS, REABLEMENT_WINDOW_DAYS, SECONDS_PER_DAY
+from streams.board_state import COUNTERS, DEFAULT_MAX_AHEAD_DAYS, REABLEMENT_WINDOW_DAYS, SECONDS_PER_DAY
 from streams.columnar_log import ADMISSION_METHODS, DELAY_ATTRIBUTIONS, EVENT_TYPES, read_events
 from streams.daily_table import complete_grid
 
@@ -27,21 +28,91 @@ OTHER_NON_ELECTIVE = [ADMISSION_METHODS.index(m) for m in
                       sorted(codes.MATERNITY_ADMISSION_METHODS | codes.OTHER_NON_ELECTIVE_ADMISSION_METHODS)]
 
 
-def daily_counts(events: pd.DataFrame, lateness_seconds: float) -> pd.DataFrame:
+@dataclass
+class EventTimeDecisions:
+    """What the event-time rules make of each row of a log: counted, tallied late, or still held at its end."""
+
+    counted: np.ndarray  # row numbers (log order)
+    late: np.ndarray
+    held: np.ndarray
+    clocks: dict[tuple[str, str], float]  # (board, type) -> the stream's clock at the end of the log
+
+
+def event_time_decisions(events: pd.DataFrame, lateness_seconds: float,
+                         max_ahead_seconds: float = DEFAULT_MAX_AHEAD_DAYS * SECONDS_PER_DAY) -> EventTimeDecisions:
+    """Duplicates first, then the corroborated clock per board and type, then lateness (``streams/board_state``).
+
+    Streams whose events never jump more than ``max_ahead`` past the running maximum (and whose first two
+    events are within ``max_ahead`` of each other) behave exactly like a plain running-maximum clock, so they
+    are decided with whole-column operations; the others are walked event by event.
+    """
+    board = events["board"].cat.codes.to_numpy().astype(np.int64)
+    kind = events["type"].cat.codes.to_numpy().astype(np.int64)
+    rows = np.arange(len(events))
+    distinct = rows[_first_seen(events, rows, kind)]
+    stream = (board * len(EVENT_TYPES) + kind)[distinct]
+    ts = events["ts"].to_numpy()[distinct]
+    by_stream = pd.Series(ts).groupby(stream)
+    previous_max = by_stream.cummax().groupby(stream).shift(1).to_numpy()
+    position = by_stream.cumcount().to_numpy()
+    size = by_stream.transform("size").to_numpy()
+    jumps = (((position == 1) & (np.abs(ts - previous_max) > max_ahead_seconds))
+             | ((position >= 2) & (ts > previous_max + max_ahead_seconds)) | (size == 1))
+    late = ts < previous_max - lateness_seconds  # NaN (a stream's first event) compares False
+    held = np.zeros(len(ts), dtype=bool)
+    final = pd.Series(ts).groupby(stream).max()
+    clocks: dict[int, float | None] = dict(final.items())
+    walked = np.isin(stream, np.unique(stream[jumps]))
+    order = np.flatnonzero(walked)
+    order = order[np.argsort(stream[order], kind="stable")]
+    for part in np.split(order, np.flatnonzero(np.diff(stream[order])) + 1) if len(order) else []:
+        late[part], held[part], clocks[int(stream[part[0]])] = _walk_clock(ts[part].tolist(), lateness_seconds,
+                                                                            max_ahead_seconds)
+    plan_codes = events["board"].cat.categories
+    return EventTimeDecisions(
+        counted=distinct[~late & ~held], late=distinct[late], held=distinct[held],
+        clocks={(plan_codes[key // len(EVENT_TYPES)], EVENT_TYPES[key % len(EVENT_TYPES)]): clock
+                for key, clock in clocks.items() if clock is not None})
+
+
+def _walk_clock(times: list[float], lateness_seconds: float,
+                max_ahead_seconds: float) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """One stream's distinct events in arrival order -> (late, still held at the end, final clock)."""
+    late, held = np.zeros(len(times), dtype=bool), np.zeros(len(times), dtype=bool)
+    clock: float | None = None
+    waiting: list[int] = []
+    for i, occurred in enumerate(times):
+        if waiting:
+            released = [j for j in waiting if occurred >= times[j] - max_ahead_seconds]
+            if released:
+                waiting = [j for j in waiting if occurred < times[j] - max_ahead_seconds]
+            for j in released:
+                if clock is not None and times[j] < clock - lateness_seconds:
+                    late[j] = True
+                elif clock is None or times[j] > clock:
+                    clock = times[j]
+        if clock is None or occurred > clock + max_ahead_seconds:
+            waiting.append(i)
+        elif occurred < clock - lateness_seconds:
+            late[i] = True
+        else:
+            clock = max(clock, occurred)
+    held[waiting] = True
+    return late, held, clock
+
+
+def daily_counts(events: pd.DataFrame, lateness_seconds: float,
+                 max_ahead_seconds: float = DEFAULT_MAX_AHEAD_DAYS * SECONDS_PER_DAY,
+                 decisions: EventTimeDecisions | None = None) -> pd.DataFrame:
     """The export grid (board, date, COUNTERS) for events in log order (``streams.columnar_log`` frames).
 
     A day appears on the grid's range when something was added to it, as in the worker's table.
     """
+    decisions = decisions or event_time_decisions(events, lateness_seconds, max_ahead_seconds)
     board = events["board"].cat.codes.to_numpy().astype(np.int64)
     kind = events["type"].cat.codes.to_numpy().astype(np.int64)
-    ts = events["ts"].to_numpy()
-    day = np.floor_divide(ts, SECONDS_PER_DAY).astype(np.int64)
-
-    stream = board * len(EVENT_TYPES) + kind
-    previous_max = pd.Series(ts).groupby(stream).cummax().groupby(stream).shift(1).to_numpy()
-    late = ts < previous_max - lateness_seconds  # NaN (a stream's first event) compares False
-    on_time = np.flatnonzero(~late)
-    counted = on_time[_first_seen(events, on_time, kind)]
+    day = np.floor_divide(events["ts"].to_numpy(), SECONDS_PER_DAY).astype(np.int64)
+    counted, late = decisions.counted, decisions.late
 
     c_kind, old = kind[counted], events["age"].to_numpy()[counted] >= 65
     method = events["admission_method"].cat.codes.to_numpy()[counted]
@@ -51,7 +122,9 @@ def daily_counts(events: pd.DataFrame, lateness_seconds: float) -> pd.DataFrame:
     placement_65 = (c_kind == PLACEMENT) & events["permanent"].to_numpy()[counted] & old
     reablement = (c_kind == DISCHARGE) & events["into_reablement"].to_numpy()[counted] & old
     patient = events["patient"].to_numpy()[counted]
-    discharge_clocks = pd.Series(ts[kind == DISCHARGE]).groupby(board[kind == DISCHARGE]).max()
+    plan_index = {code: i for i, code in enumerate(events["board"].cat.categories)}
+    discharge_clocks = pd.Series({plan_index[b]: clock for (b, t), clock in decisions.clocks.items()
+                                  if t == "discharge"}, dtype=float)
     per_event = {
         "emergency_admissions": emergency,
         "other_admissions": (c_kind == ADMISSION) & np.isin(method, OTHER_NON_ELECTIVE),
@@ -121,5 +194,6 @@ def _grid(board: np.ndarray, day: np.ndarray, per_event: dict[str, np.ndarray], 
     return complete_grid(table)
 
 
-def oracle_counts(path: Path, lateness_seconds: float) -> pd.DataFrame:
-    return daily_counts(read_events(path), lateness_seconds)
+def oracle_counts(path: Path, lateness_seconds: float,
+                  max_ahead_seconds: float = DEFAULT_MAX_AHEAD_DAYS * SECONDS_PER_DAY) -> pd.DataFrame:
+    return daily_counts(read_events(path), lateness_seconds, max_ahead_seconds)

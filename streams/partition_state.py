@@ -123,6 +123,7 @@ class PartitionState:
             "seen_events": tables.seen_events,
             "reablement_patients": tables.reablement_patients,
             "reablement_due": tables.reablement_due,
+            "held_events": tables.held_events,
         })
 
     @classmethod
@@ -131,7 +132,8 @@ class PartitionState:
             return cls(partition)
         saved = orjson.loads(snapshot)
         tables = BoardTables(ChangeTrackingDict(saved["day_counts"]), ChangeTrackingDict(saved["stream_times"]),
-                             saved["seen_events"], saved["reablement_patients"], saved["reablement_due"])
+                             saved["seen_events"], saved["reablement_patients"], saved["reablement_due"],
+                             saved.get("held_events", {}))
         return cls(partition, tables, {k: int(v) for k, v in saved["applied"].items()})
 
 

@@ -13,7 +13,14 @@ import pytest
 
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from streams import columnar_log
-from streams.columnar_log import PatientKeys, read_events, read_events_line_by_line, text_hashes
+from streams.columnar_log import (
+    LogEvents,
+    PatientKeys,
+    read_events,
+    read_log_events,
+    read_log_events_line_by_line,
+    text_hashes,
+)
 from streams.oracle import daily_counts
 
 LATENESS = 14 * 86_400
@@ -86,12 +93,23 @@ def edge_lines() -> list[bytes]:
     return lines
 
 
-def assert_same_events(path: Path, **options) -> pd.DataFrame:
+def rejected_rows(read: LogEvents) -> list[dict]:
+    return read.rejected.select(["line", "reason_code", "reason", "text"]).to_pylist()
+
+
+def assert_same_read(path: Path, **options) -> LogEvents:
+    """The fast path gives the line-by-line path's events and rejected lines (line, reason code, message, text)."""
     keys = PatientKeys.fresh()
-    fast = read_events(path, patients=keys, **options)
-    reference = read_events_line_by_line(path, patients=keys)
-    pd.testing.assert_frame_equal(fast, reference)
+    fast = read_log_events(path, patients=keys, **options)
+    reference = read_log_events_line_by_line(path, patients=keys)
+    pd.testing.assert_frame_equal(fast.events, reference.events)
+    assert rejected_rows(fast) == rejected_rows(reference)
+    pd.testing.assert_frame_equal(read_events(path, patients=keys, **options), fast.events)
     return fast
+
+
+def assert_same_events(path: Path, **options) -> pd.DataFrame:
+    return assert_same_read(path, **options).events
 
 
 def test_edge_lines_give_what_the_contract_gives(tmp_path):
@@ -152,9 +170,10 @@ def test_most_lines_are_read_by_arrow_not_line_by_line(tmp_path, monkeypatch):
     slow_lines = []
     line_by_line = columnar_log._line_by_line
 
-    def counting(segments, reading):
-        slow_lines.extend(segments)
-        return line_by_line(segments, reading)
+    def counting(lines, reading, rejects):
+        lines = list(lines)
+        slow_lines.extend(lines)
+        return line_by_line(lines, reading, rejects)
 
     monkeypatch.setattr(columnar_log, "_line_by_line", counting)
     read_events(path, processes=1, block_bytes=1 << 20)

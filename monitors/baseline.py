@@ -1,0 +1,163 @@
+"""What the baseline year tells the drift monitor: each board's expected plan-year days and its noise.
+
+:func:`baseline_model` is computed from the same days x boards emergency
+admissions table that both the live monitor and the backtest hand to
+``monitors/timeline.py`` (``daily_emergency_admissions``), with the same code,
+so both judge every week against the same expectation. It reads only the
+baseline year (the financial year before the plan year), for every plan board:
+
+* the daily **pattern** (``monitors/profile.py``), national with board-level
+  day-type effects where the board's volume supports them;
+* the **noise** (``monitors/noise.py``) from baseline-year weekly residuals against it;
+* per board, whether the plan's quarterly baselines *are* the baseline year's
+  counts (within 0.5% + 2 admissions in every quarter): then the plan carries
+  that year's noise and the tests allow for it.
+
+Without a whole baseline year in the table (the table must start within a week
+of the baseline year's first day and reach its last day, with some admissions),
+the pattern and noise fall back to the documented national defaults and every
+assessment says so (``expected_pattern``, ``noise_source``).
+
+Models are cached by the content of the table's baseline-year rows, so the live
+monitor fits once, not every round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from monitors.noise import DEFAULT_NOISE, Noise, fit_noise, quarter_sum_variance
+from monitors.plans import BoardPlan
+from monitors.profile import Pattern, fit_pattern
+from monitors.trajectory import financial_quarter, quarter_anchored, year_days
+from streams.views import year_earlier
+
+MATCH_SHARE = 0.005  # plan baseline quarter within 0.5% (+2) of the counted quarter: built from the counts
+MATCH_ABSOLUTE = 2.0
+
+
+def complete_weeks(days: pd.DatetimeIndex) -> slice:
+    """The span of ``days`` (consecutive) covered by complete Monday-Sunday weeks."""
+    first_monday = (7 - days[0].day_of_week) % 7
+    weeks = max(0, (len(days) - first_monday) // 7)
+    return slice(first_monday, first_monday + weeks * 7)
+
+
+def weekly_sums(values: np.ndarray, span: slice) -> np.ndarray:
+    """Sum the last axis over the complete weeks of ``span``."""
+    window = values[..., span]
+    return window.reshape(*window.shape[:-1], -1, 7).sum(axis=-1)
+
+
+def quarter_of_weeks(days: pd.DatetimeIndex, span: slice) -> np.ndarray:
+    """Financial quarter (0-3) of each complete week: the quarter of its Thursday."""
+    return financial_quarter(days[span][3::7])
+
+
+@dataclass
+class BaselineModel:
+    plan_year_start: date
+    pattern: Pattern
+    noise: Noise
+    observed_quarters: dict[str, np.ndarray] = field(default_factory=dict)  # baseline-year counts by quarter
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def baseline_start(self) -> date:
+        return year_earlier(self.plan_year_start)
+
+    def plan_from_counts(self, plan: BoardPlan) -> bool:
+        """True when the plan's quarterly baselines are the counted baseline year (so carry its noise)."""
+        observed = self.observed_quarters.get(plan.board)
+        if observed is None:
+            return False
+        planned = np.asarray(plan.baseline_emergency_by_quarter, dtype=float)
+        return bool(np.all(np.abs(planned - observed) <= MATCH_SHARE * observed + MATCH_ABSOLUTE))
+
+    def expected_days(self, plan: BoardPlan, year_start: date) -> pd.Series:
+        """Expected emergency admissions per day of the year starting ``year_start`` at the plan's
+        baseline rate (multiply by 1 - planned reduction for the plan trajectory)."""
+        key = ("days", plan, year_start)
+        if key not in self._cache:
+            baseline = year_days(self.baseline_start)
+            days = year_days(year_start)
+            values = quarter_anchored(np.asarray(plan.baseline_emergency_by_quarter, dtype=float), baseline,
+                                      self.pattern.relative(plan.board, baseline), days,
+                                      self.pattern.relative(plan.board, days))
+            self._cache[key] = pd.Series(values, index=days, name=plan.board)
+        return self._cache[key]
+
+    def planned_days(self, plan: BoardPlan) -> pd.Series:
+        """The plan trajectory: expected emergency admissions per day of the plan year."""
+        return self.expected_days(plan, self.plan_year_start) * (1 - plan.planned_reduction)
+
+    def baseline_quarter_variance(self, plan: BoardPlan) -> np.ndarray | None:
+        """Relative variance of each counted baseline quarter, when the plan was built from those counts."""
+        if not self.plan_from_counts(plan):
+            return None
+        days = year_days(self.baseline_start)
+        span = complete_weeks(days)
+        expected = weekly_sums(self.expected_days(plan, self.baseline_start).to_numpy(), span)
+        return quarter_sum_variance(self.noise, plan.board, expected, quarter_of_weeks(days, span))
+
+    def cached(self, key: tuple, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+
+_MODELS: OrderedDict[tuple, BaselineModel] = OrderedDict()
+
+
+def baseline_model(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_start: date) -> BaselineModel:
+    """The model for these plans from the table's baseline-year rows (cached by their content)."""
+    baseline_start = year_earlier(plan_year_start)
+    days = year_days(baseline_start)
+    codes = sorted(plans)
+    block = _baseline_block(daily, days, codes)
+    digest = hashlib.blake2b(block.tobytes() if block is not None else b"none", digest_size=16)
+    digest.update(repr((plan_year_start, codes)).encode())
+    key = (digest.hexdigest(),)
+    if key in _MODELS:
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
+    model = _fit(block, days, codes, plan_year_start)
+    _MODELS[key] = model
+    while len(_MODELS) > 8:
+        _MODELS.popitem(last=False)
+    return model
+
+
+def _baseline_block(daily: pd.DataFrame, days: pd.DatetimeIndex, codes: list[str]) -> np.ndarray | None:
+    """(days x boards) baseline-year counts, or None without a whole baseline year in the table."""
+    if daily is None or daily.empty:
+        return None
+    index = pd.DatetimeIndex(daily.index)
+    if index[0] > days[0] + timedelta(days=7) or index[-1] < days[-1]:
+        return None
+    table = daily.reindex(index=days, columns=codes, fill_value=0).fillna(0)
+    values = np.ascontiguousarray(table.to_numpy(dtype=np.int64))
+    return values if values.sum() > 0 else None
+
+
+def _fit(block: np.ndarray | None, days: pd.DatetimeIndex, codes: list[str], plan_year_start: date) -> BaselineModel:
+    if block is None:
+        return BaselineModel(plan_year_start, Pattern("national default"), DEFAULT_NOISE)
+    present = block.sum(axis=0) > 0
+    table = pd.DataFrame(block[:, present], index=days, columns=[c for c, p in zip(codes, present, strict=True) if p])
+    pattern = fit_pattern(table)
+    span = complete_weeks(days)
+    counts = table.to_numpy(dtype=float).T  # boards x days
+    relative = np.array([pattern.relative(code, days) for code in table.columns])
+    expected = relative / relative.sum(axis=1, keepdims=True) * counts.sum(axis=1, keepdims=True)
+    noise = fit_noise(weekly_sums(counts, span), weekly_sums(expected, span), quarter_of_weeks(days, span),
+                      list(table.columns))
+    quarters = financial_quarter(days)
+    observed = {code: np.bincount(quarters, weights=counts[i], minlength=4) for i, code in enumerate(table.columns)}
+    return BaselineModel(plan_year_start, pattern, noise, observed)

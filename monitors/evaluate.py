@@ -1,0 +1,272 @@
+"""`bcfwatch evaluate`: how the drift rule performs on data it was not fitted to (a benchmark, not a test).
+
+Each simulated year is a baseline financial year and a plan year of daily
+emergency admissions for all 151 boards, made in-process (no events, no
+Kafka) by :func:`simulate_daily` under a :class:`NoiseSetting` whose shape and
+noise differ from the trajectory's defaults: a Monday peak, weekends ~20%
+lower, bank holidays ~28% below an ordinary weekday (England's list), a winter
+swing that differs by year and by board, week-to-week local pressure
+(autocorrelated) and overdispersed days. The plan of each year is built from
+that year's own baseline counts (quarterly totals) and the sample plan's
+reductions. Boards are drawn into scenarios: on plan, sustained +3% and +5%,
+creeping to +8% by year end, a +8% step change at a random date between July and
+January, and improving (-3%). The decision rule runs exactly as the monitor
+runs it (``baseline_model``, ``board_weeks``, ``first_drifting_week``: the
+week the alert book raises).
+
+When ``producers.generate`` offers ``emergency_daily_counts`` with the shape
+and noise options (``--dispersion``, ``--weekly-noise``, ...), the setting
+"generator" uses it too (:func:`generator_setting_available`).
+
+The report is a tidy table (one row per setting x scenario x size band), and a
+summary: false drifting alerts per on-plan board-year, concern alerts on
+improving boards, step changes flagged before they began.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from monitors.baseline import baseline_model
+from monitors.drift import DriftRules, board_weeks, first_drifting_week
+from monitors.plans import BoardPlan, load_plan, sample_plan_path
+from monitors.profile import england_bank_holidays
+from monitors.sample_plan import NATIONAL_EMERGENCY_ADMISSIONS, board_weights
+from monitors.trajectory import financial_quarter
+from streams.views import year_earlier
+
+SIZE_BANDS = ((0, 20_000, "<20k"), (20_000, 50_000, "20-50k"), (50_000, np.inf, ">50k"))
+SCENARIOS = ("on plan", "+3% sustained", "+5% sustained", "creep to +8%", "step +8%", "improving -3%")
+SCENARIO_SHARES = {"+3% sustained": 22, "+5% sustained": 22, "creep to +8%": 14, "step +8%": 14,
+                   "improving -3%": 14}  # boards per year; the rest are on plan
+
+
+@dataclass(frozen=True)
+class NoiseSetting:
+    """How a simulated year's admissions are made (all relative factors)."""
+
+    name: str
+    weekday: tuple[float, ...] = (1.07, 1.01, 0.99, 0.98, 1.0, 0.81, 0.79)  # Monday..Sunday
+    bank_holiday: float = 0.72  # of an ordinary weekday
+    winter_national: tuple[float, float] = (0.03, 0.07)  # amplitude drawn each year from this range
+    winter_board_sd: float = 0.015  # each board-year's amplitude around the national one
+    winter_peak_sd_days: float = 10.0  # peak day around 10 January, drawn each year
+    local_sd: float = 0.025  # week-to-week local pressure
+    local_rho: float = 0.6
+    daily_shape: float = 200.0  # gamma shape of daily overdispersion (variance = m + m^2 / shape)
+
+
+SETTINGS = (
+    NoiseSetting("mild", local_sd=0.012, local_rho=0.3, winter_board_sd=0.008, daily_shape=800.0,
+                 winter_national=(0.04, 0.06)),
+    NoiseSetting("typical"),
+    NoiseSetting("harsh", local_sd=0.04, local_rho=0.7, winter_board_sd=0.025, daily_shape=100.0,
+                 winter_national=(0.02, 0.09), weekday=(1.1, 1.02, 0.98, 0.97, 0.99, 0.78, 0.76)),
+)
+
+
+def _year_range(start: date, years: int) -> pd.DatetimeIndex:
+    return pd.date_range(start, date(start.year + years, start.month, start.day) - timedelta(days=1))
+
+
+def simulate_daily(setting: NoiseSetting, baseline_start: date, factors: np.ndarray, rng: np.random.Generator,
+                   volumes: np.ndarray) -> pd.DataFrame:
+    """(days x boards) emergency admissions over the baseline and plan years; ``factors`` (boards x plan-year
+    days) multiplies the plan year (planned reduction x drift)."""
+    days = _year_range(baseline_start, 2)
+    boards = len(volumes)
+    weekday = np.array(setting.weekday)[np.asarray(days.day_of_week)]
+    weekday = np.where(england_bank_holidays(days), setting.bank_holiday * np.mean(setting.weekday[:5]), weekday)
+    weekday = weekday / weekday.mean()
+    plan_start = len(days) - factors.shape[1]
+    season = np.ones((boards, len(days)))
+    for first, last in ((0, plan_start), (plan_start, len(days))):
+        amplitude = rng.uniform(*setting.winter_national) + rng.normal(0, setting.winter_board_sd, boards)
+        peak = 10 + rng.normal(0, setting.winter_peak_sd_days)
+        phase = 2 * np.pi * (np.asarray(days.day_of_year[first:last]) - peak) / 365.25
+        season[:, first:last] = 1 + amplitude[:, None] * np.cos(phase)[None, :]
+    weeks = (np.arange(len(days)) + days[0].day_of_week) // 7
+    local = np.zeros((boards, weeks[-1] + 1))
+    local[:, 0] = rng.normal(0, setting.local_sd, boards)
+    innovation = setting.local_sd * np.sqrt(1 - setting.local_rho ** 2)
+    for w in range(1, local.shape[1]):
+        local[:, w] = setting.local_rho * local[:, w - 1] + rng.normal(0, innovation, boards)
+    pressure = np.exp(local - setting.local_sd ** 2 / 2)[:, weeks]
+    plan = np.ones((boards, len(days)))
+    plan[:, plan_start:] = factors
+    mean = volumes[:, None] / 365.25 * weekday[None, :] * season * pressure * plan
+    mean = mean * rng.gamma(setting.daily_shape, 1 / setting.daily_shape, size=mean.shape)
+    return pd.DataFrame(rng.poisson(mean).T, index=days)
+
+
+def _drift_factors(scenario: str, days: pd.DatetimeIndex, rng: np.random.Generator) -> tuple[np.ndarray, date | None]:
+    progress = np.arange(len(days)) / len(days)
+    if scenario == "+3% sustained":
+        return np.full(len(days), 1.03), None
+    if scenario == "+5% sustained":
+        return np.full(len(days), 1.05), None
+    if scenario == "creep to +8%":
+        return 1 + 0.08 * progress, None
+    if scenario == "step +8%":
+        start = days[0] + pd.Timedelta(days=int(rng.integers(91, 276)))  # July to early January
+        return np.where(days >= start, 1.08, 1.0), start.date()
+    if scenario == "improving -3%":
+        return np.full(len(days), 0.97), None
+    return np.ones(len(days)), None
+
+
+def _plans_from_counts(template: dict[str, BoardPlan], codes: list[str],
+                       baseline: pd.DataFrame) -> dict[str, BoardPlan]:
+    """The sample plan with each board's quarterly baselines replaced by the simulated baseline year's counts."""
+    quarters = financial_quarter(pd.DatetimeIndex(baseline.index))
+    totals = np.array([np.bincount(quarters, weights=baseline[c].to_numpy(), minlength=4) for c in codes])
+    return {code: replace(template[code], baseline_emergency_by_quarter=tuple(int(v) for v in totals[i]))
+            for i, code in enumerate(codes)}
+
+
+@dataclass
+class Outcome:
+    setting: str
+    year: int
+    board: str
+    size: float
+    scenario: str
+    first_week_end: date | None  # the week the first drifting alert is raised
+    severity: str | None
+    step_start: date | None
+    detected_after_step: date | None
+
+
+def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules,
+             simulate: Callable | None = None) -> list[Outcome]:
+    """One simulated national year: baseline year + plan year, scenarios drawn, the rule run on every board."""
+    rng = np.random.default_rng([seed, year, abs(hash(setting.name)) % 1000])
+    template = load_plan(sample_plan_path())
+    codes, share = board_weights()
+    volumes = NATIONAL_EMERGENCY_ADMISSIONS * share
+    plan_year = date(2015 + year % 3, 4, 1)  # Easter and bank holidays fall differently each year
+    baseline_start = year_earlier(plan_year)
+    plan_days = _year_range(plan_year, 1)
+    scenario = np.array(["on plan"] * len(codes), dtype=object)
+    order = rng.permutation(len(codes))
+    cursor = 0
+    for name, count in SCENARIO_SHARES.items():
+        scenario[order[cursor:cursor + count]] = name
+        cursor += count
+    factors, steps = np.ones((len(codes), len(plan_days))), {}
+    for i, code in enumerate(codes):
+        drift, start = _drift_factors(scenario[i], plan_days, rng)
+        factors[i] = (1 - template[code].planned_reduction) * drift
+        steps[code] = start
+    daily = (simulate or simulate_daily)(setting, baseline_start, factors, rng, volumes)
+    daily.columns = codes
+    plans = _plans_from_counts(template, codes, daily.loc[:pd.Timestamp(plan_year) - pd.Timedelta(days=1)])
+    model = baseline_model(plans, daily, plan_year)
+    outcomes = []
+    for i, code in enumerate(codes):
+        weeks = board_weeks(plans[code], daily[code], plan_year, plan_days[-1].date(), model, rules)
+        first = first_drifting_week(weeks, rules)
+        first_end = weeks.series.week_ending(first[0]) if first else None
+        after = None
+        if steps[code] is not None:
+            after = _first_drifting_after(weeks, rules, steps[code])
+        outcomes.append(Outcome(setting.name, year, code, float(volumes[i]), scenario[i], first_end,
+                                first[1] if first else None, steps[code], after))
+    return outcomes
+
+
+def _first_drifting_after(weeks, rules: DriftRules, start: date) -> date | None:
+    """The end of the first week ending on or after ``start`` in which the board drifts."""
+    from monitors.drift import scan
+
+    for count in range(max(rules.min_weeks, 2), len(weeks.series) + 1):
+        if weeks.series.week_ending(count) < start:
+            continue
+        verdict = scan(weeks.series, weeks.detector, count, rules)
+        if verdict["projection_miss"] or verdict["recent_drift"]:
+            return weeks.series.week_ending(count)
+    return None
+
+
+def size_band(volume: float) -> str:
+    return next(label for low, high, label in SIZE_BANDS if low <= volume < high)
+
+
+def tidy_table(outcomes: list[Outcome]) -> pd.DataFrame:
+    """One row per setting x scenario x size band: board-years, share alerted, median weeks to detect."""
+    frame = pd.DataFrame([o.__dict__ for o in outcomes])
+    frame["band"] = frame["size"].map(size_band)
+    frame["alerted"] = frame["first_week_end"].notna()
+    plan_start = frame["year"].map(lambda y: date(2015 + y % 3, 4, 1))
+    frame["weeks_to_detect"] = [
+        ((after if step is not None else first) - (step if step is not None else start)).days / 7
+        if (after if step is not None else first) is not None else np.nan
+        for first, after, step, start in zip(frame["first_week_end"], frame["detected_after_step"],
+                                             frame["step_start"], plan_start, strict=True)]
+    frame["early"] = [first is not None and step is not None and first < step
+                      for first, step in zip(frame["first_week_end"], frame["step_start"], strict=True)]
+    frame["detected"] = np.where(frame["step_start"].notna(), frame["detected_after_step"].notna(), frame["alerted"])
+    rows = []
+    for (setting, scenario, band), group in frame.groupby(["setting", "scenario", "band"], sort=False):
+        rows.append({"setting": setting, "scenario": scenario, "size": band, "board_years": len(group),
+                     "alerted_pct": 100 * group["alerted"].mean(),
+                     "detected_pct": 100 * group["detected"].mean() if scenario not in ("on plan", "improving -3%")
+                     else np.nan,
+                     "median_weeks_to_detect": group["weeks_to_detect"].median()
+                     if scenario not in ("on plan", "improving -3%") else np.nan,
+                     "alerted_before_step": int(group["early"].sum()) if scenario == "step +8%" else np.nan})
+    table = pd.DataFrame(rows)
+    table["scenario"] = pd.Categorical(table["scenario"], SCENARIOS, ordered=True)
+    table["size"] = pd.Categorical(table["size"], [label for *_, label in SIZE_BANDS], ordered=True)
+    return table.sort_values(["setting", "scenario", "size"], kind="stable").reset_index(drop=True)
+
+
+def summary(outcomes: list[Outcome]) -> dict[str, float]:
+    frame = pd.DataFrame([o.__dict__ for o in outcomes])
+    on_plan = frame[frame["scenario"] == "on plan"]
+    improving = frame[frame["scenario"] == "improving -3%"]
+    sustained = frame[frame["scenario"].isin(["+3% sustained", "+5% sustained"]) & (frame["size"] >= 20_000)]
+    plus3 = sustained[sustained["scenario"] == "+3% sustained"]
+    steps = frame[frame["scenario"] == "step +8%"]
+    early = sum(1 for f, s in zip(steps["first_week_end"], steps["step_start"], strict=True) if f is not None and f < s)
+    return {
+        "on-plan board-years": len(on_plan),
+        "false drifting alerts per 100 on-plan board-years": 100 * on_plan["first_week_end"].notna().mean(),
+        "concern alerts on improving boards": int(improving["first_week_end"].notna().sum()),
+        "sustained >= +3% detected, boards >= 20k (%)": 100 * sustained["first_week_end"].notna().mean(),
+        "sustained +3% detected, boards >= 20k (%)": 100 * plus3["first_week_end"].notna().mean(),
+        "step changes alerted before they began": early,
+        "step changes (board-years)": len(steps),
+    }
+
+
+def evaluate(years: int = 8, seed: int = 1, settings: tuple[NoiseSetting, ...] = SETTINGS,
+             rules: DriftRules | None = None, progress: Callable[[str], None] | None = None) -> list[Outcome]:
+    rules = rules or DriftRules()
+    outcomes: list[Outcome] = []
+    for setting in settings:
+        for year in range(years):
+            started = time.monotonic()
+            outcomes += run_year(setting, year, seed, rules)
+            if progress is not None:
+                progress(f"{setting.name} year {year + 1}/{years} ({time.monotonic() - started:.1f} s)")
+    return outcomes
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The tidy table as GitHub markdown (for docs/evaluation.md)."""
+    shown = table.copy()
+    for column in ("alerted_pct", "detected_pct"):
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    shown["median_weeks_to_detect"] = shown["median_weeks_to_detect"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    shown["alerted_before_step"] = shown["alerted_before_step"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    header = "| " + " | ".join(shown.columns) + " |"
+    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
+    lines = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join([header, rule, *lines])
