@@ -306,12 +306,21 @@ def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap:
         ("throughput", f"{report.events_per_second:,.0f} events/s"),
     ])
     if report.rejected:
+        by_reason = Table(title=f"Rejected lines by reason (each on {topic_prefix}.dead_letter)")
+        by_reason.add_column("reason")
+        by_reason.add_column("lines", justify="right")
+        for code, lines in report.rejected_by_reason.most_common():
+            by_reason.add_row(code, f"{lines:,}")
+        console.print(by_reason)
         rejected = Table(title=f"Rejected lines (first 20 of {len(report.rejected):,})")
         rejected.add_column("line", justify="right")
         rejected.add_column("reason")
         for number, reason in report.rejected[:20]:
             rejected.add_row(str(number), reason)
         console.print(rejected)
+    if report.lines and not sum(report.produced.values()):
+        raise click.ClickException(f"no line of {log} was accepted; reasons above and on {topic_prefix}.dead_letter "
+                                   "(see docs/log-format.md for the format)")
 
 
 # -- worker and counts ---------------------------------------------------------
@@ -334,6 +343,9 @@ def _worker_config(topic_prefix: str, bootstrap: str, **extra):
               help="Partitions of the event topics and tables (must match the topics).")
 @click.option("--lateness-days", default=settings.lateness_days, show_default="14", type=click.IntRange(0, 365),
               help="Events up to this far behind their board's stream time still count in their day.")
+@click.option("--max-ahead-days", default=settings.max_ahead_days, show_default="31", type=click.IntRange(1, 3660),
+              help="An event further than this ahead of its board's clock is held until a later event corroborates "
+                   "it (a mistyped year cannot move the clock).")
 @click.option("--web-port", default=6066, show_default=True, type=click.IntRange(1024, 65535),
               help="Port of the web view (/boards/CODE/metrics) on 127.0.0.1.")
 @click.option("--datadir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -346,8 +358,9 @@ def _worker_config(topic_prefix: str, bootstrap: str, **extra):
 @click.option("--loglevel", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @friendly_errors
-def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_days: int, web_port: int,
-                   datadir: Path | None, metrics_port: int, snapshot_seconds: float, loglevel: str) -> None:
+def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_days: int, max_ahead_days: int,
+                   web_port: int, datadir: Path | None, metrics_port: int, snapshot_seconds: float,
+                   loglevel: str) -> None:
     """Run a stream worker (start several to share the partitions)."""
     import faust
 
@@ -356,8 +369,8 @@ def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_
 
     datadir = datadir or cache_dir() / f"worker-{topic_prefix}-{web_port}"
     config = _worker_config(topic_prefix, bootstrap, partitions=partitions, lateness_days=lateness_days,
-                            datadir=datadir, web_port=web_port, metrics_port=metrics_port or None,
-                            snapshot_seconds=snapshot_seconds)
+                            max_ahead_days=max_ahead_days, datadir=datadir, web_port=web_port,
+                            metrics_port=metrics_port or None, snapshot_seconds=snapshot_seconds)
     ensure_worker_topics(config)
     err_console.print(f"worker {config.app_id}: web view http://127.0.0.1:{web_port}/boards/CODE/metrics"
                       + (f", metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else ""))
@@ -457,11 +470,11 @@ def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str) 
     from monitors.delivery import Notifier
     from monitors.subscriptions import SubscriptionError, load_subscriptions
 
-    require_broker(bootstrap)
     try:
         subscribers = load_subscriptions(subscriptions_path)
     except SubscriptionError as error:
         raise click.ClickException(str(error)) from None
+    require_broker(bootstrap)
     notifier = Notifier(bootstrap, settings.Topics(topic_prefix), subscribers)
     console.print(f"delivering {topic_prefix}.alerts to {len(subscribers)} subscriber(s); Ctrl-C to stop")
 
@@ -580,7 +593,8 @@ def pd_isna(value: object) -> bool:
     return isinstance(value, float) and value != value
 
 
-def _run_backtest(log: Path, plans: dict, plan_year: date, lateness_days: int):
+def _run_backtest(log: Path, plans: dict, plan_year: date, lateness_days: int,
+                  max_ahead_days: int | None = None):
     """The backtest with a progress bar over the log (MB read), then a status line for each later step."""
     from monitors.backtest import backtest
 
@@ -602,11 +616,32 @@ def _run_backtest(log: Path, plans: dict, plan_year: date, lateness_days: int):
 
     progress.start()
     try:
-        return backtest(log, plans, plan_year, lateness_days, say=say, progress=advance)
+        return backtest(log, plans, plan_year, lateness_days, say=say, progress=advance,
+                        max_ahead_days=max_ahead_days or settings.max_ahead_days())
     finally:
         progress.stop()
         if status is not None:
             status.stop()
+
+
+def _account_for_lines(log: Path, result, rejected_path: Path, held_path: Path) -> None:
+    """Say where every line went: rejected lines by reason, held events; fail when nothing was accepted."""
+    if result.ignored_columns:
+        err_console.print(f"[yellow]ignored CSV columns (not log columns): {', '.join(result.ignored_columns)}")
+    by_reason = result.rejected_by_reason
+    if by_reason:
+        table = Table(title=f"Rejected lines of {log.name} (all written to {rejected_path}, NHS numbers redacted)")
+        table.add_column("reason")
+        table.add_column("lines", justify="right")
+        for reason, lines in by_reason.items():
+            table.add_row(reason, f"{lines:,}")
+        console.print(table)
+    if len(result.held):
+        console.print(f"{len(result.held):,} event(s) held far ahead of their board's clock and never corroborated "
+                      f"(a mistyped date?), not counted: {held_path}")
+    if result.events == 0:
+        raise click.ClickException(f"no line of {log} was accepted ({sum(by_reason.values()):,} rejected, "
+                                   f"reasons in {rejected_path}); see docs/log-format.md for the format")
 
 
 @main.command("backtest")
@@ -614,25 +649,33 @@ def _run_backtest(log: Path, plans: dict, plan_year: date, lateness_days: int):
 @plan_option
 @plan_year_option
 @click.option("--lateness-days", default=settings.lateness_days, show_default="14", type=click.IntRange(0, 365))
+@click.option("--max-ahead-days", default=settings.max_ahead_days, show_default="31", type=click.IntRange(1, 3660),
+              help="Events further than this ahead of their board's clock are held until corroborated.")
 @click.option("--out", "out_dir", default=Path("backtest"), show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for counts.csv and alerts.jsonl.")
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for counts.csv, alerts.jsonl, rejected.jsonl and held.jsonl.")
 @friendly_errors
-def backtest_command(log: Path, plan_path: Path | None, plan_year: date, lateness_days: int, out_dir: Path) -> None:
+def backtest_command(log: Path, plan_path: Path | None, plan_year: date, lateness_days: int, max_ahead_days: int,
+                     out_dir: Path) -> None:
     """Recompute the counts and the alert timeline offline (pandas, no Kafka)."""
-    from monitors.backtest import write_outputs
+    from monitors.backtest import write_outputs, write_side_outputs
     from monitors.plans import sample_plan_path
 
     plans = _load_plan_or_fail(plan_path or sample_plan_path())
-    result = _run_backtest(log, plans, plan_year, lateness_days)
+    result = _run_backtest(log, plans, plan_year, lateness_days, max_ahead_days)
     counts_path, alerts_path = write_outputs(result, out_dir)
+    rejected_path, held_path = write_side_outputs(result, out_dir)
     raised = sorted({a["board"] for a in result.alerts if a["state"] == "raised"})
     _print_measures(f"Backtest of {log.name}", [
         ("valid events", f"{result.events:,}"),
+        ("rejected lines", f"{result.rejected.num_rows:,} -> {rejected_path}"),
+        ("held (never corroborated)", f"{len(result.held):,} -> {held_path}"),
         ("board-days", f"{len(result.counts):,} -> {counts_path}"),
         ("alert events", f"{len(result.alerts):,} -> {alerts_path}"),
         ("boards alerted", ", ".join(raised) if raised else "none"),
         ("time", f"{result.seconds:.1f} s ({result.events / max(result.seconds, 1e-9):,.0f} events/s)"),
     ])
+    _account_for_lines(log, result, rejected_path, held_path)
 
 
 @main.command("report")
@@ -655,6 +698,10 @@ def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path
         raise click.BadParameter("a PNG holds one board's chart: add --board CODE", param_hint="--out")
     plans = _load_plan_or_fail(plan_path or sample_plan_path())
     result = _run_backtest(log, plans, plan_year, settings.lateness_days())
+    from monitors.backtest import write_side_outputs
+
+    rejected_path, held_path = write_side_outputs(result, out.parent, stem=f"{out.stem}.")
+    _account_for_lines(log, result, rejected_path, held_path)
     # Nothing to chart (no valid events, or none settled in the plan year) would crash the report's arithmetic.
     from monitors.report import board_years
 

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from monitors.drift import DriftRules
 from monitors.plans import BoardPlan
 from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
 from streams.board_state import DEFAULT_MAX_AHEAD_DAYS, SECONDS_PER_DAY
-from streams.columnar_log import read_events
+from streams.columnar_log import read_log_events, rejected_by_reason, write_rejected
 from streams.daily_table import write_csv
 from streams.oracle import EventTimeDecisions, daily_counts, event_time_decisions
 
@@ -42,6 +43,12 @@ class BacktestResult:
     events: int
     seconds: float
     held: pd.DataFrame  # valid events still held at the end of the log (far ahead of their board's clock)
+    rejected: pa.Table  # every rejected line: line, reason_code, reason, text (NHS numbers redacted)
+    ignored_columns: tuple[str, ...] = ()
+
+    @property
+    def rejected_by_reason(self) -> dict[str, int]:
+        return rejected_by_reason(self.rejected)
 
 
 def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date, lateness_days: int = 14,
@@ -50,7 +57,8 @@ def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date, late
              max_ahead_days: int = DEFAULT_MAX_AHEAD_DAYS) -> BacktestResult:
     """``progress(bytes_read, total_bytes)`` follows the reading; ``say`` names each later step."""
     started = time.monotonic()
-    events = read_events(log, progress=progress)
+    read = read_log_events(log, progress=progress)
+    events = read.events
     say(f"counting {len(events):,} events")
     decisions = event_time_decisions(events, lateness_days * SECONDS_PER_DAY, max_ahead_days * SECONDS_PER_DAY)
     counts = daily_counts(events, lateness_days * SECONDS_PER_DAY, decisions=decisions)
@@ -58,7 +66,7 @@ def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date, late
     say("judging every board week by week")
     alerts = alert_timeline(plans, daily_emergency_admissions(counts), plan_year_start, settled, rules)
     return BacktestResult(counts, alerts, settled, len(events), time.monotonic() - started,
-                          held_events(events, decisions))
+                          held_events(events, decisions), read.rejected, tuple(read.ignored_columns))
 
 
 def settled_from_events(events: pd.DataFrame, lateness_days: int, max_ahead_days: int = DEFAULT_MAX_AHEAD_DAYS,
@@ -85,8 +93,17 @@ def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:
     counts_path, alerts_path = out_dir / "counts.csv", out_dir / "alerts.jsonl"
     write_csv(result.counts, counts_path)
     alerts_path.write_bytes(b"".join(orjson.dumps(alert) + b"\n" for alert in result.alerts))
-    write_held(result, out_dir / "held.jsonl")
+    write_side_outputs(result, out_dir)
     return counts_path, alerts_path
+
+
+def write_side_outputs(result: BacktestResult, out_dir: Path, stem: str = "") -> tuple[Path, Path]:
+    """``rejected.jsonl`` (every rejected line and why) and ``held.jsonl`` (events never corroborated)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rejected_path, held_path = out_dir / f"{stem}rejected.jsonl", out_dir / f"{stem}held.jsonl"
+    write_rejected(result.rejected, rejected_path)
+    write_held(result, held_path)
+    return rejected_path, held_path
 
 
 def write_held(result: BacktestResult, path: Path) -> Path:

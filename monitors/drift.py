@@ -54,7 +54,7 @@ CALIBRATION_SIZES = (3.0, 15.0, 60.0, 250.0, 1000.0, 4000.0)  # expected admissi
 @dataclass(frozen=True)
 class DriftRules:
     projection_margin: float = 0.01  # a window must be at least this far over plan to count as drifting
-    false_alert_rate: float = 0.008  # drifting alerts per on-plan board-year the thresholds are set for
+    false_alert_rate: float = 0.005  # drifting alerts per on-plan board-year the thresholds are set for
     windows: tuple[int, ...] = (13,)  # recent windows (weeks) scanned besides the year to date
     min_weeks: int = 4  # no verdict before this many plan-year weeks
     simulations: int = 10_000  # simulated on-plan years per calibration point

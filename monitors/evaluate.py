@@ -67,7 +67,7 @@ SETTINGS = (
                  winter_national=(0.04, 0.06)),
     NoiseSetting("typical"),
     NoiseSetting("harsh", local_sd=0.04, local_rho=0.7, winter_board_sd=0.025, daily_shape=100.0,
-                 winter_national=(0.02, 0.09), weekday=(1.1, 1.02, 0.98, 0.97, 0.99, 0.78, 0.76)),
+                 winter_national=(0.03, 0.07), weekday=(1.1, 1.02, 0.98, 0.97, 0.99, 0.78, 0.76)),
 )
 
 

@@ -110,7 +110,7 @@ class Pattern:
     day_effects: np.ndarray = field(default_factory=lambda: np.log(DEFAULT_DAY_FACTORS))  # log, per day type
     season: np.ndarray | None = None  # coefficients of season_features; None = the default cosine
     board_effects: dict[str, np.ndarray] = field(default_factory=dict)  # log adjustments per day type
-    board_weight: dict[str, float] = field(default_factory=dict)  # mean shrinkage weight on the board's own shape
+    board_weight: dict[str, float] = field(default_factory=dict)  # largest weight on the board's own day effects
 
     def relative(self, board: str, days: pd.DatetimeIndex) -> np.ndarray:
         if self.season is None:
@@ -166,26 +166,24 @@ def fit_pattern(baseline: pd.DataFrame) -> Pattern:
     log_ratio -= np.average(log_ratio, axis=1, weights=np.maximum(expected, 1e-9).sum(axis=0), keepdims=True) \
         if present.any() else 0.0
     inverse = 1 / np.maximum(expected, 0.5)
-    between, scale = _between_variance(log_ratio[present], inverse[present])
+    # sampling variance of a log ratio ~ dispersion / expected; the dispersion of the days themselves
+    # (Pearson, median board) also holds local pressure, which only makes the board weights more cautious
+    daily_expected = counts.sum(axis=0)[None, :] * share[:, None]  # days x boards
+    pearson = ((counts - daily_expected) ** 2 / np.maximum(daily_expected, 0.5)).mean(axis=0)
+    scale = max(float(np.median(pearson[present])), 1.0) if present.any() else 1.0
+    between = _between_variance(log_ratio[present], inverse[present], scale)
     weight = between[None, :] / (between[None, :] + scale * inverse)
     effects = weight * log_ratio
     codes = [str(c) for c in baseline.columns]
     return Pattern(
         PATTERN_NATIONAL, day_effects, season,
         {code: effects[i] for i, code in enumerate(codes) if present[i]},
-        {code: float(np.average(weight[i], weights=np.bincount(types, minlength=len(DAY_TYPES))))
-         for i, code in enumerate(codes) if present[i]},
+        {code: float(weight[i].max()) for i, code in enumerate(codes) if present[i]},
     )
 
 
-def _between_variance(log_ratio: np.ndarray, inverse_expected: np.ndarray) -> tuple[np.ndarray, float]:
-    """Method of moments: log_ratio**2 ~ between[type] + scale / expected, over boards (scale >= 1)."""
-    types = log_ratio.shape[1]
+def _between_variance(log_ratio: np.ndarray, inverse_expected: np.ndarray, scale: float) -> np.ndarray:
+    """Method of moments: between-board variance of each day-type effect, beyond sampling (scale / expected)."""
     if log_ratio.shape[0] < 3:
-        return np.zeros(types), 1.0
-    y = (log_ratio ** 2).ravel()
-    design = np.column_stack([np.tile(np.eye(types), (log_ratio.shape[0], 1)), inverse_expected.ravel()])
-    solution = np.linalg.lstsq(design, y, rcond=None)[0]
-    scale = max(float(solution[-1]), 1.0)
-    between = np.maximum((log_ratio ** 2 - scale * inverse_expected).mean(axis=0), 0.0)
-    return between, scale
+        return np.zeros(log_ratio.shape[1])
+    return np.maximum((log_ratio ** 2 - scale * inverse_expected).mean(axis=0), 0.0)

@@ -47,7 +47,7 @@ def sample_plan(scale: float = 1.0, seed: int = 2015, baseline_year: date = date
     profile = daily_profile(days)
     quarter_share = np.bincount(financial_quarter(days), weights=profile, minlength=4) / 365.25
     yearly = NATIONAL_EMERGENCY_ADMISSIONS * scale * share
-    quarters = np.rint(yearly[:, None] * quarter_share[None, :]).astype(int)
+    quarters = np.maximum(np.rint(yearly[:, None] * quarter_share[None, :]).astype(int), 1)  # plans refuse 0
 
     reduction = np.clip(rng.normal(NATIONAL_REDUCTION, 0.012, len(boards)), 0.0, 0.08)
     reduction *= NATIONAL_REDUCTION / np.average(reduction, weights=quarters.sum(axis=1))

@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from bcfwatch.boards import load_boards
 from bcfwatch.kafka_admin import ensure_topics
 from bcfwatch.settings import Topics
-from producers.logformat import read_log, redacted_line, row_to_event
+from producers.logformat import line_to_event, read_log, redacted_line
 from producers.pseudonym import Pseudonymiser
 from streams.records import InvalidEvent
 
@@ -30,6 +30,7 @@ class ReplayReport:
     lines: int = 0
     produced: Counter = field(default_factory=Counter)  # by event type
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    rejected_by_reason: Counter = field(default_factory=Counter)  # reason code -> lines
     seconds: float = 0.0
 
     @property
@@ -79,18 +80,16 @@ def replay(
     try:
         for line in read_log(path):
             report.lines += 1
-            reason = line.error
-            if reason is None:
-                try:
-                    event = row_to_event(line.row, pseudonymiser, boards)
-                except InvalidEvent as error:
-                    reason = str(error)
-            if reason is not None:
+            try:
+                event = line_to_event(line, pseudonymiser, boards)
+            except InvalidEvent as error:
+                reason, code = str(error), str(error.reason)
                 report.rejected.append((line.number, reason))
+                report.rejected_by_reason[code] += 1
                 producer.send(
                     topics.dead_letter,
                     value=dead_letter_record("replay", reason, redacted_line(line, pseudonymiser),
-                                             file=path.name, line=line.number),
+                                             reason_code=code, file=path.name, line=line.number),
                 )
             else:
                 producer.send(topics.event(event.type), key=event.board.encode(), value=event.to_wire())

@@ -335,7 +335,11 @@ def test_replay_worker_counts_export_monitor_notify(broker, topic_prefix, inputs
         assert re.search(rf"raised .*{BIRMINGHAM}", monitored.stdout), monitored.stdout
         alerts = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, f"{topic_prefix}.alerts")]
         offline = [orjson.loads(line) for line in _lines(backtested / "alerts.jsonl")]
-        assert sorted(alerts, key=timeline_key) == sorted(offline, key=timeline_key) and alerts
+        def timeline(events: list[dict]) -> list[tuple]:
+            return [(*timeline_key(e), e["state"], e["severity"]) for e in sorted(events, key=timeline_key)]
+
+        assert timeline(alerts) == timeline(offline) and alerts
+        assert sorted(alerts, key=timeline_key) == sorted(offline, key=timeline_key)
 
         # notify: every alert as a signed webhook to all, Birmingham's also by e-mail to its lead
         receiver = WebhookReceiver(WEBHOOK_SECRET, free_port()).start()

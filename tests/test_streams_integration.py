@@ -44,6 +44,7 @@ PLAN_YEAR = date(2015, 4, 1)
 LATENESS = 14 * 86_400
 CATCH_UP_SECONDS = 600
 SCALE = 0.0085
+TYPO_PREFIX = "typed-wrong-year-"
 DRIFT = "E08000025:+20%"  # Birmingham, big enough to be told from noise at this small scale
 
 
@@ -55,6 +56,18 @@ def event_log(tmp_path_factory) -> Path:
     assert len(frame) >= 200_000
     log = tmp_path_factory.mktemp("log") / "events.jsonl"
     write_log(frame, log)
+    # Mistyped dates (issue 11): years typed 2025 and 2023 near the top for Birmingham's admissions and a
+    # discharge, and one typed 2012 (before the earliest date: rejected).
+    lines = log.read_bytes().splitlines(keepends=True)
+    typos = []
+    for n, (kind, year) in enumerate([("admission", 2025), ("admission", 2023), ("discharge", 2025),
+                                      ("admission", 2012)]):
+        row = next(orjson.loads(line) for line in lines[500:]
+                   if b'"E08000025"' in line and f'"{kind}"'.encode() in line and b"nhs_number" in line)
+        row["event_id"] = f"{TYPO_PREFIX}{n}"
+        row["occurred_at"] = str(year) + row["occurred_at"][4:]
+        typos.append(orjson.dumps(row) + b"\n")
+    log.write_bytes(b"".join([*lines[:300], typos[0], *lines[300:600], *typos[1:], *lines[600:]]))
     return log
 
 
@@ -113,6 +126,11 @@ def test_one_worker_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_p
         assert all("9434765919" not in d["raw"] for d in worker_dead)
         late = read_topic(broker.bootstrap, config.topics.late_events)
         assert len(late) == live["late_events"].sum()
+        # The mistyped years are held (visible on their topic), the one before the earliest date rejected.
+        held = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, config.topics.held_events)]
+        assert sorted(h["event_id"] for h in held if h["event_id"].startswith(TYPO_PREFIX)) == [
+            f"{TYPO_PREFIX}{n}" for n in range(3)]
+        assert any(f"{TYPO_PREFIX}3" in d["raw"] and "earliest" in d["reason"] for d in dead)
 
         # The web view serves every window for a board, actual and a year earlier.
         metrics = orjson.loads(urllib.request.urlopen(
@@ -144,6 +162,11 @@ def test_one_worker_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_p
         offline = backtest(event_log, plans, PLAN_YEAR)
         pd.testing.assert_frame_equal(offline.counts.reset_index(drop=True), live.reset_index(drop=True))
         assert sorted(offline.alerts, key=timeline_key) == sorted(events, key=timeline_key)
+        assert set(offline.held["event_id"]) >= {f"{TYPO_PREFIX}{n}" for n in range(3)}
+
+        # Replaying the whole log again into the same prefix changes no count, late_events included.
+        _replay(broker, event_log, topic_prefix)
+        _assert_equal_to_oracle(config, oracle)
     finally:
         worker.stop()
 

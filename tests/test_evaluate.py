@@ -1,0 +1,19 @@
+"""`bcfwatch evaluate` in miniature: one simulated year runs the monitor's rule and tabulates it.
+(The rates themselves are measured by the benchmark over many years: docs/evaluation.md.)"""
+
+from monitors.drift import DriftRules
+from monitors.evaluate import SETTINGS, markdown, run_year, summary, tidy_table
+
+
+def test_one_simulated_year_is_judged_and_tabulated():
+    outcomes = run_year(SETTINGS[0], 0, 7, DriftRules())
+    assert len(outcomes) == 151
+    totals = summary(outcomes)
+    assert totals["concern alerts on improving boards"] == 0
+    assert totals["false drifting alerts per 100 on-plan board-years"] <= 5  # wide: one year only
+    assert totals["step changes alerted before they began"] <= 1
+    five = [o for o in outcomes if o.scenario == "+5% sustained" and o.size >= 50_000]
+    assert sum(o.first_week_end is not None for o in five) >= len(five) / 2
+    table = tidy_table(outcomes)
+    assert set(table["scenario"]) >= {"on plan", "+3% sustained", "step +8%", "improving -3%"}
+    assert markdown(table).count("\n") == len(table) + 1

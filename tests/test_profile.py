@@ -1,0 +1,118 @@
+"""The expected pattern and the noise model, learned from a baseline year (monitors/profile.py, noise.py,
+baseline.py), on small simulations whose truth is known."""
+
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitors.baseline import baseline_model
+from monitors.drift import DriftRules, assess
+from monitors.evaluate import NoiseSetting, simulate_daily
+from monitors.noise import fit_noise
+from monitors.plans import load_plan, sample_plan_path
+from monitors.profile import BANK_HOLIDAY, PATTERN_DEFAULT, day_types, england_bank_holidays, fit_pattern
+
+PLAN_YEAR = date(2015, 4, 1)
+WEEKDAY = (1.10, 1.02, 1.0, 0.98, 1.0, 0.78, 0.76)
+
+
+def test_bank_holidays_of_england_by_day_type():
+    days = pd.date_range("2015-12-24", "2016-01-04")
+    types = dict(zip(days.date, day_types(days), strict=True))
+    assert types[date(2015, 12, 25)] == BANK_HOLIDAY  # Friday
+    assert types[date(2015, 12, 26)] == 5  # Boxing Day on a Saturday stays a Saturday...
+    assert types[date(2015, 12, 28)] == BANK_HOLIDAY  # ...and its substitute Monday is the holiday
+    assert types[date(2016, 1, 1)] == BANK_HOLIDAY and types[date(2016, 1, 4)] == 0
+    easter = pd.date_range("2016-03-21", "2016-04-03")
+    assert [d.isoformat() for d in easter[england_bank_holidays(easter)].date] == ["2016-03-25", "2016-03-28"]
+
+
+def _baseline(boards: int, volume: float, seed: int, setting: NoiseSetting) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    plan_days = pd.date_range(PLAN_YEAR, "2016-03-31")
+    daily = simulate_daily(setting, date(2014, 4, 1), np.ones((boards, len(plan_days))), rng,
+                           np.full(boards, volume))
+    daily.columns = [f"B{i:03d}" for i in range(boards)]
+    return daily
+
+
+def test_pattern_learns_weekday_and_bank_holiday_shape():
+    setting = NoiseSetting("test", weekday=WEEKDAY, bank_holiday=0.72, local_sd=0.01, daily_shape=1e6)
+    daily = _baseline(40, 40_000, 1, setting)
+    pattern = fit_pattern(daily.loc[:"2015-03-31"])
+    factors = pattern.day_factors("B000")
+    for name, truth in zip(("Mon", "Sat", "Sun"), (WEEKDAY[0], WEEKDAY[5], WEEKDAY[6]), strict=True):
+        assert factors[name] == pytest.approx(truth / WEEKDAY[2], abs=0.015)
+    assert factors["bank holiday"] == pytest.approx(0.72 * np.mean(WEEKDAY[:5]) / WEEKDAY[2], abs=0.04)
+    # every board has the national shape: little weight on any board's own (noisy) day effects
+    assert np.mean(list(pattern.board_weight.values())) < 0.5
+    assert pattern.describe("B000") == "baseline year (national shape)"
+
+
+def test_a_board_whose_weekends_really_differ_keeps_its_own_shape():
+    setting = NoiseSetting("test", weekday=WEEKDAY, local_sd=0.01, daily_shape=1e6)
+    daily = _baseline(30, 60_000, 2, setting)
+    weekend = daily.index.day_of_week >= 5
+    rng = np.random.default_rng(3)
+    for i in range(10):  # a third of the boards: weekends a further 3-12% lower
+        daily.loc[weekend, f"B{i:03d}"] = rng.binomial(daily.loc[weekend, f"B{i:03d}"], 0.88 + 0.01 * i)
+    pattern = fit_pattern(daily.loc[:"2015-03-31"])
+    assert pattern.describe("B000") == "baseline year (board's own shape)"
+    assert pattern.day_factors("B000")["Sat"] < pattern.day_factors("B029")["Sat"] - 0.05
+
+
+def test_noise_fit_recovers_local_pressure_and_overdispersion():
+    setting = NoiseSetting("test", local_sd=0.03, local_rho=0.6, winter_board_sd=0.0, daily_shape=1e6)
+    daily = _baseline(151, 40_000, 4, setting)
+    plans = {code: _plan(code, daily) for code in daily.columns}
+    noise = baseline_model(plans, daily, PLAN_YEAR).noise
+    assert noise.kappa == pytest.approx(1.0, abs=0.2)
+    assert np.sqrt(noise.local + noise.quarter) == pytest.approx(0.03, abs=0.008)
+    assert 0.3 <= noise.rho <= 0.9
+    poisson = fit_noise(np.random.default_rng(5).poisson(500.0, (100, 52)), np.full((100, 52), 500.0),
+                        np.repeat(np.arange(4), 13), [str(i) for i in range(100)])
+    assert poisson.kappa == pytest.approx(1.0, abs=0.1) and np.sqrt(poisson.local + poisson.quarter) < 0.01
+
+
+def _plan(code: str, daily: pd.DataFrame):
+    template = next(iter(load_plan(sample_plan_path()).values()))
+    baseline = daily.loc[:"2015-03-31", code]
+    quarters = baseline.groupby(((baseline.index.month - 4) % 12) // 3).sum()
+    return replace(template, board=code, baseline_emergency_by_quarter=tuple(int(v) for v in quarters))
+
+
+def test_plan_built_from_the_counts_is_recognised_and_widens_the_test():
+    setting = NoiseSetting("test", local_sd=0.02)
+    daily = _baseline(20, 30_000, 6, setting)
+    from_counts = _plan("B000", daily)
+    elsewhere = replace(from_counts, baseline_emergency_by_quarter=tuple(
+        int(v * 1.01) for v in from_counts.baseline_emergency_by_quarter))
+    model = baseline_model({"B000": from_counts}, daily, PLAN_YEAR)
+    assert model.plan_from_counts(from_counts) and not model.plan_from_counts(elsewhere)
+    assert model.baseline_quarter_variance(from_counts).min() > 0
+    assert model.baseline_quarter_variance(elsewhere) is None
+
+
+def test_easter_moves_the_expectation_by_day_type_not_by_date():
+    setting = NoiseSetting("test", weekday=WEEKDAY, bank_holiday=0.6, local_sd=0.005, daily_shape=1e6)
+    daily = _baseline(30, 60_000, 7, setting)
+    plans = {code: _plan(code, daily) for code in daily.columns}
+    model = baseline_model(plans, daily, PLAN_YEAR)
+    planned = model.planned_days(plans["B000"])
+    # Good Friday 2016 is 25 March (plan-year Q4); in the baseline year it fell on 18 April 2014 (Q1)
+    good_friday, friday_before = planned[pd.Timestamp("2016-03-25")], planned[pd.Timestamp("2016-03-18")]
+    assert good_friday / friday_before == pytest.approx(0.6 * np.mean(WEEKDAY[:5]) / WEEKDAY[4], abs=0.06)
+    assert planned[pd.Timestamp("2015-04-03")] < 0.8 * planned[pd.Timestamp("2015-04-10")]  # Good Friday 2015
+
+
+def test_default_pattern_when_no_baseline_year():
+    plans = load_plan(sample_plan_path())
+    model = baseline_model(plans, pd.DataFrame(), PLAN_YEAR)
+    assert model.pattern.describe("E08000025") == PATTERN_DEFAULT
+    days = model.planned_days(plans["E08000025"])
+    assert days[pd.Timestamp("2015-12-25")] < days[pd.Timestamp("2015-12-24")]  # a bank holiday, a Thursday
+    result = assess(plans["E08000025"], pd.Series(dtype=float), PLAN_YEAR, date(2015, 6, 28), DriftRules())
+    assert result.expected_pattern == PATTERN_DEFAULT and not result.drifting
