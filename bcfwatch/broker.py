@@ -6,11 +6,19 @@ downloaded. Kafka 3.9.2 is pinned: it is the newest line that still speaks every
 old protocol version, which faust-streaming's aiokafka and kafka-python both
 rely on (4.x drops them and needs aiokafka >= 0.13 at least); both clients are
 exercised against it in tests/test_broker.py.
+
+``secure=True`` (``bcfwatch kafka start --secure``) runs the same broker with one SASL_SSL listener
+(TLS with a certificate made locally by the JDK's keytool; SCRAM-SHA-512 users created at format time,
+KIP-900), the StandardAuthorizer and per-service ACLs (``bcfwatch/kafka_admin.py``). Passwords and
+keystores are generated into ``<cache>/broker-PORT/secrets`` (mode 0700, files 0600). The controller
+listener stays on loopback, authenticated with SASL/PLAIN (its principal is a super user, as the
+broker's and the admin's are). See docs/security.md.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,6 +30,12 @@ from importlib import resources
 from pathlib import Path
 
 KAFKA_VERSION = "3.9.2"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+# Service principals (each with its own SCRAM user and ACLs) and the super users.
+SERVICES = ("replay", "worker", "monitor", "notifier")
+SUPER_USERS = ("broker", "admin")
+CONTROLLER_USER = "controller"  # SASL/PLAIN on the loopback controller listener only
+CERT_VALIDITY_DAYS = 825
 
 
 class BrokerError(RuntimeError):
@@ -40,6 +54,7 @@ class Broker:
     port: int = 9092
     controller_port: int | None = None
     host: str = "127.0.0.1"
+    secure: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -60,6 +75,125 @@ class Broker:
     @property
     def log_file(self) -> Path:
         return self.home / "broker.log"
+
+    # -- secrets (secure mode) --------------------------------------------
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM certificate of the local CA that signed the broker's certificate (clients trust it)."""
+        return self.secrets_dir / "ca.pem"
+
+    def password_file(self, user: str) -> Path:
+        return self.secrets_dir / f"{user}.password"
+
+    def client_security(self, user: str = "admin"):
+        """The client settings (:class:`bcfwatch.kafka_security.KafkaSecurity`) for one principal."""
+        from bcfwatch.kafka_security import KafkaSecurity
+
+        if not self.secure:
+            return KafkaSecurity()
+        if user not in (*SERVICES, *SUPER_USERS):
+            raise BrokerError(f"no Kafka principal {user!r}: choose one of {', '.join((*SERVICES, 'admin'))}")
+        return KafkaSecurity(protocol="SASL_SSL", mechanism=SCRAM_MECHANISM, username=user,
+                             password_file=self.password_file(user), ca_file=self.ca_file)
+
+    def _secret(self, name: str) -> str:
+        """A generated secret kept in ``secrets/NAME.password`` (0600), made once."""
+        path = self.secrets_dir / f"{name}.password"
+        if not path.exists():
+            self.secrets_dir.mkdir(parents=True, exist_ok=True)
+            self.secrets_dir.chmod(0o700)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(24))
+        return path.read_text().strip()
+
+    def _make_certificates(self) -> None:
+        """A local CA and a broker certificate for 127.0.0.1/localhost signed by it (keytool, PKCS12)."""
+        if self.ca_file.exists() and (self.secrets_dir / "broker.p12").exists():
+            return
+        if shutil.which("keytool") is None:
+            raise BrokerError("keytool is not installed; it comes with the JDK (apt-get install openjdk-17-jdk-headless)")
+        folder = self.secrets_dir
+        store_password = self._secret("keystore")
+        env = {**os.environ, "BCFWATCH_STOREPASS": store_password}
+        names = f"SAN=ip:{self.host},ip:127.0.0.1,dns:localhost"
+        ca_store, broker_store = folder / "ca.p12", folder / "broker.p12"
+        for path in (ca_store, broker_store, folder / "truststore.p12"):
+            path.unlink(missing_ok=True)
+        common = ["-storetype", "PKCS12", "-storepass:env", "BCFWATCH_STOREPASS"]
+        steps = [
+            ["-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "3072", "-dname", "CN=bcfwatch local CA",
+             "-ext", "bc:c", "-validity", str(CERT_VALIDITY_DAYS), "-keystore", str(ca_store), *common],
+            ["-exportcert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), "-file", str(self.ca_file), *common],
+            ["-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "3072", "-dname", "CN=localhost",
+             "-ext", names, "-validity", str(CERT_VALIDITY_DAYS), "-keystore", str(broker_store), *common],
+            ["-certreq", "-alias", "broker", "-keystore", str(broker_store), "-file", str(folder / "broker.csr"),
+             *common],
+            ["-gencert", "-alias", "ca", "-keystore", str(ca_store), "-infile", str(folder / "broker.csr"),
+             "-outfile", str(folder / "broker.pem"), "-rfc", "-validity", str(CERT_VALIDITY_DAYS), "-ext", names,
+             "-ext", "KU=digitalSignature,keyEncipherment", "-ext", "EKU=serverAuth,clientAuth", *common],
+            ["-importcert", "-noprompt", "-alias", "ca", "-file", str(self.ca_file), "-keystore", str(broker_store),
+             *common],
+            ["-importcert", "-noprompt", "-alias", "broker", "-file", str(folder / "broker.pem"), "-keystore",
+             str(broker_store), *common],
+            ["-importcert", "-noprompt", "-alias", "ca", "-file", str(self.ca_file), "-keystore",
+             str(folder / "truststore.p12"), *common],
+        ]
+        for step in steps:
+            result = subprocess.run(["keytool", *step], capture_output=True, text=True, env=env)
+            if result.returncode != 0:
+                raise BrokerError(f"keytool {step[0]} failed:\n{result.stdout}{result.stderr}")
+        for path in folder.iterdir():
+            path.chmod(0o600)
+
+    def _scram_users(self) -> list[str]:
+        """``--add-scram`` arguments creating every principal's SCRAM user at format time (KIP-900)."""
+        arguments = []
+        for user in (*SUPER_USERS, *SERVICES):
+            arguments += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={self._secret(user)}]"]
+        return arguments
+
+    def _secure_props(self, controller_port: int) -> dict[str, str]:
+        broker_password = self._secret("broker")
+        controller_password = self._secret(CONTROLLER_USER)
+        store_password = self._secret("keystore")
+        return {
+            "listeners": f"SASL_SSL://{self.host}:{self.port},CONTROLLER://{self.host}:{controller_port}",
+            "advertised.listeners": f"SASL_SSL://{self.host}:{self.port}",
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="broker" password="{broker_password}";',
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config":
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{CONTROLLER_USER}" password="{controller_password}" '
+                f'user_{CONTROLLER_USER}="{controller_password}";',
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(self.secrets_dir / "broker.p12"),
+            "ssl.keystore.password": store_password,
+            "ssl.key.password": store_password,
+            "ssl.truststore.type": "PKCS12",
+            "ssl.truststore.location": str(self.secrets_dir / "truststore.p12"),
+            "ssl.truststore.password": store_password,
+            "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+            "ssl.client.auth": "none",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": ";".join(f"User:{user}" for user in (*SUPER_USERS, CONTROLLER_USER)),
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+    @property
+    def _mode_file(self) -> Path:
+        return self.home / "security-mode"
 
     # -- fetching ---------------------------------------------------------
     def fetch(self) -> Path:
@@ -117,7 +251,11 @@ class Broker:
             "log.retention.hours": "-1",
             "log.segment.bytes": str(256 * 1024 * 1024),
         }
+        if self.secure:
+            props.update(self._secure_props(controller_port))
         config = self.home / "server.properties"
+        config.touch(mode=0o600)
+        config.chmod(0o600)  # holds the keystore and listener passwords in secure mode
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.home / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, file\n"
@@ -162,15 +300,26 @@ class Broker:
         self.fetch()
         if fresh and self.home.exists():
             shutil.rmtree(self.home)
+        mode = "secure" if self.secure else "plaintext"
+        formatted = (self.home / "data" / "meta.properties").exists()
+        if formatted and self._mode_file.exists() and self._mode_file.read_text().strip() != mode:
+            raise BrokerError(
+                f"the broker data in {self.home} was formatted {self._mode_file.read_text().strip()}; "
+                f"start it that way again, or pass --fresh to delete its data and start {mode}"
+            )
+        if self.secure:
+            self._make_certificates()
         config = self._write_config()
-        if not (self.home / "data" / "meta.properties").exists():
+        if not formatted:
             cluster_id = _kafka_cluster_id()
             result = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
+                           *(self._scram_users() if self.secure else [])),
                 capture_output=True, text=True,
             )
             if result.returncode != 0:
                 raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
+            self._mode_file.write_text(mode)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 self._java("kafka.Kafka", str(config)),
@@ -195,7 +344,8 @@ class Broker:
         from kafka.errors import KafkaError
 
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
+                                     **self.client_security("admin").kafka_python_options())
         except (KafkaError, OSError, ValueError):
             return False
         try:

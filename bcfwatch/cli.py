@@ -28,13 +28,14 @@ def friendly_errors(command):
         from kafka.errors import KafkaError
 
         from bcfwatch.broker import BrokerError
+        from monitors.plans import PlanError
         from producers.generate import GenerateError
         from producers.logformat import LogFormatError
         from producers.pseudonym import PseudonymKeyError
 
         try:
             return command(*args, **kwargs)
-        except (BrokerError, GenerateError, LogFormatError, PseudonymKeyError, KafkaError) as error:
+        except (BrokerError, GenerateError, LogFormatError, PlanError, PseudonymKeyError, KafkaError) as error:
             raise click.ClickException(str(error)) from None
 
     return wrapper
@@ -63,21 +64,61 @@ port_option = click.option("--port", default=9092, show_default=True, type=click
                            help="Broker port on 127.0.0.1 (the controller uses port + 1000).")
 
 
+secure_option = click.option("--secure", is_flag=True,
+                              help="SASL_SSL (TLS + SCRAM-SHA-512) with ACLs per service (docs/security.md).")
+
+
 @kafka.command("start")
 @port_option
 @click.option("--fresh", is_flag=True, help="Delete the broker's data first.")
+@secure_option
+@click.option("--topic-prefix", default=settings.topic_prefix, show_default="bcf",
+              help="With --secure: create this prefix's topics and grant each service its ACLs on them.")
+@click.option("--partitions", default=settings.partitions, type=click.IntRange(1, 1024), show_default="8",
+              help="With --secure: partitions of the event and state topics created for the prefix.")
 @friendly_errors
-def kafka_start(port: int, fresh: bool) -> None:
+def kafka_start(port: int, fresh: bool, secure: bool, topic_prefix: str, partitions: int) -> None:
     """Fetch (once), format (once) and start the broker; wait until it serves."""
     from bcfwatch.broker import KAFKA_VERSION, Broker
 
-    broker = Broker(port=port)
-    if broker.pid() is not None:
+    broker = Broker(port=port, secure=secure)
+    if broker.pid() is not None and not secure:
         console.print(f"Kafka {KAFKA_VERSION} is already running at {broker.bootstrap} (pid {broker.pid()})")
         return
-    with console.status(f"starting Kafka {KAFKA_VERSION} on {broker.bootstrap}"):
-        broker.start(fresh=fresh)
-    console.print(f"Kafka {KAFKA_VERSION} is up at {broker.bootstrap} (pid {broker.pid()}, data {broker.home})")
+    if broker.pid() is None:
+        with console.status(f"starting Kafka {KAFKA_VERSION} on {broker.bootstrap}"):
+            broker.start(fresh=fresh)
+    mode = "SASL_SSL, SCRAM-SHA-512, ACLs" if secure else "plaintext"
+    console.print(f"Kafka {KAFKA_VERSION} is up at {broker.bootstrap} ({mode}; pid {broker.pid()}, "
+                  f"data {broker.home})")
+    if secure:
+        from bcfwatch.kafka_admin import authorise_prefix
+
+        acls = authorise_prefix(broker.bootstrap, topic_prefix, partitions, broker.client_security("admin"))
+        console.print(f"topics for prefix {topic_prefix!r} created; {acls} ACLs for "
+                      "replay, worker, monitor and notifier. Client settings: "
+                      "`bcfwatch kafka env --secure --service NAME`")
+
+
+@kafka.command("env")
+@port_option
+@secure_option
+@click.option("--service", type=click.Choice(["replay", "worker", "monitor", "notifier", "admin"]),
+              default="admin", show_default=True, help="The principal whose settings to print.")
+@friendly_errors
+def kafka_env(port: int, secure: bool, service: str) -> None:
+    """Print a service's client settings as shell `export` lines (eval "$(bcfwatch kafka env ...)")."""
+    import shlex
+
+    from bcfwatch.broker import Broker
+
+    broker = Broker(port=port, secure=secure)
+    security = broker.client_security(service)
+    if secure and not security.password_file.exists():
+        raise click.ClickException(f"no secured broker has been set up on port {port}: "
+                                   f"run `bcfwatch kafka start --secure --port {port}` first")
+    for name, value in {"BCFWATCH_BOOTSTRAP": broker.bootstrap, **security.env()}.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
 
 
 @kafka.command("stop")
@@ -276,17 +317,36 @@ def _speed(_ctx, param, value: str) -> float | None:
 @click.option("--partitions", default=settings.partitions, show_default="8", type=click.IntRange(1, 256),
               help="Partitions for topics this replay creates.")
 @click.option("--dev-key", is_flag=True, help="Use a generated development pseudonymisation key if none is set.")
+@click.option("--resume", is_flag=True,
+              help="Continue after the last line the broker acknowledged in an earlier run of this log (same file, "
+                   "size and modification time, prefix and bootstrap); lines re-sent around the checkpoint count "
+                   "once (duplicates). Without a checkpoint, replays from the start.")
+@click.option("--delivery-timeout", default=120.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds the broker may acknowledge nothing (an outage) before the replay gives up with exit "
+                   "code 1; outages are reported as they happen.")
 @friendly_errors
 def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap: str, partitions: int,
-                   dev_key: bool) -> None:
-    """Replay a historic event log (JSON Lines or CSV) into Kafka."""
+                   dev_key: bool, resume: bool, delivery_timeout: float) -> None:
+    """Replay a historic event log (JSON Lines or CSV) into Kafka.
+
+    The last line the broker has acknowledged is kept in a checkpoint (in the cache dir), so a replay that
+    was killed or gave up continues with --resume.
+    """
     import time
 
     from producers.logformat import count_lines
     from producers.pseudonym import Pseudonymiser, load_key
-    from producers.replay import replay
+    from producers.replay import ReplayError, checkpoint_path, read_checkpoint, replay
 
     pseudonymiser = Pseudonymiser(load_key(dev=dev_key))
+    if resume:
+        checkpoint = read_checkpoint(checkpoint_path(log, topic_prefix, bootstrap))
+        if checkpoint is None:
+            err_console.print(f"no checkpoint for {log} (as it is now) under prefix {topic_prefix} at {bootstrap}: "
+                              "replaying from the start")
+        elif not checkpoint.complete:
+            err_console.print(f"resuming after line {checkpoint.acknowledged_through_line:,}, the last one the "
+                              f"broker acknowledged (checkpoint of {checkpoint.updated_at})")
     total = count_lines(log)
     started = time.monotonic()
     with _progress("events") as progress:
@@ -297,13 +357,28 @@ def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap:
             rate = done / max(time.monotonic() - started, 1e-9)
             progress.update(task, advance=lines, rate=f"{rate:,.0f} events/s")
 
-        report = replay(log, bootstrap, settings.Topics(topic_prefix), pseudonymiser, partitions,
-                        events_per_second=speed, on_progress=advance)
+        def warn(message: str) -> None:
+            progress.console.print(f"[yellow]{message}[/yellow]")
+
+        try:
+            report = replay(log, bootstrap, settings.Topics(topic_prefix), pseudonymiser, partitions,
+                            events_per_second=speed, on_progress=advance, resume=resume,
+                            delivery_timeout=delivery_timeout, on_warning=warn)
+        except ReplayError as error:
+            progress.stop()
+            raise click.ClickException(str(error)) from None
+    if report.already_complete:
+        console.print(f"{log} was already replayed completely under prefix {topic_prefix} "
+                      f"({report.acknowledged_through_line:,} lines acknowledged, checkpoint {report.checkpoint}); "
+                      "nothing to do")
+        return
     _print_measures(f"Replay of {log}", [
         *[(f"produced to {topic_prefix}.{t}", f"{report.produced[t]:,}") for t in settings.EVENT_TYPES],
         (f"dead-lettered to {topic_prefix}.dead_letter", f"{len(report.rejected):,}"),
-        ("lines read", f"{report.lines:,}"),
+        ("lines read", f"{report.lines:,}"
+         + (f" (after line {report.resumed_after_line:,}, resumed)" if report.resumed_after_line else "")),
         ("throughput", f"{report.events_per_second:,.0f} events/s"),
+        *([("broker outages ridden out", ", ".join(f"{s:.0f} s" for s in report.outages))] if report.outages else []),
     ])
     if report.rejected:
         by_reason = Table(title=f"Rejected lines by reason (each on {topic_prefix}.dead_letter)")

@@ -1,14 +1,32 @@
-"""Topic creation shared by producers and workers (same partition count everywhere)."""
+"""Topic creation shared by producers and workers (same partition count everywhere), retention and ACLs.
+
+Event topics (the three event types and the topics that carry events or rejected lines: dead letter,
+late, held) keep data for ``BCFWATCH_EVENT_RETENTION_DAYS`` (default 30) days; state topics are
+compacted by their creators. On the secured broker the admin principal creates every topic of a prefix
+and grants each service principal only what it needs (:func:`service_acls`, docs/security.md).
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
 from bcfwatch.broker import BrokerError
+from bcfwatch.settings import EVENT_TYPES, Topics
+
+if TYPE_CHECKING:
+    from bcfwatch.kafka_security import KafkaSecurity
+
+RETENTION_ENV = "BCFWATCH_EVENT_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 30
+# Topic name suffixes (after "PREFIX.") whose messages are patient-level events or rejected lines.
+EVENT_TOPIC_SUFFIXES = (*EVENT_TYPES, "dead_letter", "late_events", "held_events")
 
 
 def require_broker(bootstrap: str, timeout: float = 3.0) -> None:
@@ -26,18 +44,159 @@ def require_broker(bootstrap: str, timeout: float = 3.0) -> None:
     )
 
 
+def event_retention_ms() -> int:
+    """How long event topics keep messages (``BCFWATCH_EVENT_RETENTION_DAYS``, default 30 days)."""
+    text = os.environ.get(RETENTION_ENV, "").strip()
+    try:
+        days = float(text) if text else DEFAULT_RETENTION_DAYS
+    except ValueError:
+        raise BrokerError(f"{RETENTION_ENV}={text!r} is not a number of days") from None
+    if days <= 0:
+        raise BrokerError(f"{RETENTION_ENV} must be a positive number of days")
+    return int(days * 86_400_000)
+
+
+def is_event_topic(name: str) -> bool:
+    return "." in name and name.rsplit(".", 1)[1] in EVENT_TOPIC_SUFFIXES
+
+
+def default_topic_configs(name: str) -> dict[str, str]:
+    """Retention for event topics (patient-level data); nothing for the others."""
+    if is_event_topic(name):
+        return {"cleanup.policy": "delete", "retention.ms": str(event_retention_ms())}
+    return {}
+
+
+def admin_client(bootstrap: str, security: KafkaSecurity | None = None) -> KafkaAdminClient:
+    from bcfwatch.kafka_security import KafkaSecurity
+
+    security = security or KafkaSecurity.from_env()
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bcfwatch-admin",
+                            **security.kafka_python_options())
+
+
 def ensure_topics(bootstrap: str, names: list[str] | tuple[str, ...], partitions: int,
-                  configs: dict[str, str] | None = None) -> None:
+                  configs: dict[str, str] | None = None, security: KafkaSecurity | None = None) -> None:
     """Create any missing topics with ``partitions`` partitions (replication 1, one broker)."""
     require_broker(bootstrap)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bcfwatch-admin")
+    admin = admin_client(bootstrap, security)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, 1, topic_configs=configs or {}) for name in names if name not in existing]
+        missing = [NewTopic(name, partitions, 1, topic_configs={**default_topic_configs(name), **(configs or {})})
+                   for name in names if name not in existing]
         if missing:
             try:
                 admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass
+            except TopicAuthorizationFailedError:
+                raise BrokerError(
+                    f"topic{'s' if len(missing) > 1 else ''} {', '.join(t.name for t in missing)} "
+                    "do not exist or are not visible to this Kafka principal, which may not create them: "
+                    "the admin creates a prefix's topics (`bcfwatch kafka start --secure --topic-prefix PREFIX`)"
+                ) from None
     finally:
         admin.close()
+
+
+# -- the secured broker: every topic of a prefix, and each service's ACLs ----------------------------
+def app_id(prefix: str) -> str:
+    """The worker's Faust app id (also its consumer group and its internal topics' prefix)."""
+    return f"bcfwatch-{prefix}"
+
+
+def prefix_topics(prefix: str, partitions: int) -> list[tuple[str, int, dict[str, str]]]:
+    """(name, partitions, configs) of every topic the pipeline uses under ``prefix``."""
+    from streams.partition_state import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
+
+    topics = Topics(prefix)
+    plain = [*topics.events, topics.dead_letter, topics.late_events, topics.held_events]
+    return [
+        *((name, partitions, {}) for name in plain),
+        (topics.board_days, partitions, BOARD_DAYS_TOPIC_CONFIG),
+        (f"{app_id(prefix)}-state", partitions, STATE_TOPIC_CONFIG),
+        (topics.alerts, 1, {}),  # one partition: one order for the notifier
+        (topics.deliveries, 1, {}),
+        (topics.delivery_dead_letter, 1, {}),
+    ]
+
+
+def create_prefix_topics(bootstrap: str, prefix: str, partitions: int, security: KafkaSecurity) -> None:
+    for name, count, configs in prefix_topics(prefix, partitions):
+        ensure_topics(bootstrap, [name], count, configs, security)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One ALLOW rule: ``operation`` on a resource (``TOPIC``/``GROUP``), literal name or name prefix."""
+
+    resource: str
+    name: str
+    operation: str
+    prefixed: bool = False
+
+
+def service_acls(prefix: str) -> dict[str, list[Grant]]:
+    """What each service principal may do under ``prefix``; anything else is denied."""
+    topics = Topics(prefix)
+    app = app_id(prefix)
+
+    def topic(names: list[str] | tuple[str, ...], *operations: str) -> list[Grant]:
+        return [Grant("TOPIC", name, operation) for name in names for operation in operations]
+
+    return {
+        # replay: writes events and its rejected lines; sees (never reads) the late-events topic it checks for.
+        "replay": [*topic(topics.events, "WRITE"), *topic([topics.dead_letter], "WRITE"),
+                   *topic([topics.late_events], "DESCRIBE")],
+        "worker": [
+            *topic(topics.events, "READ"),
+            *topic([topics.dead_letter, topics.late_events, topics.held_events, topics.board_days], "WRITE"),
+            Grant("GROUP", app, "READ"),
+            # its state topic and Faust's own topics (e.g. the assignor's leader topic) are named "APP-..."
+            *(Grant("TOPIC", f"{app}-", operation, prefixed=True)
+              for operation in ("READ", "WRITE", "DESCRIBE", "CREATE")),
+        ],
+        "monitor": [*topic([topics.board_days], "READ"), *topic([topics.alerts], "READ", "WRITE"),
+                    Grant("GROUP", f"{app}-monitor", "READ", prefixed=True)],
+        "notifier": [*topic([topics.alerts], "READ"), *topic([topics.deliveries], "READ", "WRITE"),
+                     *topic([topics.delivery_dead_letter], "WRITE"),
+                     Grant("GROUP", f"{app}-notifier", "READ", prefixed=True)],
+    }
+
+
+def grant_service_acls(bootstrap: str, prefix: str, security: KafkaSecurity) -> int:
+    """Create every service's ACLs for ``prefix`` with the admin API (idempotent); returns how many."""
+    from kafka.admin import (
+        ACL,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePattern,
+        ResourceType,
+    )
+
+    acls = [
+        ACL(principal=f"User:{service}", host="*", operation=ACLOperation[grant.operation],
+            permission_type=ACLPermissionType.ALLOW,
+            resource_pattern=ResourcePattern(
+                ResourceType[grant.resource], grant.name,
+                ACLResourcePatternType.PREFIXED if grant.prefixed else ACLResourcePatternType.LITERAL))
+        for service, grants in service_acls(prefix).items() for grant in grants
+    ]
+    admin = admin_client(bootstrap, security)
+    try:
+        result = admin.create_acls(acls)
+    except KafkaError as error:
+        raise BrokerError(f"could not create the ACLs for prefix {prefix}: {error}") from None
+    finally:
+        admin.close()
+    if result["failed"]:
+        raise BrokerError(f"could not create {len(result['failed'])} ACLs for prefix {prefix}: "
+                          f"{result['failed'][0]}")
+    return len(acls)
+
+
+def authorise_prefix(bootstrap: str, prefix: str, partitions: int, security: KafkaSecurity) -> int:
+    """As the admin: create every topic of ``prefix`` and grant the services their ACLs."""
+    create_prefix_topics(bootstrap, prefix, partitions, security)
+    return grant_service_acls(bootstrap, prefix, security)

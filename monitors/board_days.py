@@ -4,31 +4,42 @@ The topic is compacted and keyed by ``board|YYYY-MM-DD`` (value ``{"counts": [..
 ``board|clock|type`` (value ``{"stream_time": seconds}``). The workers publish what each snapshot
 changed just before writing the snapshot, so the monitor reads only what changed since its last round
 instead of every worker's whole state.
+
+Every message is checked against the topic's schema (``monitors/topic_schemas.py``): one that fails is
+sent to the dead-letter topic with its reason (when a :class:`DeadLetters` is given; otherwise logged) and
+skipped, and the messages around it are still applied.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from datetime import date
 
 import numpy as np
-import orjson
 import pandas as pd
 from kafka import KafkaConsumer, TopicPartition
 
 from bcfwatch.boards import load_boards
+from bcfwatch.kafka_security import kafka_python_options
+from monitors.topic_schemas import BoardClock, DeadLetters, InvalidMessage, parse_board_day
 from streams.board_state import COUNTER_INDEX
 
 EMERGENCY = COUNTER_INDEX["emergency_admissions"]
+log = logging.getLogger(__name__)
 
 
 class BoardDays:
     """The latest day counts and stream times on the topic, kept up to date by :meth:`refresh`."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, dead_letters: DeadLetters | None = None) -> None:
         self.topic = topic
+        self.dead_letters = dead_letters
+        self.rejected = 0  # messages that failed the schema
+        self.lag: int | None = None  # messages behind the topic's end at the start of the last refresh
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                      client_id="bcfwatch-board-days")
+                                      client_id="bcfwatch-board-days", **kafka_python_options())
         self.partitions: list[TopicPartition] = []
         self.day_counts: dict[str, list[int]] = {}  # board|YYYY-MM-DD -> COUNTERS
         self.stream_times: dict[str, float] = {}  # board|type -> epoch seconds
@@ -37,8 +48,9 @@ class BoardDays:
         self._emergency: dict[tuple[int, int], int] = {}  # (board column, day ordinal) -> emergency admissions
         self._days: tuple[int, int] | None = None  # first and last day ordinal with any count
 
-    def refresh(self, timeout: float = 60.0) -> set[str]:
-        """Read to the topic's current end; return the boards whose counts or clocks changed."""
+    def refresh(self, timeout: float = 60.0, stop: Callable[[], bool] | None = None) -> set[str]:
+        """Read to the topic's current end; return the boards whose counts or clocks changed.
+        ``stop``: checked between batches; when it says so, return what was read so far."""
         if not self.partitions:
             found = self.consumer.partitions_for_topic(self.topic)
             if not found:
@@ -47,27 +59,45 @@ class BoardDays:
             self.consumer.assign(self.partitions)
             self.consumer.seek_to_beginning(*self.partitions)
         end = self.consumer.end_offsets(self.partitions)
+        self.lag = sum(max(0, end[tp] - self.consumer.position(tp)) for tp in self.partitions)
         changed: set[str] = set()
         deadline = time.monotonic() + timeout
         while any(self.consumer.position(tp) < end[tp] for tp in self.partitions):
+            if stop is not None and stop():
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {self.topic} to its end within {timeout:.0f} s")
             for records in self.consumer.poll(timeout_ms=100).values():
                 for record in records:
-                    changed.add(self._apply(record.key.decode(), orjson.loads(record.value)))
+                    try:
+                        parsed = parse_board_day(record.key, record.value)
+                    except InvalidMessage as error:
+                        self._reject(error, record)
+                    else:
+                        changed.add(self._apply(parsed))
+        if self.dead_letters is not None:
+            self.dead_letters.producer.flush()
+        self.lag = sum(max(0, end[tp] - self.consumer.position(tp)) for tp in self.partitions)
         return changed
 
-    def _apply(self, key: str, value: dict) -> str:
-        board, _, rest = key.partition("|")
-        if rest.startswith("clock|"):
-            self.stream_times[f"{board}|{rest[len('clock|'):]}"] = value["stream_time"]
+    def _reject(self, error: InvalidMessage, record) -> None:
+        self.rejected += 1
+        if self.dead_letters is not None:
+            self.dead_letters.send(error, record)
         else:
-            self.day_counts[key] = value["counts"]
-            day = date.fromisoformat(rest).toordinal()
-            self._emergency[(self._column[board], day)] = value["counts"][EMERGENCY]
+            log.warning("skipping %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
+
+    def _apply(self, parsed) -> str:
+        if isinstance(parsed, BoardClock):
+            self.stream_times[parsed.key] = parsed.stream_time
+        else:
+            counts = list(parsed.counts)
+            self.day_counts[parsed.key] = counts
+            day = parsed.day.toordinal()
+            self._emergency[(self._column[parsed.board], day)] = counts[EMERGENCY]
             first, last = self._days or (day, day)
             self._days = (min(first, day), max(last, day))
-        return board
+        return parsed.board
 
     def daily_emergency_admissions(self) -> pd.DataFrame:
         """Days x boards emergency admissions, as ``daily_emergency_admissions(from_state(day_counts))``

@@ -27,6 +27,7 @@ from standardwebhooks.webhooks import Webhook
 from tenacity import RetryError, Retrying, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from bcfwatch.kafka_admin import ensure_topics
+from bcfwatch.kafka_security import kafka_python_options
 from bcfwatch.settings import Topics
 from monitors.subscriptions import Subscriber
 from streams.state_reader import read_topic_values
@@ -105,10 +106,10 @@ class Notifier:
         ensure_topics(bootstrap, [self.topics.deliveries, self.topics.delivery_dead_letter], 1)
         self.done = {orjson.loads(v)["key"] for v in read_topic_values(bootstrap, self.topics.deliveries)}
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                      client_id="bcfwatch-notifier")
+                                      client_id="bcfwatch-notifier", **kafka_python_options())
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"bcfwatch-{topics.prefix}-notifier",
                                       enable_auto_commit=False, auto_offset_reset="earliest",
-                                      client_id="bcfwatch-notifier")
+                                      client_id="bcfwatch-notifier", **kafka_python_options())
         self.consumer.assign([TopicPartition(topics.alerts, 0)])
 
     def deliver(self, alert: dict) -> list[tuple[str, str]]:

@@ -14,9 +14,9 @@ January, and improving (-3%). The decision rule runs exactly as the monitor
 runs it (``baseline_model``, ``board_weeks``, ``first_drifting_week``: the
 week the alert book raises).
 
-When ``producers.generate`` offers ``emergency_daily_counts`` with the shape
-and noise options (``--dispersion``, ``--weekly-noise``, ...), the setting
-"generator" uses it too (:func:`generator_setting_available`).
+The simulator is this module's own (independent of ``producers/generate.py``);
+``run_year(simulate=...)`` accepts another daily-count maker with the same
+signature, e.g. one wrapping the generator's ``AdmissionsModel`` options.
 
 The report is a tidy table (one row per setting x scenario x size band), and a
 summary: false drifting alerts per on-plan board-year, concern alerts on

@@ -18,6 +18,7 @@ from datetime import date
 import orjson
 from kafka import KafkaProducer
 
+from bcfwatch.kafka_security import kafka_python_options
 from monitors import exporter
 from monitors.alerts import AlertBook
 from monitors.board_days import BoardDays
@@ -46,7 +47,7 @@ class Monitor:
         self.book.restore(read_alert_events(config))
         exporter.initialise(sorted(plans))
         self.producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True,
-                                      client_id="bcfwatch-monitor")
+                                      client_id="bcfwatch-monitor", **kafka_python_options())
         self.live = BoardDays(config.bootstrap, config.topics.board_days)
         self.judged_through: dict = {}  # board -> settled day of its last evaluation
 

@@ -3,12 +3,32 @@
 Idempotent producer, acks=all, keyed by board so a board's events stay in order
 on one partition. Lines that break the contract go to the dead-letter topic with
 their line number and reason (NHS numbers redacted); nothing is dropped silently.
+
+**Resumable.** As the broker acknowledges deliveries, the replay records in a
+checkpoint file (:func:`checkpoint_path`, in the cache dir, keyed by the log's
+path, size and modification time, the topic prefix and the bootstrap servers)
+the last line up to which *every* line has been acknowledged. It is never ahead
+of the broker: a line counts only once its own delivery and every earlier
+line's have succeeded. ``resume=True`` continues after that line; the lines
+between the checkpoint and a crash are sent again and the workers count them as
+duplicates (the same ``event_id`` counts once), so a killed and resumed replay
+gives the counts of one clean replay. Dead-letter messages around the
+checkpoint may repeat (same file and line).
+
+**Outages are reported.** While the broker acknowledges nothing, a watch thread
+says so every ``warn_every`` seconds (``on_warning``) with how long it has been;
+after ``delivery_timeout`` seconds without an acknowledgement the replay stops
+with :class:`DeliveryTimeout` (the checkpoint holds what was delivered).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,22 +36,43 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.producer.future import FutureRecordMetadata
 
 from bcfwatch.boards import load_boards
 from bcfwatch.kafka_admin import ensure_topics
+from bcfwatch.kafka_security import kafka_python_options
 from bcfwatch.settings import Topics
 from producers.logformat import line_to_event, read_log, redacted_line
 from producers.pseudonym import Pseudonymiser
 from streams.records import InvalidEvent
 
+DEFAULT_DELIVERY_TIMEOUT = 120.0  # seconds without any acknowledgement before the replay gives up
+CHECKPOINT_SECONDS = 0.5  # how often the acknowledged line is written down (when it moved)
+WARN_AFTER = 5.0  # seconds without an acknowledgement before the first outage warning
+WARN_EVERY = 10.0  # seconds between outage warnings
+
+
+class ReplayError(RuntimeError):
+    """The replay could not finish; the message says what happened and what to do."""
+
+
+class DeliveryTimeout(ReplayError):
+    """The broker acknowledged nothing for the delivery timeout."""
+
 
 @dataclass
 class ReplayReport:
-    lines: int = 0
+    lines: int = 0  # lines read and sent by this run (after the checkpoint when resuming)
     produced: Counter = field(default_factory=Counter)  # by event type
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
     rejected_by_reason: Counter = field(default_factory=Counter)  # reason code -> lines
     seconds: float = 0.0
+    resumed_after_line: int = 0  # 0: from the start
+    acknowledged_through_line: int = 0  # every line up to this one is on the broker
+    already_complete: bool = False  # resume found the log replayed completely: nothing sent
+    checkpoint: Path | None = None
+    outages: list[float] = field(default_factory=list)  # seconds of each outage ridden out
 
     @property
     def events_per_second(self) -> float:
@@ -46,18 +87,185 @@ def dead_letter_record(source: str, reason: str, raw: str, **where: object) -> b
     )
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
+def make_producer(bootstrap: str, delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT) -> KafkaProducer:
+    timeout_ms = int(delivery_timeout * 1000)
+    linger_ms = 20
+    request_timeout_ms = max(500, min(30_000, timeout_ms // 2))
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         client_id="bcfwatch-replay",
+        **kafka_python_options(),
         acks="all",
         enable_idempotence=True,
-        linger_ms=20,
+        linger_ms=linger_ms,
         batch_size=512 * 1024,
         max_in_flight_requests_per_connection=5,
+        request_timeout_ms=request_timeout_ms,
+        # The watch thread gives up first, with its own message; these only bound what it cannot interrupt.
+        delivery_timeout_ms=max(timeout_ms + 5_000, request_timeout_ms + linger_ms + 1),
+        max_block_ms=timeout_ms + 5_000,
+        reconnect_backoff_max_ms=2_000,
     )
 
 
+# -- the checkpoint ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogIdentity:
+    """What a checkpoint belongs to: this file as it is now, replayed under this prefix to these servers."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    topic_prefix: str
+    bootstrap: str
+
+    @classmethod
+    def of(cls, log: Path, topic_prefix: str, bootstrap: str) -> LogIdentity:
+        stat = log.stat()
+        return cls(str(log.resolve()), stat.st_size, stat.st_mtime_ns, topic_prefix, bootstrap)
+
+    @property
+    def key(self) -> str:
+        text = "|".join((self.path, str(self.size), str(self.mtime_ns), self.topic_prefix, self.bootstrap))
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    acknowledged_through_line: int
+    complete: bool
+    updated_at: str
+
+
+def checkpoint_dir() -> Path:
+    from bcfwatch.broker import cache_dir
+
+    return cache_dir() / "replay-checkpoints"
+
+
+def checkpoint_path(log: Path, topic_prefix: str, bootstrap: str, directory: Path | None = None) -> Path:
+    """The checkpoint file of replaying ``log`` (as it is now) under ``topic_prefix`` to ``bootstrap``."""
+    identity = LogIdentity.of(log, topic_prefix, bootstrap)
+    return (directory or checkpoint_dir()) / f"{Path(identity.path).name}.{identity.key}.json"
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    try:
+        data = orjson.loads(path.read_bytes())
+        return Checkpoint(int(data["acknowledged_through_line"]), bool(data["complete"]), str(data["updated_at"]))
+    except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def write_checkpoint(path: Path, identity: LogIdentity, line: int, complete: bool) -> None:
+    """Atomically (write, fsync, rename): a kill -9 leaves the old checkpoint or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = orjson.dumps({
+        "log": identity.path, "size": identity.size, "mtime_ns": identity.mtime_ns,
+        "topic_prefix": identity.topic_prefix, "bootstrap": identity.bootstrap,
+        "acknowledged_through_line": line, "complete": complete, "updated_at": datetime.now(UTC).isoformat(),
+    }, option=orjson.OPT_INDENT_2)
+    temporary = path.with_suffix(f".tmp{os.getpid()}")
+    with open(temporary, "wb") as handle:
+        handle.write(body)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+# -- deliveries and outages ----------------------------------------------------------------------------------
+class Deliveries:
+    """Lines handed to the producer, in order, and the line up to which the broker has acknowledged them all."""
+
+    def __init__(self, acknowledged_through: int) -> None:
+        self.acknowledged_through = acknowledged_through
+        self._pending: deque[tuple[int, FutureRecordMetadata]] = deque()
+        self.last_acknowledged = time.monotonic()  # set by kafka-python's I/O thread on each acknowledgement
+        self.sending = False  # inside producer.send / flush (which block while the buffer is full)
+
+    def _acknowledged(self, _metadata: object) -> None:
+        self.last_acknowledged = time.monotonic()
+
+    def sent(self, line: int, future: FutureRecordMetadata) -> None:
+        future.add_callback(self._acknowledged)
+        self._pending.append((line, future))
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._pending)
+
+    def advance(self) -> int:
+        """Move the acknowledged line past every delivery done in order; raise on a failed one."""
+        pending = self._pending
+        while pending and pending[0][1].is_done:
+            line, future = pending.popleft()
+            if future.failed():
+                pending.appendleft((line, future))
+                raise future.exception
+            self.acknowledged_through = line
+        return self.acknowledged_through
+
+
+def reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+class OutageWatch(threading.Thread):
+    """Says when the broker has acknowledged nothing for a while, and when it is back; flags the timeout."""
+
+    def __init__(self, deliveries: Deliveries, bootstrap: str, delivery_timeout: float,
+                 on_warning: Callable[[str], None], warn_after: float = WARN_AFTER,
+                 warn_every: float = WARN_EVERY) -> None:
+        super().__init__(name="bcfwatch-replay-outage-watch", daemon=True)
+        self.deliveries, self.bootstrap = deliveries, bootstrap
+        self.delivery_timeout, self.on_warning = delivery_timeout, on_warning
+        self.warn_after, self.warn_every = warn_after, warn_every
+        self.timed_out = False
+        self.stalled_for = 0.0
+        self.outages: list[float] = []
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(5)
+
+    def run(self) -> None:
+        quiet_since = time.monotonic()  # when nothing was waiting for the broker
+        outage_since: float | None = None
+        last_warned = 0.0
+        while not self._stop.wait(0.25):
+            now = time.monotonic()
+            deliveries = self.deliveries
+            if not deliveries.outstanding and not deliveries.sending:
+                quiet_since = now
+            since = max(deliveries.last_acknowledged, quiet_since)
+            self.stalled_for = now - since
+            if outage_since is not None and since > outage_since:
+                self.outages.append(since - outage_since)
+                self.on_warning(f"Kafka at {self.bootstrap} acknowledges deliveries again after "
+                                f"{since - outage_since:.0f} s; continuing")
+                outage_since = None
+            if self.stalled_for < self.warn_after:
+                continue
+            if outage_since is None:
+                outage_since, last_warned = since, 0.0
+            if now - last_warned >= self.warn_every:
+                last_warned = now
+                what = "unreachable" if not reachable(self.bootstrap) else "reachable but acknowledging nothing"
+                self.on_warning(f"broker {self.bootstrap} {what} for {self.stalled_for:.0f} s, retrying "
+                                f"(giving up after {self.delivery_timeout:.0f} s)")
+            if self.stalled_for >= self.delivery_timeout:
+                self.timed_out = True
+
+
+# -- the replay ----------------------------------------------------------------------------------------------
 def replay(
     path: Path,
     bootstrap: str,
@@ -67,18 +275,70 @@ def replay(
     events_per_second: float | None = None,
     on_progress: Callable[[int], None] | None = None,
     on_produced: Callable[[int], None] | None = None,
+    resume: bool = False,
+    delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+    on_warning: Callable[[str], None] | None = None,
+    checkpoints: Path | None = None,
 ) -> ReplayReport:
-    """Produce every line of ``path``; returns what was produced and rejected.
+    """Produce every line of ``path`` (after the checkpoint with ``resume``); returns what was produced and rejected.
 
+    ``on_progress(lines)`` advances by lines read (skipped lines of a resumed replay included);
     ``on_produced(line_number)`` is called as each event is handed to the producer (benchmarks time it).
+    ``checkpoints`` is the checkpoint folder (default: the cache dir's ``replay-checkpoints``).
+    Raises :class:`DeliveryTimeout` when the broker acknowledges nothing for ``delivery_timeout`` seconds and
+    :class:`ReplayError` when it refuses a delivery.
     """
+    identity = LogIdentity.of(path, topics.prefix, bootstrap)
+    checkpoint_file = checkpoint_path(path, topics.prefix, bootstrap, checkpoints)
+    report = ReplayReport(checkpoint=checkpoint_file)
+    previous = read_checkpoint(checkpoint_file) if resume else None
+    if previous is not None:
+        report.resumed_after_line = report.acknowledged_through_line = previous.acknowledged_through_line
+        if previous.complete:
+            report.already_complete = True
+            return report
     boards = load_boards()
     ensure_topics(bootstrap, [*topics.events, topics.dead_letter, topics.late_events], partitions)
-    producer = make_producer(bootstrap)
-    report = ReplayReport()
+    say = on_warning or (lambda message: None)
+    producer = make_producer(bootstrap, delivery_timeout)
+    deliveries = Deliveries(report.resumed_after_line)
+    watch = OutageWatch(deliveries, bootstrap, delivery_timeout, say)
+    written, last_written = report.resumed_after_line, time.monotonic()
+    unread = 0  # lines read but not yet reported to on_progress
+
+    def send(line_number: int, topic: str, key: bytes | None, value: bytes) -> None:
+        deliveries.sending = True
+        try:
+            future = producer.send(topic, key=key, value=value)
+        except KafkaTimeoutError:
+            raise _timeout(bootstrap, delivery_timeout, deliveries.advance()) from None
+        finally:
+            deliveries.sending = False
+        deliveries.sent(line_number, future)
+
+    def keep_checkpoint(force: bool = False) -> None:
+        nonlocal written, last_written
+        if watch.timed_out:
+            raise _timeout(bootstrap, delivery_timeout, deliveries.acknowledged_through)
+        now = time.monotonic()
+        if force or now - last_written >= CHECKPOINT_SECONDS:
+            acknowledged = deliveries.advance()
+            if acknowledged != written:
+                write_checkpoint(checkpoint_file, identity, acknowledged, complete=False)
+                written = acknowledged
+            last_written = now
+
     started = time.monotonic()
+    watch.start()
+    failed = True
     try:
         for line in read_log(path):
+            unread += 1
+            if line.number <= report.resumed_after_line:
+                if unread >= 1000 and on_progress is not None:
+                    on_progress(unread)
+                    unread = 0
+                continue
             report.lines += 1
             try:
                 event = line_to_event(line, pseudonymiser, boards)
@@ -86,26 +346,63 @@ def replay(
                 reason, code = str(error), str(error.reason)
                 report.rejected.append((line.number, reason))
                 report.rejected_by_reason[code] += 1
-                producer.send(
-                    topics.dead_letter,
-                    value=dead_letter_record("replay", reason, redacted_line(line, pseudonymiser),
-                                             reason_code=code, file=path.name, line=line.number),
-                )
+                send(line.number, topics.dead_letter, None,
+                     dead_letter_record("replay", reason, redacted_line(line, pseudonymiser),
+                                        reason_code=code, file=path.name, line=line.number))
             else:
-                producer.send(topics.event(event.type), key=event.board.encode(), value=event.to_wire())
+                send(line.number, topics.event(event.type), event.board.encode(), event.to_wire())
                 report.produced[event.type] += 1
                 if on_produced is not None:
                     on_produced(line.number)
-            if on_progress is not None and report.lines % 1000 == 0:
-                on_progress(1000)
+            if on_progress is not None and unread >= 1000:
+                on_progress(unread)
+                unread = 0
+            keep_checkpoint()
             if events_per_second:
                 ahead = report.lines / events_per_second - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)  # pacing a live-rate replay, not synchronisation
-        producer.flush()
-        if on_progress is not None:
-            on_progress(report.lines % 1000)
+        deliveries.sending = True
+        while deliveries.outstanding:
+            try:
+                producer.flush(timeout=0.5)
+            except KafkaTimeoutError:
+                pass
+            keep_checkpoint(force=True)
+        deliveries.sending = False
+        if on_progress is not None and unread:
+            on_progress(unread)
+        last_line = max(deliveries.acknowledged_through, report.resumed_after_line)
+        write_checkpoint(checkpoint_file, identity, last_line, complete=True)
+        report.acknowledged_through_line = last_line
+        failed = False
+    except KafkaError as error:  # a delivery the broker refused or that expired
+        acknowledged = deliveries.acknowledged_through
+        if isinstance(error, KafkaTimeoutError):
+            raise _timeout(bootstrap, delivery_timeout, acknowledged) from None
+        raise ReplayError(f"Kafka at {bootstrap} refused a delivery after line {acknowledged} ({error}); "
+                          f"every line up to {acknowledged} is on the broker: fix the cause and run again "
+                          "with --resume") from None
     finally:
-        producer.close()
+        watch.stop()
+        if failed:
+            try:
+                deliveries.advance()
+            except KafkaError:
+                pass
+            if deliveries.acknowledged_through != written:
+                write_checkpoint(checkpoint_file, identity, deliveries.acknowledged_through, complete=False)
+            producer.close(timeout=1)
+        else:
+            producer.close()
+        report.outages = watch.outages
+        report.acknowledged_through_line = max(report.acknowledged_through_line, deliveries.acknowledged_through)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _timeout(bootstrap: str, delivery_timeout: float, acknowledged: int) -> DeliveryTimeout:
+    return DeliveryTimeout(
+        f"gave up: Kafka at {bootstrap} acknowledged no delivery for {delivery_timeout:.0f} s "
+        f"(--delivery-timeout). Every line up to {acknowledged:,} is on the broker; start the broker (or fix the "
+        "network) and run the same command with --resume to continue from there.")

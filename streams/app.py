@@ -26,6 +26,7 @@ from faust.types import TP
 from kafka.partitioner.default import murmur2
 from prometheus_client import start_http_server
 
+from bcfwatch.kafka_security import faust_broker_credentials
 from bcfwatch.settings import EVENT_TYPES, Topics, max_ahead_days
 from producers.pseudonym import redact
 from streams import metrics
@@ -82,6 +83,7 @@ def create_app(config: WorkerConfig) -> faust.App:
     app = faust.App(
         config.app_id,
         broker=f"kafka://{config.bootstrap}",
+        broker_credentials=faust_broker_credentials(),
         datadir=str(config.datadir),
         topic_partitions=config.partitions,
         topic_replication_factor=1,

@@ -159,11 +159,12 @@ class PartitionStates(Service):
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._cache = Rdict(str(self.cache_dir / "snapshots"))
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                         max_request_size=SNAPSHOT_MAX_BYTES, compression_type=None)
+                                         max_request_size=SNAPSHOT_MAX_BYTES, compression_type=None,
+                                         **aiokafka_options())
         await self.producer.start()
         self.reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                        fetch_max_bytes=SNAPSHOT_MAX_BYTES,
-                                       max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES)
+                                       max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES, **aiokafka_options())
         await self.reader.start()
 
     async def on_stop(self) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from bcfwatch.kafka_security import kafka_python_options
 from streams.app import WorkerConfig
 from streams.partition_state import SNAPSHOT_MAX_BYTES
 
@@ -16,7 +17,7 @@ def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
     """Partition -> its latest snapshot (decoded), for every partition that has one."""
     consumer = KafkaConsumer(bootstrap_servers=config.bootstrap, enable_auto_commit=False,
                              client_id="bcfwatch-state-reader", fetch_max_bytes=SNAPSHOT_MAX_BYTES,
-                             max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES)
+                             max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES, **kafka_python_options())
     try:
         partitions = [TopicPartition(config.state_topic, p)
                       for p in sorted(consumer.partitions_for_topic(config.state_topic) or ())]
@@ -43,7 +44,14 @@ def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
 
 def read_topic_values(bootstrap: str, topic: str, timeout: float = 60.0) -> list[bytes]:
     """Every message value on ``topic``, partition by partition, in offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="bcfwatch-reader")
+    return [record.value for record in read_topic_records(bootstrap, topic, timeout)]
+
+
+def read_topic_records(bootstrap: str, topic: str, timeout: float = 60.0) -> list:
+    """Every message on ``topic`` (kafka-python ConsumerRecords: topic, partition, offset, key, value),
+    partition by partition, in offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="bcfwatch-reader",
+                             **kafka_python_options())
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
@@ -51,21 +59,21 @@ def read_topic_values(bootstrap: str, topic: str, timeout: float = 60.0) -> list
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        values: dict[TopicPartition, list[bytes]] = {tp: [] for tp in partitions}
+        found: dict[TopicPartition, list] = {tp: [] for tp in partitions}
         deadline = time.monotonic() + timeout
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end within {timeout:.0f} s")
             for tp, records in consumer.poll(timeout_ms=500).items():
-                values[tp].extend(r.value for r in records)
-        return [value for tp in partitions for value in values[tp]]
+                found[tp].extend(records)
+        return [record for tp in partitions for record in found[tp]]
     finally:
         consumer.close()
 
 
 def events_behind(config: WorkerConfig, snapshots: dict[int, dict]) -> int:
     """Events on the source topics not yet covered by a durable snapshot."""
-    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap, client_id="bcfwatch-lag")
+    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap, client_id="bcfwatch-lag", **kafka_python_options())
     try:
         partitions = [TopicPartition(topic, p) for topic in config.topics.events
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]

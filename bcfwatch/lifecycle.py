@@ -1,0 +1,258 @@
+"""Graceful stop and health for the long-running services (worker, monitor, notifier).
+
+**Stopping.** The first SIGTERM or SIGINT asks the service to stop: it finishes the message in hand, makes
+what it applied durable, commits and exits (0). A watchdog ends the process (exit 1) if that takes longer
+than the stop timeout (``--stop-timeout``, ``BCFWATCH_STOP_SECONDS``, default 10 s); a second signal ends it
+at once (128 + signal number). Nothing is lost either way: every service restarts from durable state.
+
+**Health.** Each service serves, on its metrics port (loopback unless ``--bind-address`` /
+``BCFWATCH_BIND_ADDRESS`` says otherwise), ``/metrics`` (Prometheus), ``/healthz`` (liveness: the service's
+loop has beaten recently; 200 or 503) and ``/readyz`` (readiness: live, the broker reachable, started and not
+stopping; 200 or 503), each with a JSON body. The metrics ``bcf_up``, ``bcf_ready``,
+``bcf_broker_connected``, ``bcf_broker_disconnected_since_timestamp_seconds`` and
+``bcf_heartbeat_timestamp_seconds`` say the same to Prometheus (``compose/prometheus/rules.yml``), beside each
+service's consumer lag. A :class:`BrokerProbe` checks every couple of seconds that a bootstrap server
+accepts a connection; while none does it logs ``broker ... unreachable: disconnected since ...`` (at once,
+then every 30 s) and logs again when the broker is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+
+log = logging.getLogger("bcfwatch.health")
+
+DEFAULT_STOP_SECONDS = 10.0
+DEFAULT_BIND_ADDRESS = "127.0.0.1"
+
+UP = Gauge("bcf_up", "1 while the service runs and is not stopping")
+READY = Gauge("bcf_ready", "1 while the service is ready: live, broker reachable, started, not stopping")
+BROKER_CONNECTED = Gauge("bcf_broker_connected",
+                         "1 if a Kafka bootstrap server accepted a connection at the last probe")
+DISCONNECTED_SINCE = Gauge("bcf_broker_disconnected_since_timestamp_seconds",
+                           "Since when no bootstrap server has accepted a connection (0 while connected)")
+HEARTBEAT = Gauge("bcf_heartbeat_timestamp_seconds", "When the service's main loop last made progress")
+
+
+def stop_seconds() -> float:
+    """How long a service may take to stop gracefully before it is ended (``BCFWATCH_STOP_SECONDS``)."""
+    return float(os.environ.get("BCFWATCH_STOP_SECONDS", DEFAULT_STOP_SECONDS))
+
+
+def bind_address() -> str:
+    """Where the metrics and health endpoints listen (``BCFWATCH_BIND_ADDRESS``, loopback by default)."""
+    return os.environ.get("BCFWATCH_BIND_ADDRESS", DEFAULT_BIND_ADDRESS)
+
+
+# -- stopping --------------------------------------------------------------------------------------------
+class GracefulStop:
+    """First signal: set :attr:`requested` (and call ``on_request``), arm the watchdog; second: exit now."""
+
+    def __init__(self, service: str, timeout: float | None = None,
+                 on_request: Callable[[int], None] | None = None) -> None:
+        self.service = service
+        self.timeout = stop_seconds() if timeout is None else timeout
+        self.on_request = on_request
+        self.requested = threading.Event()
+        self._watchdog: threading.Timer | None = None
+
+    def install(self) -> GracefulStop:
+        """Handle SIGTERM and SIGINT with Python signal handlers (the main thread only)."""
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any = None) -> None:
+        self.signalled(signum)
+
+    def signalled(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.requested.is_set():
+            log.warning("%s: second %s, exiting now", self.service, name)
+            _exit(128 + signum)
+        self.requested.set()
+        log.warning("%s: %s received, finishing the message in hand and stopping (at most %.0f s)",
+                    self.service, name, self.timeout)
+        UP.set(0)
+        READY.set(0)
+        self._watchdog = threading.Timer(self.timeout, self._expired)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        if self.on_request is not None:
+            self.on_request(signum)
+
+    def _expired(self) -> None:
+        log.error("%s: did not stop within %.0f s, exiting now (it restarts from its durable state)",
+                  self.service, self.timeout)
+        _exit(1)
+
+    def done(self) -> None:
+        """The graceful stop finished: disarm the watchdog."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        log.warning("%s: stopped gracefully", self.service)
+
+
+def _exit(code: int) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(code)
+
+
+# -- broker connectivity ---------------------------------------------------------------------------------
+def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    """True when any bootstrap server accepts a TCP connection."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+class BrokerProbe:
+    """Checks the broker every ``interval`` seconds on a daemon thread; keeps the gauges and says when it
+    is unreachable."""
+
+    def __init__(self, bootstrap: str, service: str, interval: float = 2.0, repeat_every: float = 30.0) -> None:
+        self.bootstrap = bootstrap
+        self.service = service
+        self.interval = interval
+        self.repeat_every = repeat_every
+        self.connected = True
+        self.disconnected_since: datetime | None = None
+        self._last_said = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{service}-broker-probe", daemon=True)
+
+    def start(self) -> BrokerProbe:
+        self.check()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        reachable = broker_reachable(self.bootstrap)
+        now = time.monotonic()
+        if reachable:
+            if not self.connected:
+                down = (datetime.now(UTC) - self.disconnected_since).total_seconds() if self.disconnected_since else 0
+                log.warning("%s: broker %s reachable again after %.0f s", self.service, self.bootstrap, down)
+            self.connected, self.disconnected_since = True, None
+            BROKER_CONNECTED.set(1)
+            DISCONNECTED_SINCE.set(0)
+            return True
+        if self.connected:
+            self.connected, self.disconnected_since = False, datetime.now(UTC)
+            self._last_said = 0.0
+            BROKER_CONNECTED.set(0)
+            DISCONNECTED_SINCE.set(self.disconnected_since.timestamp())
+        if now - self._last_said >= self.repeat_every:
+            self._last_said = now
+            log.error("%s: broker %s unreachable: disconnected since %s", self.service, self.bootstrap,
+                      self.disconnected_since.isoformat(timespec="seconds"))
+        return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # the probe must never take the service down
+                log.exception("%s: broker probe failed", self.service)
+
+
+# -- health ----------------------------------------------------------------------------------------------
+class Health:
+    """Liveness and readiness of one service; the service calls :meth:`beat` as its loop makes progress."""
+
+    def __init__(self, service: str, probe: BrokerProbe | None, stopping: threading.Event,
+                 live_within: float = 60.0, lag: Callable[[], int | None] | None = None) -> None:
+        self.service = service
+        self.probe = probe
+        self.stopping = stopping
+        self.live_within = live_within
+        self.lag = lag
+        self.started = False
+        self.last_beat = time.monotonic()
+        UP.set(1)
+        READY.set(0)
+        HEARTBEAT.set(time.time())
+
+    def beat(self, started: bool = True) -> None:
+        self.last_beat = time.monotonic()
+        self.started = self.started or started
+        HEARTBEAT.set(time.time())
+        READY.set(1 if self.ready() else 0)
+
+    def live(self) -> bool:
+        return time.monotonic() - self.last_beat <= self.live_within
+
+    def ready(self) -> bool:
+        connected = self.probe is None or self.probe.connected
+        return self.live() and connected and self.started and not self.stopping.is_set()
+
+    def report(self) -> dict[str, Any]:
+        probe = self.probe
+        since = probe.disconnected_since if probe is not None else None
+        lag = None
+        if self.lag is not None:
+            try:
+                lag = self.lag()
+            except Exception:  # a lag we cannot read now is reported as unknown, never fatal
+                lag = None
+        return {
+            "service": self.service, "live": self.live(), "ready": self.ready(),
+            "status": "stopping" if self.stopping.is_set() else "running" if self.started else "starting",
+            "broker_connected": probe.connected if probe is not None else None,
+            "disconnected_since": since.isoformat(timespec="seconds") if since else None,
+            "seconds_since_heartbeat": round(time.monotonic() - self.last_beat, 3),
+            "consumer_lag": lag,
+        }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    health: Health
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            body, status, kind = generate_latest(REGISTRY), 200, CONTENT_TYPE_LATEST
+        elif path in ("/healthz", "/readyz"):
+            report = self.health.report()
+            ok = report["live"] if path == "/healthz" else report["ready"]
+            body, status, kind = orjson.dumps(report), 200 if ok else 503, "application/json"
+        else:
+            body, status, kind = b'{"error": "not found: try /metrics, /healthz or /readyz"}', 404, "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # no access log: scrapes every few seconds would drown the service's own lines
+
+
+def serve_health(health: Health, port: int, host: str | None = None) -> ThreadingHTTPServer:
+    """Serve /metrics, /healthz and /readyz on ``host:port`` from a daemon thread; returns the server."""
+    handler = type("HealthHandler", (_Handler,), {"health": health})
+    server = ThreadingHTTPServer((host or bind_address(), port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=f"{health.service}-health", daemon=True).start()
+    return server
