@@ -116,7 +116,8 @@ class Broker:
         if self.ca_file.exists() and (self.secrets_dir / "broker.p12").exists():
             return
         if shutil.which("keytool") is None:
-            raise BrokerError("keytool is not installed; it comes with the JDK (apt-get install openjdk-17-jdk-headless)")
+            raise BrokerError("keytool is not installed; it comes with the JDK "
+                              "(apt-get install openjdk-17-jdk-headless)")
         folder = self.secrets_dir
         store_password = self._secret("keystore")
         env = {**os.environ, "BCFWATCH_STOREPASS": store_password}

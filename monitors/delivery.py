@@ -9,12 +9,20 @@ once retries are exhausted a record goes to ``PREFIX.delivery_dead_letter``.
 Every outcome is written to ``PREFIX.deliveries`` before the alert's offset is
 committed, and read back at start-up, so a restarted notifier neither repeats
 nor skips a delivery. Secrets never reach a log line.
+
+Every alert is checked against the alerts schema (``monitors/topic_schemas.py``: a plan board, the known
+fields with their types) before anything is sent; one that fails, or a message that is not JSON, goes to
+``PREFIX.delivery_dead_letter`` with its reason and is committed past, never delivered. A ledger line
+that fails its schema is dead-lettered the same way at start-up. Once :attr:`Notifier.stop` is set (a
+SIGTERM) the notifier finishes the alert in hand, or, if it is still being retried, leaves it uncommitted
+for the next start, and stops.
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -24,19 +32,24 @@ from email.message import EmailMessage
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from standardwebhooks.webhooks import Webhook
-from tenacity import RetryError, Retrying, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+from tenacity import RetryError, Retrying, stop_after_attempt, stop_after_delay, stop_any, wait_exponential_jitter
 
 from bcfwatch.kafka_admin import ensure_topics
 from bcfwatch.kafka_security import kafka_python_options
 from bcfwatch.settings import Topics
 from monitors.subscriptions import Subscriber
-from streams.state_reader import read_topic_values
+from monitors.topic_schemas import DeadLetters, InvalidMessage, parse_alert, parse_delivery
+from streams.state_reader import read_topic_records
 
 log = logging.getLogger(__name__)
 
 
 class DeliveryFailed(RuntimeError):
     pass
+
+
+class DeliveryInterrupted(RuntimeError):
+    """A stop was asked for while an alert was still being retried: it is delivered after the restart."""
 
 
 def idempotency_key(subscriber: Subscriber, alert: dict) -> str:
@@ -99,14 +112,24 @@ class Notifier:
         self.bootstrap = bootstrap
         self.topics = topics
         self.subscribers = subscribers
+        self.stop = threading.Event()  # set (by a SIGTERM handler): finish the alert in hand, then stop
         backoff = wait_exponential_jitter(multiplier=initial_backoff, max=max_backoff, jitter=initial_backoff)
-        self.retry = dict(stop=stop_after_attempt(max_attempts) | stop_after_delay(max_seconds), wait=backoff,
-                          reraise=False)
+        self.retry = dict(stop=stop_any(stop_after_attempt(max_attempts), stop_after_delay(max_seconds),
+                                        lambda _state: self.stop.is_set()),
+                          wait=backoff, sleep=self.stop.wait, reraise=False)
         ensure_topics(bootstrap, [topics.alerts], 1)
         ensure_topics(bootstrap, [self.topics.deliveries, self.topics.delivery_dead_letter], 1)
-        self.done = {orjson.loads(v)["key"] for v in read_topic_values(bootstrap, self.topics.deliveries)}
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                                       client_id="bcfwatch-notifier", **kafka_python_options())
+        # Alerts and ledger lines that fail their schema (monitors/topic_schemas.py) are dead-lettered, never used.
+        self.dead_letters = DeadLetters(self.producer, self.topics.delivery_dead_letter, "notifier")
+        self.done = set()
+        for record in read_topic_records(bootstrap, self.topics.deliveries):
+            try:
+                self.done.add(parse_delivery(record.value).key)
+            except InvalidMessage as error:
+                self.dead_letters.send(error, record)
+        self.producer.flush()
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"bcfwatch-{topics.prefix}-notifier",
                                       enable_auto_commit=False, auto_offset_reset="earliest",
                                       client_id="bcfwatch-notifier", **kafka_python_options())
@@ -127,6 +150,8 @@ class Notifier:
                         CHANNELS[subscriber.channel](subscriber, alert)
                 outcome = "delivered"
             except RetryError as error:
+                if self.stop.is_set():  # stopping: not an outcome; this subscriber gets it after the restart
+                    raise DeliveryInterrupted(key) from None
                 outcome = "dead_lettered"
                 reason = str(error.last_attempt.exception())
                 log.warning("giving up on %s after %d attempts: %s", key, attempts, reason)
@@ -145,14 +170,34 @@ class Notifier:
         handled = 0
         for records in self.consumer.poll(timeout_ms=timeout_ms).values():
             for record in records:
-                alert = orjson.loads(record.value)
-                outcomes = self.deliver(alert)
-                self.consumer.commit({TopicPartition(record.topic, record.partition):
-                                      _offset_and_metadata(record.offset + 1)})
+                tp = TopicPartition(record.topic, record.partition)
+                if self.stop.is_set():  # stopping: leave the rest for the next start
+                    self.consumer.seek(tp, record.offset)
+                    return handled
+                try:
+                    alert = parse_alert(record.value).payload
+                except InvalidMessage as error:  # never delivered: dead-lettered with the reason, then skipped
+                    self.dead_letters.send(error, record)
+                    self.producer.flush()
+                    self.consumer.commit({tp: _offset_and_metadata(record.offset + 1)})
+                    handled += 1
+                    continue
+                try:
+                    outcomes = self.deliver(alert)
+                except DeliveryInterrupted:
+                    self.consumer.seek(tp, record.offset)
+                    return handled
+                self.consumer.commit({tp: _offset_and_metadata(record.offset + 1)})
                 handled += 1
                 if on_delivery is not None:
                     on_delivery(alert, outcomes)
         return handled
+
+    def lag(self) -> int | None:
+        """Alerts on the topic not yet handled (None until the first fetch)."""
+        tp = TopicPartition(self.topics.alerts, 0)
+        highwater = self.consumer.highwater(tp)
+        return None if highwater is None else max(0, highwater - self.consumer.position(tp))
 
     def close(self) -> None:
         self.consumer.close()

@@ -42,7 +42,7 @@ import pandas as pd
 from monitors.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
 from monitors.noise import Noise, weekly_covariance
 from monitors.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
-from monitors.spc import Assurance, Limits, assurance, special_causes, xmr_limits
+from monitors.spc import Assurance, Limits, assurance, special_causes, xmr_chart, xmr_limits
 from monitors.trajectory import year_days
 
 METRIC = "emergency_admissions"
@@ -301,6 +301,7 @@ class BoardWeeks:
     baseline_limits: Limits | None
     planned_year_end: float
     detector: Detector | None = None
+    baseline_variance: np.ndarray | None = None  # weekly variance of the baseline year (the SPC fitting period)
 
 
 def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date, as_of: date,
@@ -318,9 +319,10 @@ def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date,
     planned = model.planned_days(plan)
     baseline = weekly_series(actual_daily, model.expected_days(plan, model.baseline_start),
                              plan_year_start - pd.Timedelta(days=1))
-    limits = xmr_limits(baseline.variance) if len(baseline) >= 12 and baseline.planned.min() > 0 else None
+    fitted = len(baseline) >= 12 and baseline.planned.min() > 0
+    limits = xmr_limits(baseline.variance) if fitted else None
     return BoardWeeks(plan, weekly_series(actual_daily, planned, as_of), limits, float(planned.sum()),
-                      detector(model, plan, rules))
+                      detector(model, plan, rules), np.asarray(baseline.variance, dtype=float) if fitted else None)
 
 
 def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules()) -> Assessment:
@@ -348,8 +350,20 @@ def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules())
     if count < max(rules.min_weeks, 2) or planned_ytd <= 0:
         return Assessment(**result)
     verdict = scan(board.series, test, count, rules)
-    weekly_variance = series.variance
-    spc = special_causes(weekly_variance, board.baseline_limits)
+    weekly_variance = np.asarray(series.variance, dtype=float)
+    if board.baseline_variance is not None:
+        # As NHSRplotthedots with fix_after_n_points: limits from the baseline year's weeks, every rule run over
+        # the baseline and the plan year together; the plan year is the tail of the chart.
+        history = len(board.baseline_variance)
+        chart = xmr_chart(np.concatenate([board.baseline_variance, weekly_variance]), improvement="decrease",
+                          fix_after_n_points=history, target=0.0)
+        latest = history + count - 1
+        return Assessment(
+            **result, **verdict, variation=chart.variation(latest).value, rules_fired=chart.rules_fired(latest),
+            assurance=chart.assurance.value, limits=chart.limits_at(latest),
+            special_cause_high=chart.high[history:], special_cause_low=chart.low[history:],
+        )
+    spc = special_causes(weekly_variance, None)
     latest = count - 1
     return Assessment(
         **result, **verdict, variation=spc.variation(latest).value, rules_fired=spc.rules_fired(latest),

@@ -19,7 +19,8 @@ from monitors.trajectory import planned_days
 from streams.views import windows
 
 WINDOWS = ("rolling_28_days", "month_to_date", "quarter_to_date", "financial_year_to_date")
-SPC_STATE = {"special cause: concern": 1, "common cause": 0, "special cause: improvement": -1}
+SPC_STATE = {"special cause: concern": 1, "common cause": 0, "special cause: improvement": -1,
+             "special cause: neutral high": 0, "special cause: neutral low": 0}  # neutral: not used for admissions
 ASSURANCE = {"consistently hit": 1, "hit and miss": 0, "consistently missed": -1}
 
 ADMISSIONS = Gauge("bcf_emergency_admissions", "Emergency admissions in the window ending on the last settled day",

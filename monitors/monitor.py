@@ -7,11 +7,18 @@ re-evaluates the boards whose settled day moved: every week that is *settled*
 week is judged once, on final data, exactly as the offline backtest judges it. New alert events go
 to the ``PREFIX.alerts`` topic (keyed by board), which is also the durable
 record the monitor rebuilds its open alerts from when it restarts.
+
+What it reads is checked against each topic's schema (``monitors/topic_schemas.py``): a bad message on
+``PREFIX.board_days`` goes to ``PREFIX.dead_letter``, a bad alert met while restoring goes to
+``PREFIX.delivery_dead_letter`` (where the notifier also puts it), each with its reason, and is skipped.
+Its own alerts are checked against the same schema before they are produced.
+``run`` stops between rounds once ``stop`` is set: a SIGTERM finishes the round in hand and exits 0
+(``bcfwatch/lifecycle.py``).
 """
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
 from datetime import date
 
@@ -25,15 +32,24 @@ from monitors.board_days import BoardDays
 from monitors.drift import DriftRules
 from monitors.plans import BoardPlan
 from monitors.timeline import alert_timeline, settled_through
+from monitors.topic_schemas import DeadLetters, InvalidMessage, parse_alert
 from streams.app import WorkerConfig
 
 
-def read_alert_events(config: WorkerConfig) -> list[dict]:
+def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = None) -> list[dict]:
+    """The valid alert events on the alerts topic, in order; invalid ones are dead-lettered (if given)."""
     from bcfwatch.kafka_admin import ensure_topics
-    from streams.state_reader import read_topic_values
+    from streams.state_reader import read_topic_records
 
     ensure_topics(config.bootstrap, [config.topics.alerts], 1)  # one partition: one order for the notifier
-    return [orjson.loads(value) for value in read_topic_values(config.bootstrap, config.topics.alerts)]
+    events = []
+    for record in read_topic_records(config.bootstrap, config.topics.alerts):
+        try:
+            events.append(parse_alert(record.value).payload)
+        except InvalidMessage as error:
+            if dead_letters is not None:
+                dead_letters.send(error, record)
+    return events
 
 
 class Monitor:
@@ -44,12 +60,21 @@ class Monitor:
         self.plan_year_start = plan_year_start
         self.rules = rules or DriftRules()
         self.book = AlertBook(self.rules)
-        self.book.restore(read_alert_events(config))
-        exporter.initialise(sorted(plans))
         self.producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True,
                                       client_id="bcfwatch-monitor", **kafka_python_options())
-        self.live = BoardDays(config.bootstrap, config.topics.board_days)
+        from bcfwatch.kafka_admin import ensure_topics
+
+        topics = config.topics
+        ensure_topics(config.bootstrap, [topics.dead_letter], config.partitions)
+        ensure_topics(config.bootstrap, [topics.delivery_dead_letter], 1)
+        self.book.restore(read_alert_events(config, DeadLetters(self.producer, topics.delivery_dead_letter,
+                                                                "monitor")))
+        self.producer.flush()
+        exporter.initialise(sorted(plans))
+        self.live = BoardDays(config.bootstrap, topics.board_days,
+                              DeadLetters(self.producer, topics.dead_letter, "monitor"))
         self.judged_through: dict = {}  # board -> settled day of its last evaluation
+        self.stop = threading.Event()  # set (by a SIGTERM handler) to stop after the round in hand
 
     def evaluate(self) -> list[dict]:
         """One round: alert events for every newly settled week, produced to the alerts topic."""
@@ -66,20 +91,23 @@ class Monitor:
                         latest, {board for board, _ in self.book.open}, self.plan_year_start)
         self.judged_through.update(through)
         for event in events:
+            parse_alert(orjson.dumps(event))  # our own alerts meet the schema the notifier holds them to
+        for event in events:
             self.producer.send(self.config.topics.alerts, key=event["board"].encode(), value=orjson.dumps(event))
         self.producer.flush()
         return events
 
     def run(self, interval: float, on_round: Callable[[list[dict]], None] | None = None,
             rounds: int | None = None) -> None:
+        """Evaluate every ``interval`` seconds (``rounds`` times, or until :attr:`stop` is set)."""
         done = 0
-        while rounds is None or done < rounds:
+        while (rounds is None or done < rounds) and not self.stop.is_set():
             events = self.evaluate()
             if on_round is not None:
                 on_round(events)
             done += 1
             if rounds is None or done < rounds:
-                time.sleep(interval)  # the schedule between evaluation rounds
+                self.stop.wait(interval)  # the schedule between evaluation rounds; a stop ends the wait
 
     def close(self) -> None:
         self.producer.close()

@@ -28,7 +28,7 @@ from bcfwatch.boards import load_boards
 from monitors.backtest import BacktestResult
 from monitors.drift import Assessment, DriftRules, assess
 from monitors.plans import APPROVAL_STATUSES, DEFAULT_UNIT_COST_GBP, BoardPlan
-from monitors.timeline import daily_emergency_admissions
+from monitors.timeline import daily_emergency_admissions, expectation_model
 
 CONCERN, IMPROVEMENT, COMMON = "#ED8B00", "#005EB8", "#7F7F7F"  # Making Data Count colours
 
@@ -44,13 +44,14 @@ def board_years(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_s
                 rules: DriftRules | None = None) -> dict[str, BoardYear]:
     daily = daily_emergency_admissions(result.counts)
     alerted = {a["board"] for a in result.alerts if a["state"] == "raised"}
+    model = expectation_model(plans, daily, plan_year_start)  # the expectations and noise the alerts were judged on
     years = {}
     for code, plan in sorted(plans.items()):
         as_of = result.settled.get(code)
         if as_of is None:
             continue
         actual = daily[code] if code in daily else pd.Series(dtype=float)
-        years[code] = BoardYear(plan, assess(plan, actual, plan_year_start, as_of, rules or DriftRules()),
+        years[code] = BoardYear(plan, assess(plan, actual, plan_year_start, as_of, rules or DriftRules(), model),
                                 code in alerted)
     return years
 

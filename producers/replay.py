@@ -230,17 +230,17 @@ class OutageWatch(threading.Thread):
         self.timed_out = False
         self.stalled_for = 0.0
         self.outages: list[float] = []
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(5)
 
     def run(self) -> None:
         quiet_since = time.monotonic()  # when nothing was waiting for the broker
         outage_since: float | None = None
         last_warned = 0.0
-        while not self._stop.wait(0.25):
+        while not self._stopping.wait(0.25):
             now = time.monotonic()
             deliveries = self.deliveries
             if not deliveries.outstanding and not deliveries.sending:

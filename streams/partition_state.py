@@ -43,6 +43,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 
+from bcfwatch.kafka_security import aiokafka_options
 from streams.board_state import BoardTables
 
 log = logging.getLogger(__name__)
