@@ -97,6 +97,9 @@ class Broker:
             return KafkaSecurity()
         if user not in (*SERVICES, *SUPER_USERS):
             raise BrokerError(f"no Kafka principal {user!r}: choose one of {', '.join((*SERVICES, 'admin'))}")
+        if not self.ca_file.exists() or not self.password_file(user).exists():
+            raise BrokerError(f"no secured broker has been set up on port {self.port}: "
+                              f"run `bcfwatch kafka start --secure --port {self.port}` first")
         return KafkaSecurity(protocol="SASL_SSL", mechanism=SCRAM_MECHANISM, username=user,
                              password_file=self.password_file(user), ca_file=self.ca_file)
 

@@ -114,9 +114,6 @@ def kafka_env(port: int, secure: bool, service: str) -> None:
 
     broker = Broker(port=port, secure=secure)
     security = broker.client_security(service)
-    if secure and not security.password_file.exists():
-        raise click.ClickException(f"no secured broker has been set up on port {port}: "
-                                   f"run `bcfwatch kafka start --secure --port {port}` first")
     for name, value in {"BCFWATCH_BOOTSTRAP": broker.bootstrap, **security.env()}.items():
         click.echo(f"export {name}={shlex.quote(value)}")
 
@@ -405,6 +402,28 @@ bootstrap_option = click.option("--bootstrap", default=settings.bootstrap_server
                                 help="Kafka bootstrap servers.")
 
 
+def _stop_seconds() -> float:
+    from bcfwatch.lifecycle import stop_seconds
+
+    return stop_seconds()
+
+
+def _bind_address() -> str:
+    from bcfwatch.lifecycle import bind_address
+
+    return bind_address()
+
+
+stop_timeout_option = click.option(
+    "--stop-timeout", default=_stop_seconds, show_default="10",
+    type=click.FloatRange(min=0.5), help="On SIGTERM/SIGINT, seconds allowed for a graceful stop before the process "
+                                         "is ended (BCFWATCH_STOP_SECONDS); a second signal ends it at once.")
+bind_option = click.option(
+    "--bind-address", default=_bind_address,
+    show_default="127.0.0.1", help="Address the metrics and health endpoints (/metrics, /healthz, /readyz) listen "
+                                   "on (BCFWATCH_BIND_ADDRESS).")
+
+
 def _worker_config(topic_prefix: str, bootstrap: str, **extra):
     from streams.app import WorkerConfig
 
@@ -432,24 +451,27 @@ def _worker_config(topic_prefix: str, bootstrap: str, **extra):
                    "with each snapshot.")
 @click.option("--loglevel", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@stop_timeout_option
+@bind_option
 @friendly_errors
 def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_days: int, max_ahead_days: int,
                    web_port: int, datadir: Path | None, metrics_port: int, snapshot_seconds: float,
-                   loglevel: str) -> None:
+                   loglevel: str, stop_timeout: float, bind_address: str) -> None:
     """Run a stream worker (start several to share the partitions)."""
-    import faust
-
     from bcfwatch.broker import cache_dir
-    from streams.app import create_app, ensure_worker_topics
+    from streams.app import GracefulWorker, create_app, ensure_worker_topics
 
     datadir = datadir or cache_dir() / f"worker-{topic_prefix}-{web_port}"
     config = _worker_config(topic_prefix, bootstrap, partitions=partitions, lateness_days=lateness_days,
                             max_ahead_days=max_ahead_days, datadir=datadir, web_port=web_port,
-                            metrics_port=metrics_port or None, snapshot_seconds=snapshot_seconds)
+                            metrics_port=metrics_port or None, snapshot_seconds=snapshot_seconds,
+                            web_host=bind_address)
     ensure_worker_topics(config)
-    err_console.print(f"worker {config.app_id}: web view http://127.0.0.1:{web_port}/boards/CODE/metrics"
-                      + (f", metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else ""))
-    faust.Worker(create_app(config), loglevel=loglevel, quiet=True).execute_from_commandline()
+    err_console.print(f"worker {config.app_id}: web view http://{bind_address}:{web_port}/boards/CODE/metrics"
+                      + (f", metrics and health http://{bind_address}:{metrics_port}/metrics, /healthz, /readyz"
+                         if metrics_port else ""))
+    GracefulWorker(create_app(config), loglevel=loglevel, quiet=True,
+                   stop_timeout=stop_timeout).execute_from_commandline()
 
 
 @main.group()
@@ -491,7 +513,11 @@ def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, time
 
 
 @main.command("monitor")
-@plan_option
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The boards' plan file (docs/plan-format.md); required unless --sample-plan.")
+@click.option("--sample-plan", is_flag=True,
+              help="Judge against the shipped synthetic national-scale sample plan instead of a real one (for "
+                   "trying bcfwatch out: its alerts are against invented plans).")
 @plan_year_option
 @prefix_option
 @bootstrap_option
@@ -500,25 +526,41 @@ def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, time
               help="Seconds between evaluation rounds.")
 @click.option("--once", is_flag=True, help="Evaluate once and exit.")
 @click.option("--metrics-port", default=9465, show_default=True, type=click.IntRange(0, 65535),
-              help="Serve Prometheus board metrics on 127.0.0.1:PORT/metrics (0: off).")
+              help="Serve Prometheus board metrics and /healthz, /readyz on BIND-ADDRESS:PORT (0: off).")
+@stop_timeout_option
+@bind_option
 @friendly_errors
-def monitor_command(plan_path: Path | None, plan_year: date, topic_prefix: str, bootstrap: str, lateness_days: int,
-                    interval: float, once: bool, metrics_port: int) -> None:
+def monitor_command(plan_path: Path | None, sample_plan: bool, plan_year: date, topic_prefix: str, bootstrap: str,
+                    lateness_days: int, interval: float, once: bool, metrics_port: int, stop_timeout: float,
+                    bind_address: str) -> None:
     """Evaluate every board against its plan on a schedule; write alerts to PREFIX.alerts."""
+    if plan_path is None and not sample_plan:
+        raise click.UsageError("no plan: pass --plan FILE (docs/plan-format.md), or --sample-plan to judge against "
+                               "the shipped synthetic sample plan (national scale, for trying bcfwatch out)")
+    if plan_path is not None and sample_plan:
+        raise click.UsageError("give --plan FILE or --sample-plan, not both")
+    if sample_plan:
+        err_console.print("[yellow]judging against the synthetic sample plan (--sample-plan): alerts are against "
+                          "invented plans, not the boards' own[/yellow]")
     from bcfwatch.kafka_admin import require_broker
+    from bcfwatch.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
     from monitors.monitor import Monitor
     from monitors.plans import sample_plan_path
 
+    stop = GracefulStop("monitor", stop_timeout).install()
     require_broker(bootstrap)
     plans = _load_plan_or_fail(plan_path or sample_plan_path())
+    probe = BrokerProbe(bootstrap, "monitor").start()
     monitor = Monitor(_worker_config(topic_prefix, bootstrap, lateness_days=lateness_days), plans, plan_year)
+    monitor.stop = stop.requested
+    health = Health("monitor", probe, stop.requested, live_within=max(120.0, 3 * interval),
+                    lag=lambda: monitor.live.lag)
     if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
-        console.print(f"board metrics at http://127.0.0.1:{metrics_port}/metrics")
+        serve_health(health, metrics_port, bind_address)
+        console.print(f"board metrics at http://{bind_address}:{metrics_port}/metrics (health: /healthz, /readyz)")
 
     def report(events: list[dict]) -> None:
+        health.beat()
         for event in events:
             console.print(f"{event['as_of']}  {event['state']:<8} {event['severity']:<8} {event['board']}  "
                           f"{event['metric']}  variance {event['variance_pct']:+.1f}%  "
@@ -526,10 +568,11 @@ def monitor_command(plan_path: Path | None, plan_year: date, topic_prefix: str, 
 
     try:
         monitor.run(interval, report, rounds=1 if once else None)
-    except KeyboardInterrupt:
-        pass
     finally:
         monitor.close()
+        probe.stop()
+    if stop.requested.is_set():
+        stop.done()
 
 
 @main.command("notify")
@@ -538,19 +581,32 @@ def monitor_command(plan_path: Path | None, plan_year: date, topic_prefix: str, 
               help="Subscriptions file (TOML, docs/subscriptions.md).")
 @prefix_option
 @bootstrap_option
+@click.option("--metrics-port", default=9467, show_default=True, type=click.IntRange(0, 65535),
+              help="Serve the notifier's metrics and /healthz, /readyz on BIND-ADDRESS:PORT (0: off).")
+@stop_timeout_option
+@bind_option
 @friendly_errors
-def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str) -> None:
+def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str, metrics_port: int,
+                   stop_timeout: float, bind_address: str) -> None:
     """Deliver alerts to subscribers (signed webhooks, e-mail), each exactly once, in order."""
     from bcfwatch.kafka_admin import require_broker
+    from bcfwatch.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
     from monitors.delivery import Notifier
     from monitors.subscriptions import SubscriptionError, load_subscriptions
+
+    stop = GracefulStop("notifier", stop_timeout).install()
 
     try:
         subscribers = load_subscriptions(subscriptions_path)
     except SubscriptionError as error:
         raise click.ClickException(str(error)) from None
     require_broker(bootstrap)
+    probe = BrokerProbe(bootstrap, "notifier").start()
     notifier = Notifier(bootstrap, settings.Topics(topic_prefix), subscribers)
+    notifier.stop = stop.requested
+    health = Health("notifier", probe, stop.requested, lag=notifier.lag)
+    if metrics_port:
+        serve_health(health, metrics_port, bind_address)
     console.print(f"delivering {topic_prefix}.alerts to {len(subscribers)} subscriber(s); Ctrl-C to stop")
 
     def report(alert: dict, outcomes: list) -> None:
@@ -558,12 +614,13 @@ def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str) 
             console.print(f"{alert['event_id']}  {alert['state']:<8} {alert['board']}  -> {subscriber}: {outcome}")
 
     try:
-        while True:
+        while not stop.requested.is_set():
             notifier.poll(on_delivery=report)
-    except KeyboardInterrupt:
-        pass
+            health.beat()
     finally:
         notifier.close()
+        probe.stop()
+    stop.done()
 
 
 # -- plans -------------------------------------------------------------------

@@ -44,6 +44,8 @@ BROKER_CONNECTED = Gauge("bcf_broker_connected",
 DISCONNECTED_SINCE = Gauge("bcf_broker_disconnected_since_timestamp_seconds",
                            "Since when no bootstrap server has accepted a connection (0 while connected)")
 HEARTBEAT = Gauge("bcf_heartbeat_timestamp_seconds", "When the service's main loop last made progress")
+CONSUMER_LAG = Gauge("bcf_consumer_lag_messages",
+                     "Messages on the service's input topics not yet handled (worker: events not yet applied)")
 
 
 def stop_seconds() -> float:
@@ -190,15 +192,29 @@ class Health:
         self.lag = lag
         self.started = False
         self.last_beat = time.monotonic()
+        self.last_lag: int | None = None
         UP.set(1)
         READY.set(0)
         HEARTBEAT.set(time.time())
 
     def beat(self, started: bool = True) -> None:
+        """The service's loop made progress (and, with ``started``, it has started)."""
         self.last_beat = time.monotonic()
         self.started = self.started or started
         HEARTBEAT.set(time.time())
         READY.set(1 if self.ready() else 0)
+        lag = self._lag()  # read on the service's own thread: Kafka clients are not thread-safe
+        if lag is not None:
+            self.last_lag = lag
+            CONSUMER_LAG.set(lag)
+
+    def _lag(self) -> int | None:
+        if self.lag is None:
+            return None
+        try:
+            return self.lag()
+        except Exception:  # a lag we cannot read now is reported as unknown, never fatal
+            return None
 
     def live(self) -> bool:
         return time.monotonic() - self.last_beat <= self.live_within
@@ -210,12 +226,7 @@ class Health:
     def report(self) -> dict[str, Any]:
         probe = self.probe
         since = probe.disconnected_since if probe is not None else None
-        lag = None
-        if self.lag is not None:
-            try:
-                lag = self.lag()
-            except Exception:  # a lag we cannot read now is reported as unknown, never fatal
-                lag = None
+        lag = self.last_lag
         return {
             "service": self.service, "live": self.live(), "ready": self.ready(),
             "status": "stopping" if self.stopping.is_set() else "running" if self.started else "starting",

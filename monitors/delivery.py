@@ -56,6 +56,16 @@ def idempotency_key(subscriber: Subscriber, alert: dict) -> str:
     return f"{subscriber.name}:{alert['event_id']}"
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook answering 3xx has not received the alert: the redirect is not followed (nor the body re-sent)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_WEBHOOK_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
 def send_webhook(subscriber: Subscriber, alert: dict, timeout: float = 10.0) -> None:
     body = orjson.dumps(alert).decode()
     message_id = idempotency_key(subscriber, alert)
@@ -66,7 +76,7 @@ def send_webhook(subscriber: Subscriber, alert: dict, timeout: float = 10.0) -> 
         "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature,
     })
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _WEBHOOK_OPENER.open(request, timeout=timeout) as response:
             if not 200 <= response.status < 300:
                 raise DeliveryFailed(f"webhook answered HTTP {response.status}")
     except urllib.error.HTTPError as error:
@@ -116,7 +126,7 @@ class Notifier:
         backoff = wait_exponential_jitter(multiplier=initial_backoff, max=max_backoff, jitter=initial_backoff)
         self.retry = dict(stop=stop_any(stop_after_attempt(max_attempts), stop_after_delay(max_seconds),
                                         lambda _state: self.stop.is_set()),
-                          wait=backoff, sleep=self.stop.wait, reraise=False)
+                          wait=backoff, sleep=lambda seconds: self.stop.wait(seconds), reraise=False)
         ensure_topics(bootstrap, [topics.alerts], 1)
         ensure_topics(bootstrap, [self.topics.deliveries, self.topics.delivery_dead_letter], 1)
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,

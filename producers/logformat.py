@@ -240,13 +240,13 @@ def check_line(line: LogLine, boards: BoardList | None = None) -> tuple[type[Eve
 def row_to_event(row: dict[str, Any], pseudonymiser: Pseudonymiser, boards: BoardList) -> Event:
     """Validate a log row and pseudonymise its NHS number."""
     record, fields, digits = check_row(row, boards)
-    return record(**{**fields, "patient": pseudonymiser.pseudonym(digits)})
+    return record(**{**fields, "patient": pseudonymiser.pseudonym(digits), "key_id": pseudonymiser.key_id})
 
 
 def line_to_event(line: LogLine, pseudonymiser: Pseudonymiser, boards: BoardList) -> Event:
     """Validate a log line (:func:`check_line`) and pseudonymise its NHS number."""
     record, fields, digits = check_line(line, boards)
-    return record(**{**fields, "patient": pseudonymiser.pseudonym(digits)})
+    return record(**{**fields, "patient": pseudonymiser.pseudonym(digits), "key_id": pseudonymiser.key_id})
 
 
 def rejected_text(raw: bytes) -> str:

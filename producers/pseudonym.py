@@ -2,24 +2,47 @@
 
 Raw NHS numbers stop here: producers turn them into pseudonyms before anything
 reaches Kafka, and :func:`redact` scrubs them from text that must be kept
-(dead-letter records of lines that could not be parsed).
+(dead-letter records of lines that could not be parsed, rejection reasons).
+
+Keys (docs/security.md): at least 32 random bytes written as hex or base64, from
+``BCFWATCH_PSEUDONYM_KEY`` or a file named by ``BCFWATCH_PSEUDONYM_KEY_FILE`` that
+only its owner can read. Placeholders and low-entropy strings are refused
+(:class:`PseudonymKeyError`). Every event carries the key's id (``key_id``: the first
+8 hex digits of SHA-256 of the key, or ``BCFWATCH_PSEUDONYM_KEY_ID``) so a rotated
+key's pseudonyms can be told apart.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import operator
 import os
 import re
 import secrets
+import stat
+import zlib
 from pathlib import Path
 
 KEY_ENV = "BCFWATCH_PSEUDONYM_KEY"
 KEY_FILE_ENV = "BCFWATCH_PSEUDONYM_KEY_FILE"
+KEY_ID_ENV = "BCFWATCH_PSEUDONYM_KEY_ID"
+MIN_KEY_BYTES = 32
+KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+# Example and placeholder values that must never be used as keys (compared case-insensitively).
+PLACEHOLDER_KEYS = frozenset({"change-me-to-a-long-random-secret", "change-me", "changeme", "secret", "..."})
+GENERATE_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
-# Ten digits, optionally written 3-3-4 with spaces or hyphens.
-_NHS_LIKE = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
+# Characters the validator (and redaction) treat as separators inside an NHS number. normalise_nhs_number
+# accepts spaces and hyphens anywhere; redaction also covers dots and other white space.
+_VALIDATOR_SEPARATORS = " -"
+# Ten digits written plainly or 3-3-4 with a space, dot or hyphen (redacted whatever their check digit).
+_NHS_LIKE = re.compile(r"(?<!\d)\d{3}[\s.\-]?\d{3}[\s.\-]?\d{4}(?!\d)")
+# Ten digits with separators anywhere between them (any form the validator accepts, and dotted ones):
+# redacted when they pass the Modulus 11 check, i.e. when they are a valid NHS number.
+_SEPARATED_TEN = re.compile(r"(?<!\d)\d(?:[\s.\-]{0,3}\d){9}(?![\d])")
 
 
 class PseudonymKeyError(RuntimeError):
@@ -41,8 +64,10 @@ def check_digit(first_nine: str) -> int | None:
 
 
 def normalise_nhs_number(value: object) -> str:
-    """The ten digits of a valid NHS number; ValueError with the reason otherwise."""
-    text = str(value if value is not None else "").strip().replace(" ", "").replace("-", "")
+    """The ten digits of a valid NHS number; ValueError with the reason otherwise (never quoting the value)."""
+    text = str(value if value is not None else "").strip()
+    for separator in _VALIDATOR_SEPARATORS:
+        text = text.replace(separator, "")
     if len(text) != 10 or not text.isascii() or not text.isdigit():
         raise ValueError("NHS number must be 10 digits")
     expected = check_digit(text[:9])
@@ -61,13 +86,24 @@ def is_valid_nhs_number(value: object) -> bool:
     return True
 
 
+def key_id_for(key: bytes) -> str:
+    """The key's id: ``BCFWATCH_PSEUDONYM_KEY_ID`` if set, else the first 8 hex digits of SHA-256 of the key."""
+    explicit = os.environ.get(KEY_ID_ENV, "").strip()
+    if explicit:
+        if not KEY_ID.match(explicit):
+            raise PseudonymKeyError(f"{KEY_ID_ENV} must be 1-32 letters, digits, '.', '_' or '-'")
+        return explicit
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
 class Pseudonymiser:
     """Keyed HMAC-SHA256 of the normalised NHS number, as 64 hex characters."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, key_id: str | None = None) -> None:
         if len(key) < 16:
             raise PseudonymKeyError("the pseudonymisation key must be at least 16 bytes")
         self._key = key
+        self.key_id = key_id or key_id_for(key)
 
     @property
     def key(self) -> bytes:
@@ -87,33 +123,102 @@ def dev_key_path() -> Path:
     return cache_dir() / "dev-pseudonym.key"
 
 
+def key_material(text: str) -> bytes:
+    """The random bytes a key's text encodes (hex or base64, standard or URL-safe); PseudonymKeyError if neither."""
+    compact = text.strip()
+    if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", compact):
+        return bytes.fromhex(compact)
+    if re.fullmatch(r"[A-Za-z0-9+/_-]+={0,2}", compact):
+        padded = compact + "=" * (-len(compact) % 4)
+        try:
+            return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    raise PseudonymKeyError(f"the pseudonymisation key is neither hex nor base64: it must encode at least "
+                            f"{MIN_KEY_BYTES} random bytes; {GENERATE_HINT}")
+
+
+def check_key(key: bytes) -> bytes:
+    """Refuse placeholder, short or low-entropy keys; return the key unchanged when it is usable."""
+    text = key.decode("utf-8", errors="replace").strip()
+    if text.lower() in PLACEHOLDER_KEYS or "change-me" in text.lower() or "changeme" in text.lower():
+        raise PseudonymKeyError(f"the pseudonymisation key is the example placeholder; {GENERATE_HINT}")
+    material = key_material(text)
+    if len(material) < MIN_KEY_BYTES:
+        raise PseudonymKeyError(f"the pseudonymisation key encodes {len(material)} bytes; at least {MIN_KEY_BYTES} "
+                                f"random bytes are required; {GENERATE_HINT}")
+    # Random bytes neither repeat much nor compress; a typed or patterned "key" does one or the other.
+    if len(set(material)) < len(material) // 2 or len(zlib.compress(material, 9)) < len(material) * 0.9:
+        raise PseudonymKeyError(f"the pseudonymisation key has too little entropy (repeated or patterned bytes); "
+                                f"{GENERATE_HINT}")
+    return key
+
+
+def check_key_file(path: Path) -> None:
+    """A key file must belong to its reader alone: refuse one its group or others may read."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise PseudonymKeyError(f"cannot read the pseudonymisation key file {path}: {error.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise PseudonymKeyError(f"the pseudonymisation key file {path} is readable by its group or others "
+                                f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`")
+
+
 def load_key(dev: bool = False) -> bytes:
-    """The key from BCFWATCH_PSEUDONYM_KEY or BCFWATCH_PSEUDONYM_KEY_FILE.
+    """The key from BCFWATCH_PSEUDONYM_KEY or BCFWATCH_PSEUDONYM_KEY_FILE, checked (:func:`check_key`).
 
     With ``dev=True`` (the demo and tests) a random key is generated once and kept
-    in the cache directory when none is configured.
+    in the cache directory (mode 0600) when none is configured.
     """
     if os.environ.get(KEY_ENV):
-        return os.environ[KEY_ENV].encode()
+        return check_key(os.environ[KEY_ENV].strip().encode())
     if os.environ.get(KEY_FILE_ENV):
         path = Path(os.environ[KEY_FILE_ENV])
+        check_key_file(path)
         try:
-            return path.read_bytes().strip()
+            return check_key(path.read_bytes().strip())
         except OSError as error:
             raise PseudonymKeyError(f"cannot read the pseudonymisation key file {path}: {error.strerror}") from None
     if dev:
         path = dev_key_path()
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_bytes().strip()
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        check_key_file(path)
+        return check_key(path.read_bytes().strip())
     raise PseudonymKeyError(
         f"no pseudonymisation key: set {KEY_ENV} or {KEY_FILE_ENV} "
         "(or pass --dev-key to use a generated development key)"
     )
 
 
+def _valid_if_separated(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return "[redacted]" if is_valid_nhs_number(digits) else match.group()
+
+
 def redact(text: str) -> str:
-    """Replace anything that looks like an NHS number with [redacted]."""
-    return _NHS_LIKE.sub("[redacted]", text)
+    """Replace anything that looks like an NHS number with [redacted].
+
+    Ten digits written plainly or 3-3-4 (space, dot or hyphen) are redacted whatever their check digit;
+    ten digits with spaces, dots or hyphens anywhere between them (every form the validator accepts) are
+    redacted when they are a valid NHS number.
+    """
+    return _SEPARATED_TEN.sub(_valid_if_separated, _NHS_LIKE.sub("[redacted]", text))
+
+
+# In free-text identifiers hyphens commonly join a prefix to a sequence number ("g1-000000123"), so there a
+# number is looked for written plainly, 3-3-4 (runs of spaces, dots or hyphens) or with spaces/dots anywhere.
+_FREE_TEXT_NHS = (re.compile(r"(?<!\d)\d{3}[\s.\-]*\d{3}[\s.\-]*\d{4}(?!\d)"),
+                  re.compile(r"(?<!\d)\d(?:[\s.]{0,3}\d){9}(?!\d)"))
+
+
+def contains_nhs_number(text: str) -> bool:
+    """Whether free text holds a valid NHS number written plainly, 3-3-4, or with spaces or dots anywhere."""
+    for match in (m for pattern in _FREE_TEXT_NHS for m in pattern.finditer(text)):
+        if is_valid_nhs_number(re.sub(r"\D", "", match.group())):
+            return True
+    return False

@@ -392,13 +392,29 @@ def replay(
                 pass
             if deliveries.acknowledged_through != written:
                 write_checkpoint(checkpoint_file, identity, deliveries.acknowledged_through, complete=False)
-            producer.close(timeout=1)
+            abandon(producer)
         else:
             producer.close()
         report.outages = watch.outages
         report.acknowledged_through_line = max(report.acknowledged_through_line, deliveries.acknowledged_through)
     report.seconds = time.monotonic() - started
     return report
+
+
+def abandon(producer: KafkaProducer) -> None:
+    """Close a producer whose records can no longer be delivered, without waiting for them.
+
+    kafka-python's ``close(timeout)`` flushes first and raises when records are still pending; then its
+    sender thread is stopped by hand and the producer marked closed, so its ``__del__`` does not try again.
+    """
+    try:
+        producer.close(timeout=1)
+    except KafkaError:
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+            sender.join(2)
+        producer._closed = True
 
 
 def _timeout(bootstrap: str, delivery_timeout: float, acknowledged: int) -> DeliveryTimeout:

@@ -11,10 +11,21 @@ lateness is judged on stream time, never on ``time.time()``.
 Dead-letter and late-event messages are at-least-once side outputs: after a
 crash they may repeat, and carry their source topic, partition and offset so a
 reader can drop repeats. The tallies in the state are exactly once.
+
+Stopping (:class:`GracefulWorker`): the first SIGTERM or SIGINT stops the agent applying events, snapshots
+what it applied (so acknowledges it: ``PartitionStates.finish``), then Faust commits, leaves the group and
+the process exits, within the stop timeout (``bcfwatch/lifecycle.py``; a watchdog ends it otherwise, a
+second signal at once). Faust's own wait for every fetched message to be acknowledged
+(``stream_wait_empty``) is off: fetched events not applied are simply read again after the restart.
+
+Health: ``/healthz`` and ``/readyz`` on the metrics port (with ``/metrics``) and on the web port; the
+``bcf_up``, ``bcf_ready``, ``bcf_broker_connected`` gauges; a broker probe logs "disconnected since ...".
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +35,9 @@ import faust
 import orjson
 from faust.types import TP
 from kafka.partitioner.default import murmur2
-from prometheus_client import start_http_server
 
 from bcfwatch.kafka_security import faust_broker_credentials
+from bcfwatch.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
 from bcfwatch.settings import EVENT_TYPES, Topics, max_ahead_days
 from producers.pseudonym import redact
 from streams import metrics
@@ -47,7 +58,7 @@ class WorkerConfig:
     web_port: int = 6066
     web_host: str = "127.0.0.1"
     snapshot_seconds: float = 1.0
-    metrics_port: int | None = None  # Prometheus /metrics on 127.0.0.1 (None: not served)
+    metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz on web_host (None: not served)
 
     @property
     def app_id(self) -> str:
@@ -79,8 +90,49 @@ def board_partition(board: str, partitions: int) -> int:
     return (murmur2(board.encode()) & 0x7FFFFFFF) % partitions
 
 
+class CountingApp(faust.App):
+    """The Faust app, with one step added to its stop: snapshot (and so acknowledge) what was applied
+    before the consumer commits and leaves the group."""
+
+    partition_states: PartitionStates | None = None
+
+    async def on_stop(self) -> None:
+        if self.partition_states is not None:
+            try:
+                await self.partition_states.finish()
+            except Exception:  # the restart recovers from the last good snapshot: stop anyway
+                self.log.exception("could not take the final snapshot")
+        await super().on_stop()
+
+
+class GracefulWorker(faust.Worker):
+    """A Faust worker whose SIGTERM/SIGINT stops gracefully within a bound, and whose second exits at once."""
+
+    def __init__(self, app: CountingApp, *args: Any, stop_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(app, *args, **kwargs)
+        self.graceful = GracefulStop(f"worker {app.conf.id}", stop_timeout, on_request=self._begin_stop)
+
+    def _on_sigterm(self) -> None:
+        self.graceful.signalled(signal.SIGTERM)
+
+    def _on_sigint(self) -> None:
+        self.graceful.signalled(signal.SIGINT)
+
+    def _begin_stop(self, signum: int) -> None:
+        if self.app.partition_states is not None:
+            self.app.partition_states.stopping = True  # the agent applies nothing more from now on
+        health = getattr(self.app, "health", None)
+        if health is not None:
+            health.stopping.set()
+        self._schedule_shutdown(signal.Signals(signum))
+
+    async def _stop_on_signal(self, signum: signal.Signals) -> None:
+        await super()._stop_on_signal(signum)
+        self.graceful.done()
+
+
 def create_app(config: WorkerConfig) -> faust.App:
-    app = faust.App(
+    app = CountingApp(
         config.app_id,
         broker=f"kafka://{config.bootstrap}",
         broker_credentials=faust_broker_credentials(),
@@ -91,11 +143,16 @@ def create_app(config: WorkerConfig) -> faust.App:
         web_host=config.web_host,
         web_port=config.web_port,
         web_bind=config.web_host,
+        web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False,  # no /router, /table
         stream_buffer_maxsize=16_384,
         # A worker killed with SIGKILL leaves the group only when its session times out: keep that short
         # so its partitions move to a live worker within seconds, not a minute.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        # Events are acknowledged only once a snapshot covers them; on stop the last snapshot acknowledges
+        # what was applied, and what was fetched but not applied is read again after a restart: Faust need
+        # not wait for it (it would wait forever, the agent having stopped applying).
+        stream_wait_empty=False,
     )
     topics = config.topics
     lateness_seconds = config.lateness_days * 86_400
@@ -103,8 +160,13 @@ def create_app(config: WorkerConfig) -> faust.App:
     events = app.topic(*topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=config.partitions)
     states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state",
-                                         topics.board_days))
+                                         topics.board_days, topics.dead_letter))
     app.partition_states = states
+    probe = BrokerProbe(config.bootstrap, f"worker {config.app_id}")
+    health = Health(f"worker {config.app_id}", probe, threading.Event(),
+                    live_within=max(60.0, 10 * config.snapshot_seconds),
+                    lag=lambda: int(sum(sample.value for sample in metrics.CONSUMER_LAG.collect()[0].samples)))
+    app.health = health
     metrics.initialise(config.partitions)
 
     async def side_output(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
@@ -135,29 +197,36 @@ def create_app(config: WorkerConfig) -> faust.App:
     @app.agent(events, name="count_events")
     async def count_events(stream):
         async for event in stream.noack().events():
-            message = event.message
-            state = await states.get(message.partition)
-            if state.already_applied(message.topic, message.offset):
-                event.ack()
-                continue
-            try:
-                record = parse_wire(event.value)
-            except InvalidEvent as error:
-                metrics.DEAD_LETTERED.labels(error.reason).inc()
-                await side_output(topics.dead_letter, message.key, {
-                    "source": "worker", "reason": str(error), "reason_code": str(error.reason), "topic": message.topic,
-                    "partition": message.partition, "offset": message.offset,
-                    "raw": redact(bytes(event.value).decode("utf-8", "replace")),
-                    "dead_lettered_at": datetime.now(UTC).isoformat(),
-                })
-            else:
-                for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
-                    await report_outcome(state, applied, message)
-            state.applied_event(message.topic, message.offset, event)
+            if states.stopping:
+                continue  # stopping: left unacknowledged, read again after the restart
+            async with states.applying:  # a snapshot never sees half an event
+                await count_event(event)
+
+    async def count_event(event) -> None:
+        message = event.message
+        state = await states.get(message.partition)
+        if state.already_applied(message.topic, message.offset):
+            event.ack()
+            return
+        try:
+            record = parse_wire(event.value)
+        except InvalidEvent as error:
+            metrics.DEAD_LETTERED.labels(error.reason).inc()
+            await side_output(topics.dead_letter, message.key, {
+                "source": "worker", "reason": str(error), "reason_code": str(error.reason), "topic": message.topic,
+                "partition": message.partition, "offset": message.offset,
+                "raw": redact(bytes(event.value).decode("utf-8", "replace")),
+                "dead_lettered_at": datetime.now(UTC).isoformat(),
+            })
+        else:
+            for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
+                await report_outcome(state, applied, message)
+        state.applied_event(message.topic, message.offset, event)
 
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
         await states.save_dirty()
+        health.beat()
         held = dict.fromkeys(EVENT_TYPES, 0)
         for state in list(states.owned.values()):
             for key, entries in state.tables.held_events.items():
@@ -172,13 +241,27 @@ def create_app(config: WorkerConfig) -> faust.App:
                     behind += max(0, highwater - state.applied.get(topic, -1) - 1)
             metrics.CONSUMER_LAG.labels(str(partition)).set(behind)
 
+    @app.task
+    async def start_probe() -> None:
+        probe.start()
+
     if config.metrics_port is not None:
         @app.task
         async def serve_metrics() -> None:
             try:
-                start_http_server(config.metrics_port, addr=config.web_host)
+                serve_health(health, config.metrics_port, config.web_host)
             except OSError as error:  # a second worker on the same machine: keep counting, say why
                 app.log.error("metrics port %s unavailable (%s): pass --metrics-port", config.metrics_port, error)
+
+    @app.page("/healthz")
+    async def liveness(web, request):
+        report = health.report()
+        return web.json(report, status=200 if report["live"] else 503)
+
+    @app.page("/readyz")
+    async def readiness(web, request):
+        report = health.report()
+        return web.json(report, status=200 if report["ready"] else 503)
 
     @app.on_partitions_revoked.connect
     async def release_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:

@@ -117,6 +117,8 @@ REJECTED_SCHEMA = pa.schema([
 _REASONS = tuple(Reason)
 _TYPE_INDEX = {record: i for i, record in enumerate(RECORDS.values())}
 _PLAIN_TEXT = r"(?s)^[!-~](.*[!-~])?$"  # starts and ends with visible ASCII: str.strip() leaves it alone
+# might hold an NHS number (producers/pseudonym.contains_nhs_number decides, through the contract)
+_TEN_DIGITS = r"[0-9]{3}[\s.\-]*[0-9]{3}[\s.\-]*[0-9]{4}|[0-9](?:[\s.]{0,3}[0-9]){9}"
 _TIMESTAMP = (r"^(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
               r":(?P<second>[0-9]{2})(?P<fraction>\.[0-9]{3}|\.[0-9]{6})?(?P<zone>Z|[+-][0-9]{2}:[0-9]{2})$")
 _NHS_WEIGHTS = np.array([10, 9, 8, 7, 6, 5, 4, 3, 2], dtype=np.int64)
@@ -515,14 +517,16 @@ def _classify_known(rows: pa.Table, event_type: np.ndarray, reading: _Reading,
     cascade.check(rows["board"], council >= 0, "board")
     age, has_age = _integers(rows["age"])
     cascade.check(rows["age"], has_age & (age >= 0) & (age <= MAX_AGE), "age", odd=odd("age"))
-    cascade.check(rows["event_id"], _matches(rows["event_id"], _PLAIN_TEXT), "event_id")
+    cascade.check(rows["event_id"], _matches(rows["event_id"], _PLAIN_TEXT) & ~_matches(rows["event_id"], _TEN_DIGITS),
+                  "event_id")
     stamp, valid_stamp = _timestamps(rows["occurred_at"], reading.latest_micros)
     cascade.check(rows["occurred_at"], valid_stamp, "occurred_at")
 
     is_admission, is_discharge, is_placement = event_type == 0, event_type == 1, event_type == 2
     method = _index_in(pc.ascii_upper(rows["admission_method"]), ADMISSION_METHODS)
     cascade.check(rows["admission_method"], method >= 0, "admission_method", "admission", is_admission)
-    cascade.check(rows["provider"], _matches(rows["provider"], _PLAIN_TEXT), "provider", "admission", is_admission)
+    cascade.check(rows["provider"], _matches(rows["provider"], _PLAIN_TEXT) & ~_matches(rows["provider"], _TEN_DIGITS),
+                  "provider", "admission", is_admission)
 
     discharge = "discharge"
     destinations = _index_in(rows["discharge_destination"], tuple(codes.DISCHARGE_DESTINATIONS))
@@ -540,6 +544,8 @@ def _classify_known(rows: pa.Table, event_type: np.ndarray, reading: _Reading,
     into_reablement, has_reablement = _flags(rows["into_reablement"])
     cascade.check(rows["into_reablement"], has_reablement, "into_reablement", discharge, is_discharge,
                   odd=odd("into_reablement"))
+    cascade.check(rows["admission_id"], ~_matches(rows["admission_id"], _TEN_DIGITS), "admission_id", discharge,
+                  is_discharge)
 
     placement = "care_home_placement"
     setting = _index_in(rows["setting"], codes.CARE_HOME_SETTINGS)

@@ -29,6 +29,14 @@ Both were reproduced here. So the worker keeps its tables itself:
   harmless; a worker that takes over a partition publishes all of its days once,
   so if a worker dies between the two writes, the next owner recomputes from the
   previous snapshot and publishes again.
+* **Stopping** (SIGTERM/SIGINT, ``streams/app.py``): :meth:`PartitionStates.finish` stops applying events,
+  waits for the one in hand, snapshots what was applied and so acknowledges it, before Faust commits and
+  leaves the group; events fetched but not applied stay unacknowledged and are read again after a restart.
+  Snapshots are taken one at a time (``_saving``) and each captures the tables between two events
+  (``applying``, held by the agent for each event), never in the middle of one.
+* A snapshot read back is checked against its schema (``monitors/topic_schemas.py``); one that fails goes
+  to the dead-letter topic with its reason and the worker falls back to its own last snapshot (the local
+  RocksDB copy) or an earlier valid one on the topic.
 """
 
 from __future__ import annotations
@@ -142,8 +150,12 @@ class PartitionStates(Service):
     """The partitions this worker owns: loaded lazily, snapshotted on a timer, dropped on revoke."""
 
     def __init__(self, bootstrap: str, state_topic: str, cache_dir: Path, board_days_topic: str,
-                 **kwargs: Any) -> None:
+                 dead_letter_topic: str | None = None, **kwargs: Any) -> None:
         self.bootstrap = bootstrap
+        self.dead_letter_topic = dead_letter_topic
+        self.applying = asyncio.Lock()  # held by the agent while it applies one event
+        self.stopping = False  # once set, the agent applies no more events
+        self._saving = asyncio.Lock()
         self.state_topic = state_topic
         self.board_days_topic = board_days_topic
         self.cache_dir = cache_dir
@@ -190,8 +202,18 @@ class PartitionStates(Service):
                 self.owned[partition] = state
         return state
 
-    async def _latest_snapshot(self, partition: int) -> bytes | None:
-        """The last snapshot on the state topic; the local RocksDB copy if it is the same one."""
+    async def finish(self) -> None:
+        """Stop applying events, wait for the one in hand, and snapshot (so acknowledge) what was applied."""
+        self.stopping = True
+        async with self.applying:
+            pass
+        await self.save_dirty()
+
+    async def _latest_snapshot(self, partition: int, look_back: int = 32) -> bytes | None:
+        """The last valid snapshot on the state topic; the local RocksDB copy if it is the same one, or if
+        what came after it on the topic fails the snapshot schema."""
+        from monitors.topic_schemas import InvalidMessage, dead_letter_record, parse_snapshot
+
         tp = TopicPartition(self.state_topic, partition)
         end = (await self.reader.end_offsets([tp]))[tp]
         if end == 0:
@@ -200,17 +222,37 @@ class PartitionStates(Service):
         if cached_offset == end - 1:
             return self._cache.get(f"{partition}:snapshot")
         self.reader.assign([tp])
-        self.reader.seek(tp, end - 1)
-        record = await self.reader.getone(tp)
-        return record.value
+        for offset in range(end - 1, max(-1, end - 1 - look_back), -1):
+            if offset == cached_offset:
+                return self._cache.get(f"{partition}:snapshot")
+            self.reader.seek(tp, offset)
+            record = await self.reader.getone(tp)
+            try:
+                parse_snapshot(record.value, partition)
+            except InvalidMessage as error:
+                log.error("snapshot %s[%d]@%d is invalid (%s): dead-lettered, trying the one before",
+                          tp.topic, partition, record.offset, error)
+                if self.dead_letter_topic is not None:
+                    await self.producer.send_and_wait(self.dead_letter_topic, value=dead_letter_record(
+                        "worker", error, tp.topic, partition, record.offset, record.key, record.value))
+                continue
+            return record.value
+        log.error("no valid snapshot of partition %d in the last %d on %s: starting it empty", partition,
+                  look_back, tp.topic)
+        return None
 
     async def save(self, state: PartitionState) -> None:
+        async with self._saving:  # one at a time, so the last snapshot on the topic is the latest taken
+            await self._save(state)
+
+    async def _save(self, state: PartitionState) -> None:
         if not state.dirty:
             return
-        snapshot, acknowledgeable = state.to_snapshot(), state.unacked
-        days, clocks = take_board_day_changes(state.tables)
-        changes = board_day_messages(state.tables, days, clocks)  # as of the snapshot, before any await
-        state.unacked, state.dirty = [], False
+        async with self.applying:  # between two events, never in the middle of one
+            snapshot, acknowledgeable = state.to_snapshot(), state.unacked
+            days, clocks = take_board_day_changes(state.tables)
+            changes = board_day_messages(state.tables, days, clocks)  # as of the snapshot, before any await
+            state.unacked, state.dirty = [], False
         try:
             sent = [await self.producer.send(self.board_days_topic, key=key, value=value, partition=state.partition)
                     for key, value in changes]

@@ -17,6 +17,7 @@ import faust
 import orjson
 
 from bcfwatch.boards import BoardList, load_boards
+from producers.pseudonym import KEY_ID, contains_nhs_number, redact
 from streams import codes
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
@@ -54,7 +55,7 @@ class InvalidEvent(ValueError):
     """An event that breaks the contract; the message is the dead-letter reason, ``reason`` its kind."""
 
     def __init__(self, message: str, reason: Reason = Reason.INVALID_VALUE) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))  # a reason never quotes an NHS number (docs/security.md)
         self.reason = reason
 
 
@@ -66,6 +67,7 @@ class Event(faust.Record, abstract=True, serializer="json", include_metadata=Fal
     age: int
 
     type: str = ""
+    key_id: str | None = None  # id of the pseudonymisation key (optional: older messages have none)
 
     def to_wire(self) -> bytes:
         payload = self.asdict()
@@ -112,6 +114,14 @@ def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str 
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidEvent(f"{field} must be text, got {type(value).__name__}")
     return str(value).strip()
+
+
+def _free_text(payload: dict[str, Any], field: str, *, required: bool = True) -> str | None:
+    """A free-text identifier (event_id, provider, admission_id): never quoted, and never an NHS number."""
+    value = _text(payload, field, required=required)
+    if value is not None and contains_nhs_number(value):
+        raise InvalidEvent(f"{field} contains what looks like an NHS number (not allowed in free-text fields)")
+    return value
 
 
 def _integer(payload: dict[str, Any], field: str) -> int:
@@ -179,6 +189,9 @@ def validated_fields(payload: dict[str, Any], boards: BoardList | None = None) -
     if board is None:
         raise InvalidEvent(f"unknown board {board_code!r}: not an English health and wellbeing board code",
                            Reason.UNKNOWN_BOARD)
+    key_id = payload.get("key_id")
+    if key_id is not None and not (isinstance(key_id, str) and KEY_ID.match(key_id)):
+        raise InvalidEvent("key_id must be 1-32 letters, digits, '.', '_' or '-'")
     patient = _text(payload, "patient")
     if not PSEUDONYM.match(patient):
         raise InvalidEvent("patient is not a pseudonym (64 lower-case hex characters)")
@@ -186,7 +199,7 @@ def validated_fields(payload: dict[str, Any], boards: BoardList | None = None) -
     if not 0 <= age <= MAX_AGE:
         raise InvalidEvent(f"age {age} is impossible (0-{MAX_AGE})")
     fields: dict[str, Any] = {
-        "event_id": _text(payload, "event_id"),
+        "event_id": _free_text(payload, "event_id"),
         "board": board,
         "occurred_at": parse_timestamp(payload.get("occurred_at")),
         "patient": patient,
@@ -196,7 +209,7 @@ def validated_fields(payload: dict[str, Any], boards: BoardList | None = None) -
         method = _text(payload, "admission_method").upper()
         if method not in codes.ADMISSION_METHODS:
             raise InvalidEvent(f"admission_method {method!r} is not a HES admission method code")
-        fields.update(admission_method=method, provider=_text(payload, "provider"))
+        fields.update(admission_method=method, provider=_free_text(payload, "provider"))
     elif record is Discharge:
         destination = _text(payload, "discharge_destination")
         if destination not in codes.DISCHARGE_DESTINATIONS:
@@ -214,7 +227,7 @@ def validated_fields(payload: dict[str, Any], boards: BoardList | None = None) -
             )
         fields.update(discharge_destination=destination, discharge_method=method, delayed_days=delayed_days,
                       delay_attributable_to=attribution, into_reablement=_flag(payload, "into_reablement"),
-                      admission_id=_text(payload, "admission_id", required=False))
+                      admission_id=_free_text(payload, "admission_id", required=False))
     else:
         setting = _text(payload, "setting")
         if setting not in codes.CARE_HOME_SETTINGS:

@@ -1,16 +1,24 @@
-"""Read the workers' durable state from Kafka: the latest snapshot of every partition."""
+"""Read the workers' durable state from Kafka: the latest snapshot of every partition.
+
+Each snapshot read is checked against the state topic's schema (``monitors/topic_schemas.py``); one that
+fails is sent to ``PREFIX.dead_letter`` with its reason (once per process) and the one before it is used.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
-import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bcfwatch.kafka_security import kafka_python_options
 from streams.app import WorkerConfig
 from streams.partition_state import SNAPSHOT_MAX_BYTES
+
+log = logging.getLogger(__name__)
+LOOK_BACK = 32  # how many earlier snapshots of a partition to try when the latest fails its schema
+_dead_lettered: set[tuple[str, int, int]] = set()  # (topic, partition, offset) already sent, this process
 
 
 def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
@@ -26,20 +34,46 @@ def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
         end = consumer.end_offsets(partitions)
         snapshots = {}
         for tp in partitions:
-            if end[tp] == 0:
-                continue
-            consumer.assign([tp])
-            consumer.seek(tp, end[tp] - 1)
-            records: list = []
-            deadline = time.monotonic() + 60
-            while not records:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not read the snapshot of partition {tp.partition}")
-                records = consumer.poll(timeout_ms=1000).get(tp, [])
-            snapshots[tp.partition] = orjson.loads(records[-1].value)
+            for offset in range(end[tp] - 1, max(-1, end[tp] - 1 - LOOK_BACK), -1):
+                snapshot = _valid_snapshot(consumer, tp, offset, config)
+                if snapshot is not None:
+                    snapshots[tp.partition] = snapshot
+                    break
         return snapshots
     finally:
         consumer.close()
+
+
+def _valid_snapshot(consumer: KafkaConsumer, tp: TopicPartition, offset: int, config: WorkerConfig) -> dict | None:
+    from monitors.topic_schemas import InvalidMessage, dead_letter_record, parse_snapshot
+
+    consumer.assign([tp])
+    consumer.seek(tp, offset)
+    records: list = []
+    deadline = time.monotonic() + 60
+    while not records:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"could not read the snapshot of partition {tp.partition}")
+        records = [r for r in consumer.poll(timeout_ms=1000).get(tp, []) if r.offset == offset]
+    record = records[0]
+    try:
+        return parse_snapshot(record.value, tp.partition).document
+    except InvalidMessage as error:
+        if (tp.topic, tp.partition, offset) not in _dead_lettered:
+            log.warning("snapshot %s[%d]@%d is invalid (%s): dead-lettered, using the one before", tp.topic,
+                        tp.partition, offset, error)
+            from bcfwatch.kafka_admin import ensure_topics
+
+            ensure_topics(config.bootstrap, [config.topics.dead_letter], config.partitions)
+            producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", **kafka_python_options())
+            try:
+                producer.send(config.topics.dead_letter, value=dead_letter_record(
+                    "state-reader", error, tp.topic, tp.partition, offset, record.key, record.value))
+                producer.flush()
+            finally:
+                producer.close()
+            _dead_lettered.add((tp.topic, tp.partition, offset))
+        return None
 
 
 def read_topic_values(bootstrap: str, topic: str, timeout: float = 60.0) -> list[bytes]:

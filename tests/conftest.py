@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import uuid
 
@@ -9,8 +10,9 @@ import pytest
 from bcfwatch.broker import Broker
 from tests.kafka_helpers import free_port
 
-# The whole session (and the workers it starts) pseudonymises with one test key.
-os.environ["BCFWATCH_PSEUDONYM_KEY"] = "test-key-" + "k" * 32
+# The whole session (and the workers it starts) pseudonymises with one random test key (32 bytes, hex):
+# placeholder and low-entropy keys are refused (producers/pseudonym.check_key).
+os.environ["BCFWATCH_PSEUDONYM_KEY"] = secrets.token_hex(32)
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,7 @@ E2E_TESTS = {
     "kafka start": "test_kafka_fetch_start_status_stop",
     "kafka status": "test_kafka_fetch_start_status_stop",
     "kafka stop": "test_kafka_fetch_start_status_stop",
+    "kafka env": "test_kafka_env",
     "boards": "test_boards",
     "generate": "test_generate",
     "plan check": "test_plan_sample_check_summary",
@@ -178,7 +179,31 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
+def counts_differences(live: Path, offline: Path, first: int = 12) -> list[str]:
+    """The first cells where two counts.csv files differ, as `board date column: live != offline`."""
+    with live.open() as a, offline.open() as b:
+        left, right = list(csv.DictReader(a)), list(csv.DictReader(b))
+    if len(left) != len(right):
+        return [f"{len(left)} rows live, {len(right)} offline"]
+    found = []
+    for one, two in zip(left, right, strict=True):
+        found += [f"{one['board']} {one['date']} {column}: live {one[column]} != offline {two.get(column)}"
+                  for column in one if one[column] != two.get(column)]
+    return found[:first] + ([f"... {len(found) - first} more"] if len(found) > first else [])
+
+
 # -- reference data, generator, plans -------------------------------------------------------------------
+def test_kafka_env(tmp_path):
+    """Plaintext settings by default; with --secure, a service's settings, or a clear error without a broker."""
+    port = str(free_port())
+    plain = cli("kafka", "env", "--port", port).output
+    assert f"export BCFWATCH_BOOTSTRAP=127.0.0.1:{port}" in plain
+    assert "BCFWATCH_KAFKA_SECURITY_PROTOCOL=PLAINTEXT" in plain
+    missing = cli("kafka", "env", "--secure", "--service", "replay", "--port", port, exit_code=1,
+                  env={"XDG_CACHE_HOME": str(tmp_path)}).output
+    assert "bcfwatch kafka start --secure" in missing
+
+
 def test_boards():
     output = cli("boards").output
     codes = set(re.findall(r"\bE0[6-9]\d{6}\b|\bE10\d{6}\b", output))
@@ -341,6 +366,7 @@ def test_replay_worker_counts_export_monitor_notify(broker, topic_prefix, inputs
         exported = cli("counts", "export", "--out", str(counts), *bootstrap, "--timeout", "300").output
         assert "for 151 boards" in exported
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-4000:]
+        assert counts_differences(counts, backtested / "counts.csv") == []
         assert counts.read_text() == (backtested / "counts.csv").read_text()
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
         assert re.search(r'bcf_events_processed_total\{outcome="counted",type="admission"\} [1-9]', metrics)

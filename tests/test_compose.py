@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -49,40 +50,174 @@ def test_dashboards_are_generated_from_code():
     assert all("$board" in expr for _, expr in dashboards.panel_queries(board))
 
 
-def test_compose_file_is_consistent():
-    compose = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert {"kafka", "worker-1", "worker-2", "monitor", "notifier", "replay", "prometheus", "alertmanager",
-            "grafana"} <= set(services)
-    for name, service in services.items():
-        image = service.get("image")
-        if image:
-            assert re.fullmatch(r"[\w./-]+:v?\d[\w.-]*", image), f"{name}: image {image} is not pinned to a version"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+BCFWATCH_SERVICES = ("worker-1", "worker-2", "monitor", "notifier", "replay")
+REPO = COMPOSE.parent
+
+
+def compose_file() -> dict:
+    return yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+
+
+def option(command: list[str], name: str) -> str | None:
+    return command[command.index(name) + 1] if name in command else None
+
+
+def mounted_files(compose: dict) -> dict[str, set[str]]:
+    """Every host file or folder the stack mounts (relative to compose/) -> the services (or top-level keys)
+    that mount it: bind volumes (short and long syntax), env_files, and the files of configs and secrets."""
+    mounted: dict[str, set[str]] = {}
+    for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
-            if source.startswith("./"):
-                assert (COMPOSE / source).exists(), f"{name}: {source} does not exist"
+            source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source", "")
+            if source.startswith("."):
+                mounted.setdefault(source, set()).add(name)
         for env_file in service.get("env_file", []):
-            assert (COMPOSE / env_file).exists(), f"{name}: env_file {env_file} does not exist"
+            mounted.setdefault(env_file, set()).add(name)
+    for kind in ("configs", "secrets"):
+        for name, entry in (compose.get(kind) or {}).items():
+            mounted.setdefault(entry["file"], set()).add(f"{kind}.{name}")
+    return {str(Path(source)): users for source, users in mounted.items()}
+
+
+def mount_targets(compose: dict, service: dict) -> dict[str, str]:
+    """Container path -> host source (or config/secret name) of everything mounted into ``service``."""
+    targets = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume["source"], volume["target"]
+        targets[target] = source
+    for entry in service.get("configs", []):
+        name, target = (entry, f"/{entry}") if isinstance(entry, str) else (entry["source"], entry["target"])
+        targets[target] = compose["configs"][name]["file"]
+    for entry in service.get("secrets", []):
+        name = entry if isinstance(entry, str) else entry["source"]
+        target = f"/run/secrets/{name}" if isinstance(entry, str) else entry.get("target", f"/run/secrets/{name}")
+        targets[target] = compose["secrets"][name]["file"]
+    return targets
+
+
+def test_compose_services_images_and_builds():
+    compose = compose_file()
+    services = compose["services"]
+    assert {"kafka", *BCFWATCH_SERVICES, "prometheus", "alertmanager", "grafana"} <= set(services)
+    for name, service in services.items():
         build = service.get("build")
         if build:
             assert (COMPOSE / build["context"] / build["dockerfile"]).exists()
-    # Prometheus scrapes the ports the services serve metrics on, by their compose hostnames.
+        elif image := service.get("image"):
+            assert re.fullmatch(r"[\w./-]+:v?\d[\w.-]*", image), f"{name}: image {image} is not pinned to a version"
+        else:
+            raise AssertionError(f"{name} has neither an image nor a build")
+    assert "apache/kafka:3.9.2" == services["kafka"]["image"]
+    # Kafka keeps its data in the volume (the image's default log dir is under /tmp).
+    assert services["kafka"]["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+    assert "kafka-data:/var/lib/kafka/data" in services["kafka"]["volumes"]
+
+
+def test_every_compose_command_uses_options_the_cli_has():
+    from bcfwatch.cli import main
+
+    services = compose_file()["services"]
+    for name in BCFWATCH_SERVICES:
+        command = services[name]["command"]
+        click_command = main.commands[command[0]]
+        known = {opt for param in click_command.params for opt in (*param.opts, *param.secondary_opts)}
+        used = {token for token in command[1:] if token.startswith("--")}
+        assert used <= known, f"{name}: {sorted(used - known)} are not options of `bcfwatch {command[0]}`"
+
+
+def test_every_service_has_a_health_check():
+    services = compose_file()["services"]
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and not check.get("disable") and check["test"][0] in ("CMD", "CMD-SHELL"), \
+            f"{name} has no health check"
+    # The bcfwatch services' checks ask their own /healthz, on the port they serve it on.
+    for name in ("worker-1", "worker-2", "monitor", "notifier"):
+        port = option(services[name]["command"], "--metrics-port")
+        assert f"http://127.0.0.1:{port}/healthz" in " ".join(services[name]["healthcheck"]["test"]), name
+    # Whatever depends on another service waits for it to be healthy, not just started.
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+            assert "healthcheck" in services[dependency]
+
+
+def test_prometheus_scrapes_ports_the_services_serve_on_a_non_loopback_address():
+    services = compose_file()["services"]
     prometheus = yaml.safe_load((COMPOSE / "prometheus/prometheus.yml").read_text())
     targets = {t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    assert {target.split(":")[0] for target in targets} >= {"worker-1", "worker-2", "monitor", "notifier"}
     for target in targets:
         host, port = target.split(":")
         assert host in services, f"scrape target {target} is not a compose service"
-        command = services[host]["command"]
-        assert command[command.index("--metrics-port") + 1] == port, f"{host} does not serve metrics on {port}"
+        service = services[host]
+        command = service["command"]
+        assert option(command, "--metrics-port") == port, f"{host} does not serve metrics on {port}"
+        bind = option(command, "--bind-address") or service.get("environment", {}).get("BCFWATCH_BIND_ADDRESS")
+        assert bind is not None, f"{host} listens on loopback (the default): set BCFWATCH_BIND_ADDRESS"
+        assert bind not in LOOPBACK, f"{host} listens on {bind}: Prometheus in its own container cannot scrape it"
     assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
-    # Grafana's datasource points at the prometheus service, and dashboards are provisioned from the mounted folder.
+    assert "--web.listen-address" not in " ".join(services["alertmanager"]["command"])  # default :9093, all addresses
+    # Outside a container the default stays loopback.
+    from bcfwatch.lifecycle import DEFAULT_BIND_ADDRESS
+
+    assert DEFAULT_BIND_ADDRESS in LOOPBACK
+
+
+def test_every_mounted_file_is_in_the_repository_or_documented_as_operator_provided():
+    compose = compose_file()
+    operator_provided = {str(Path(path)) for path in compose["x-operator-provided"]}
+    mounted = mounted_files(compose)
+    for source, users in mounted.items():
+        if source in operator_provided:
+            continue
+        assert (COMPOSE / source).exists(), f"{', '.join(sorted(users))}: {source} is neither in the repository " \
+                                            "nor listed in x-operator-provided"
+    assert operator_provided <= set(mounted), "x-operator-provided lists files nothing mounts"
+    operations = (REPO / "docs/operations.md").read_text()
+    for path in operator_provided:
+        assert f"compose/{path}" in operations, f"docs/operations.md does not say how to provide compose/{path}"
+    # Secrets come from files mounted as compose secrets, never from an env file in the repository.
+    assert not any(service.get("env_file") for service in compose["services"].values())
+    assert all(str(Path(entry["file"])) in operator_provided for entry in compose["secrets"].values())
+
+
+def test_plan_subscriptions_and_secrets_are_mounted_explicitly():
+    compose = compose_file()
+    services = compose["services"]
+    # The monitor judges the operator's plan, mounted where --plan says; never the sample plan silently.
+    monitor = services["monitor"]
+    assert "--sample-plan" not in monitor["command"]
+    assert mount_targets(compose, monitor)[option(monitor["command"], "--plan")] == "./config/plan.csv"
+    # The notifier reads the mounted subscriptions, whose webhook secret is a secret mounted into it.
+    notifier = services["notifier"]
+    assert mount_targets(compose, notifier)[option(notifier["command"], "--subscriptions")] \
+        == "./config/subscriptions.toml"
+    example = tomllib.loads((COMPOSE / "subscriptions.example.toml").read_text())
+    for subscriber in example["subscriber"]:
+        assert "secret_env" not in subscriber
+        assert mount_targets(compose, notifier)[subscriber["secret_file"]] == "./secrets/webhook_secret"
+    # The replay pseudonymises with the key mounted as a secret, and keeps its checkpoints in a volume so
+    # `--resume` continues after a crash.
+    replay = services["replay"]
+    key_file = replay["environment"]["BCFWATCH_PSEUDONYM_KEY_FILE"]
+    assert mount_targets(compose, replay)[key_file] == "./secrets/pseudonym_key"
+    assert "--resume" in replay["command"]
+    dockerfile = (COMPOSE / "Dockerfile").read_text()
+    cache = re.search(r"XDG_CACHE_HOME=(\S+)", dockerfile).group(1)
+    assert mount_targets(compose, replay)[cache] == "replay-state"
+    assert "\nUSER bcfwatch" in dockerfile
+
+
+def test_grafana_is_provisioned_from_the_mounted_folders():
+    services = compose_file()["services"]
     datasource = yaml.safe_load((COMPOSE / "grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     assert datasource["datasources"][0]["uid"] == dashboards.DATASOURCE["uid"]
     provider = yaml.safe_load((COMPOSE / "grafana/provisioning/dashboards/bcfwatch.yml").read_text())
     mounts = dict(v.split(":")[:2][::-1] for v in services["grafana"]["volumes"])
     assert mounts[provider["providers"][0]["options"]["path"]] == "./grafana/dashboards"
-    assert "apache/kafka:3.9.2" == services["kafka"]["image"]
-
-
