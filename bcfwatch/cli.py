@@ -556,8 +556,11 @@ def monitor_command(plan_path: Path | None, sample_plan: bool, plan_year: date, 
     health = Health("monitor", probe, stop.requested, live_within=max(120.0, 3 * interval),
                     lag=lambda: monitor.live.lag)
     if metrics_port:
-        serve_health(health, metrics_port, bind_address)
-        console.print(f"board metrics at http://{bind_address}:{metrics_port}/metrics (health: /healthz, /readyz)")
+        try:
+            serve_health(health, metrics_port, bind_address)
+            console.print(f"board metrics at http://{bind_address}:{metrics_port}/metrics (health: /healthz, /readyz)")
+        except OSError as error:  # keep monitoring, say why there are no metrics
+            err_console.print(f"[red]metrics port {metrics_port} unavailable ({error}): pass --metrics-port[/red]")
 
     def report(events: list[dict]) -> None:
         health.beat()
@@ -606,7 +609,10 @@ def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str, 
     notifier.stop = stop.requested
     health = Health("notifier", probe, stop.requested, lag=notifier.lag)
     if metrics_port:
-        serve_health(health, metrics_port, bind_address)
+        try:
+            serve_health(health, metrics_port, bind_address)
+        except OSError as error:  # keep delivering, say why there are no metrics
+            err_console.print(f"[red]metrics port {metrics_port} unavailable ({error}): pass --metrics-port[/red]")
     console.print(f"delivering {topic_prefix}.alerts to {len(subscribers)} subscriber(s); Ctrl-C to stop")
 
     def report(alert: dict, outcomes: list) -> None:

@@ -156,7 +156,9 @@ def service_acls(prefix: str) -> dict[str, list[Grant]]:
             *(Grant("TOPIC", f"{app}-", operation, prefixed=True)
               for operation in ("READ", "WRITE", "DESCRIBE", "CREATE")),
         ],
+        # monitor: poison board_days records go to the dead letter, poison alerts to the delivery dead letter
         "monitor": [*topic([topics.board_days], "READ"), *topic([topics.alerts], "READ", "WRITE"),
+                    *topic([topics.dead_letter, topics.delivery_dead_letter], "WRITE"),
                     Grant("GROUP", f"{app}-monitor", "READ", prefixed=True)],
         "notifier": [*topic([topics.alerts], "READ"), *topic([topics.deliveries], "READ", "WRITE"),
                      *topic([topics.delivery_dead_letter], "WRITE"),

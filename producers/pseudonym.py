@@ -40,6 +40,8 @@ _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 _VALIDATOR_SEPARATORS = " -"
 # Ten digits written plainly or 3-3-4 with a space, dot or hyphen (redacted whatever their check digit).
 _NHS_LIKE = re.compile(r"(?<!\d)\d{3}[\s.\-]?\d{3}[\s.\-]?\d{4}(?!\d)")
+# Eleven or more digits (an NHS number with a digit too many, a number glued to another): redacted too.
+_LONG_DIGITS = re.compile(r"(?<!\d)\d(?:[\s.\-]?\d){10,}(?!\d)")
 # Ten digits with separators anywhere between them (any form the validator accepts, and dotted ones):
 # redacted when they pass the Modulus 11 check, i.e. when they are a valid NHS number.
 _SEPARATED_TEN = re.compile(r"(?<!\d)\d(?:[\s.\-]{0,3}\d){9}(?![\d])")
@@ -203,11 +205,13 @@ def _valid_if_separated(match: re.Match[str]) -> str:
 def redact(text: str) -> str:
     """Replace anything that looks like an NHS number with [redacted].
 
-    Ten digits written plainly or 3-3-4 (space, dot or hyphen) are redacted whatever their check digit;
+    Eleven or more digits, and ten written plainly or 3-3-4 (space, dot or hyphen), are redacted whatever
+    their check digit;
     ten digits with spaces, dots or hyphens anywhere between them (every form the validator accepts) are
     redacted when they are a valid NHS number.
     """
-    return _SEPARATED_TEN.sub(_valid_if_separated, _NHS_LIKE.sub("[redacted]", text))
+    text = _NHS_LIKE.sub("[redacted]", _LONG_DIGITS.sub("[redacted]", text))
+    return _SEPARATED_TEN.sub(_valid_if_separated, text)
 
 
 # In free-text identifiers hyphens commonly join a prefix to a sequence number ("g1-000000123"), so there a

@@ -107,6 +107,8 @@ def test_redaction_leaves_other_identifiers_alone():
     assert not any(contains_nhs_number(f"g{seed}-{n:09d}") for seed in range(10) for n in range(2000))
     assert not contains_nhs_number("9434765918")  # ten digits failing the check are not an NHS number ...
     assert redact("9434765918") == "[redacted]"  # ... but are still redacted from text that is kept
+    assert redact('"nhs_number": "94347659190"') == '"nhs_number": "[redacted]"'  # a digit too many
+    assert redact("2015-06-01T10:00:00+00:00") == "2015-06-01T10:00:00+00:00"
 
 
 def _clear_key_env(monkeypatch):

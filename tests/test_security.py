@@ -322,7 +322,8 @@ def test_replay_worker_monitor_notify_over_sasl_ssl_leak_nothing(secure_broker, 
     for name, _, _ in prefix_topics(PREFIX, PARTITIONS):
         for value in _read_all(secure_broker, admin, name, timeout=120):
             _assert_no_number(value.decode("utf-8", errors="replace"), hidden, f"topic {name}")
-    dead_letters = [orjson.loads(v) for v in _read_all(secure_broker, admin, topics.dead_letter)]
+    dead_letters = [orjson.loads(v) for v in _read_all(secure_broker, admin, topics.dead_letter)
+                    if v != b"probe"]  # (the ACL test's probe)
     assert any("looks like an NHS number" in d["reason"] for d in dead_letters)
     _assert_no_number((tmp_path / "worker.log").read_text(errors="replace"), hidden, "the worker's log")
     _assert_no_number(metrics, hidden, "the worker's metrics")
