@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import tempfile
 import time
 from datetime import date
@@ -28,9 +29,23 @@ from streams.state_reader import day_counts, wait_until_caught_up
 # Large enough to stand out from the noise of a 1%-scale log (small boards see a few admissions a day).
 DEMO_DRIFTS = ("E08000025:+30%", "E09000012:+40%", "E10000016:creep+30%")
 PLAN_YEAR = date(2015, 4, 1)
-WEBHOOK_PORT = 8765
-WORKER_METRICS_PORT = 9464
-MONITOR_METRICS_PORT = 9465
+
+
+def port_or_free(preferred: int) -> int:
+    """``preferred`` if nothing listens on it on loopback, else a free port (the demo never fails on a busy port)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+
+WEBHOOK_PORT = port_or_free(8765)
+WORKER_METRICS_PORT = port_or_free(9464)
+MONITOR_METRICS_PORT = port_or_free(9465)
+WEB_PORT = port_or_free(6066)
 PARTITIONS = 8
 
 
@@ -114,7 +129,7 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
     work.mkdir(parents=True, exist_ok=True)
     prefix = f"demo{int(time.time())}"
     config = WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=prefix, partitions=PARTITIONS,
-                          datadir=work / "worker", web_port=6066, metrics_port=WORKER_METRICS_PORT)
+                          datadir=work / "worker", web_port=WEB_PORT, metrics_port=WORKER_METRICS_PORT)
     worker = WorkerProcess(config, work / "worker.log")
     try:
         log = work / "events.jsonl"

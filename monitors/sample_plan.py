@@ -56,7 +56,7 @@ def sample_plan(scale: float = 1.0, seed: int = 2015, baseline_year: date = date
     status[rng.choice(len(boards), NOT_APPROVED, replace=False)] = "not approved"
     pool = NATIONAL_POOL_GBP * share * rng.uniform(0.85, 1.15, len(boards))
     pool *= NATIONAL_POOL_GBP / pool.sum()
-    delayed = np.rint(NATIONAL_DELAYED_DAYS * scale * share).astype(int)
+    delayed = np.maximum(np.rint(NATIONAL_DELAYED_DAYS * scale * share).astype(int), 1)  # plans refuse 0
     care_homes = np.rint([b.population_65_plus * CARE_HOME_PER_100K_65 / 1e5 * scale for b in boards]).astype(int)
     frame = pd.DataFrame({
         "board": codes,

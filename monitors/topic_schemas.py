@@ -241,7 +241,7 @@ ALERT_STATES = frozenset({"raised", "updated", "resolved"})
 SEVERITIES = frozenset({"critical", "warning"})
 METRICS = frozenset({"emergency_admissions"})
 ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-RULE = re.compile(r"[A-Za-z0-9 _:,.()+-]{1,80}")
+RULE = re.compile(r"[A-Za-z0-9 _:,.()+'-]{1,80}")  # includes "baseline year (board's own shape)"
 ALERT_NUMBERS = ("actual", "planned", "variance_pct", "z", "projected_year_end", "planned_year_end",
                  "money_at_risk_gbp")
 ALERT_REQUIRED = {"event_id", "alert_id", "sequence", "state", "severity", "board", "metric", "as_of", "spc_rules",

@@ -41,7 +41,7 @@ _VALIDATOR_SEPARATORS = " -"
 # Ten digits written plainly or 3-3-4 with a space, dot or hyphen (redacted whatever their check digit).
 _NHS_LIKE = re.compile(r"(?<!\d)\d{3}[\s.\-]?\d{3}[\s.\-]?\d{4}(?!\d)")
 # Eleven or more digits (an NHS number with a digit too many, a number glued to another): redacted too.
-_LONG_DIGITS = re.compile(r"(?<!\d)\d(?:[\s.\-]?\d){10,}(?!\d)")
+_LONG_DIGITS = re.compile(r"(?<!\d)\d(?:[\s.\-]{0,3}\d){10,}(?!\d)")
 # Ten digits with separators anywhere between them (any form the validator accepts, and dotted ones):
 # redacted when they pass the Modulus 11 check, i.e. when they are a valid NHS number.
 _SEPARATED_TEN = re.compile(r"(?<!\d)\d(?:[\s.\-]{0,3}\d){9}(?![\d])")

@@ -43,12 +43,15 @@ from bcfwatch.boards import load_boards
 from bcfwatch.kafka_admin import ensure_topics
 from bcfwatch.kafka_security import kafka_python_options
 from bcfwatch.settings import Topics
-from producers.logformat import line_to_event, read_log, redacted_line
+from producers.logformat import LogLine, check_line, line_to_event, read_log, redacted_line
+from producers.packing import BoardBatches
 from producers.pseudonym import Pseudonymiser
-from streams.records import InvalidEvent
+from streams.records import PACKED_HEADERS, RECORDS, InvalidEvent, wire_fields
 
 DEFAULT_DELIVERY_TIMEOUT = 120.0  # seconds without any acknowledgement before the replay gives up
 CHECKPOINT_SECONDS = 0.5  # how often the acknowledged line is written down (when it moved)
+PACKED_CHUNK_LINES = 100_000  # --packed: lines grouped per board before every open batch is sent
+PACKED_CHUNK_SECONDS = 1.0  # --packed: and at most this long (a paced replay's events wait no longer)
 WARN_AFTER = 5.0  # seconds without an acknowledgement before the first outage warning
 WARN_EVERY = 10.0  # seconds between outage warnings
 
@@ -73,6 +76,7 @@ class ReplayReport:
     already_complete: bool = False  # resume found the log replayed completely: nothing sent
     checkpoint: Path | None = None
     outages: list[float] = field(default_factory=list)  # seconds of each outage ridden out
+    packed_records: int = 0  # --packed: packed records sent (each holds many events)
 
     @property
     def events_per_second(self) -> float:
@@ -266,6 +270,16 @@ class OutageWatch(threading.Thread):
 
 
 # -- the replay ----------------------------------------------------------------------------------------------
+@dataclass
+class _Chunk:
+    """--packed: the lines grouped since the last chunk ended (``floor``: that chunk's last line)."""
+
+    floor: int
+    started: float
+    lines: int = 0
+    last_future: FutureRecordMetadata | None = None
+
+
 def replay(
     path: Path,
     bootstrap: str,
@@ -279,12 +293,17 @@ def replay(
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
     on_warning: Callable[[str], None] | None = None,
     checkpoints: Path | None = None,
+    packed: bool = False,
 ) -> ReplayReport:
     """Produce every line of ``path`` (after the checkpoint with ``resume``); returns what was produced and rejected.
 
     ``on_progress(lines)`` advances by lines read (skipped lines of a resumed replay included);
     ``on_produced(line_number)`` is called as each event is handed to the producer (benchmarks time it).
     ``checkpoints`` is the checkpoint folder (default: the cache dir's ``replay-checkpoints``).
+    ``packed`` publishes packed records (docs/wire-format.md): the log is read in chunks of
+    ``PACKED_CHUNK_LINES`` lines (or ``PACKED_CHUNK_SECONDS``), each chunk's events grouped per board and type
+    into records of at most ``MAX_PACKED_EVENTS`` events / ``MAX_PACKED_BYTES`` bytes, in log order; the
+    checkpoint moves to a chunk's last line once everything of the chunk (and before it) is acknowledged.
     Raises :class:`DeliveryTimeout` when the broker acknowledges nothing for ``delivery_timeout`` seconds and
     :class:`ReplayError` when it refuses a delivery.
     """
@@ -306,15 +325,35 @@ def replay(
     written, last_written = report.resumed_after_line, time.monotonic()
     unread = 0  # lines read but not yet reported to on_progress
 
-    def send(line_number: int, topic: str, key: bytes | None, value: bytes) -> None:
+    def send(line_number: int, topic: str, key: bytes | None, value: bytes,
+             headers: list[tuple[str, bytes]] | None = None) -> None:
         deliveries.sending = True
         try:
-            future = producer.send(topic, key=key, value=value)
+            future = producer.send(topic, key=key, value=value, headers=headers)
         except KafkaTimeoutError:
             raise _timeout(bootstrap, delivery_timeout, deliveries.advance()) from None
         finally:
             deliveries.sending = False
         deliveries.sent(line_number, future)
+        chunk.last_future = future
+
+    def send_packed(topic: str, key: bytes, value: bytes, lines: list[int]) -> None:
+        # Acknowledged only as far as the line before the chunk: the chunk's end is registered at its end.
+        send(chunk.floor, topic, key, value, PACKED_HEADERS)
+        report.packed_records += 1
+        if on_produced is not None:
+            for number in lines:
+                on_produced(number)
+
+    batches = BoardBatches(send_packed)
+    chunk = _Chunk(floor=report.resumed_after_line, started=time.monotonic())
+
+    def end_chunk(last_line: int) -> None:
+        """Send every open batch; the checkpoint may move to ``last_line`` once all the chunk is acknowledged."""
+        batches.flush()
+        if chunk.last_future is not None:
+            deliveries.sent(last_line, chunk.last_future)  # registered again, after every future of the chunk
+        chunk.floor, chunk.lines, chunk.last_future, chunk.started = last_line, 0, None, time.monotonic()
 
     def keep_checkpoint(force: bool = False) -> None:
         nonlocal written, last_written
@@ -328,6 +367,39 @@ def replay(
                 written = acknowledged
             last_written = now
 
+    def dead_letter(line: LogLine, error: InvalidEvent, registered_as: int) -> None:
+        reason, code = str(error), str(error.reason)
+        report.rejected.append((line.number, reason))
+        report.rejected_by_reason[code] += 1
+        send(registered_as, topics.dead_letter, None,
+             dead_letter_record("replay", reason, redacted_line(line, pseudonymiser),
+                                reason_code=code, file=path.name, line=line.number))
+
+    def send_line(line: LogLine) -> None:
+        try:
+            event = line_to_event(line, pseudonymiser, boards)
+        except InvalidEvent as error:
+            dead_letter(line, error, line.number)
+        else:
+            send(line.number, topics.event(event.type), event.board.encode(), event.to_wire())
+            report.produced[event.type] += 1
+            if on_produced is not None:
+                on_produced(line.number)
+
+    def pack_line(line: LogLine) -> None:
+        """The same contract as :func:`line_to_event`, without building the record (the wire is identical)."""
+        try:
+            record, fields, digits = check_line(line, boards)
+        except InvalidEvent as error:
+            dead_letter(line, error, chunk.floor)
+            return
+        wire = wire_fields(record, fields, pseudonymiser.pseudonym(digits), pseudonymiser.key_id)
+        event_type = record_types[record]
+        batches.add(topics.event(event_type), fields["board"], wire, line.number)
+        report.produced[event_type] += 1
+
+    record_types = {record: event_type for event_type, record in RECORDS.items()}
+    last_read = report.resumed_after_line
     started = time.monotonic()
     watch.start()
     failed = True
@@ -340,20 +412,14 @@ def replay(
                     unread = 0
                 continue
             report.lines += 1
-            try:
-                event = line_to_event(line, pseudonymiser, boards)
-            except InvalidEvent as error:
-                reason, code = str(error), str(error.reason)
-                report.rejected.append((line.number, reason))
-                report.rejected_by_reason[code] += 1
-                send(line.number, topics.dead_letter, None,
-                     dead_letter_record("replay", reason, redacted_line(line, pseudonymiser),
-                                        reason_code=code, file=path.name, line=line.number))
+            last_read = line.number
+            if packed:
+                pack_line(line)
+                chunk.lines += 1
+                if chunk.lines >= PACKED_CHUNK_LINES or time.monotonic() - chunk.started >= PACKED_CHUNK_SECONDS:
+                    end_chunk(line.number)
             else:
-                send(line.number, topics.event(event.type), event.board.encode(), event.to_wire())
-                report.produced[event.type] += 1
-                if on_produced is not None:
-                    on_produced(line.number)
+                send_line(line)
             if on_progress is not None and unread >= 1000:
                 on_progress(unread)
                 unread = 0
@@ -362,6 +428,8 @@ def replay(
                 ahead = report.lines / events_per_second - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)  # pacing a live-rate replay, not synchronisation
+        if packed and chunk.lines:
+            end_chunk(last_read)
         deliveries.sending = True
         while deliveries.outstanding:
             try:

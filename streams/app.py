@@ -43,7 +43,7 @@ from producers.pseudonym import redact
 from streams import metrics
 from streams.board_state import Applied, Outcome, apply_event
 from streams.partition_state import PartitionStates
-from streams.records import InvalidEvent, parse_wire
+from streams.records import InvalidEvent, is_packed, parse_event, parse_wire, unpack
 from streams.views import board_metrics
 
 
@@ -172,7 +172,7 @@ def create_app(config: WorkerConfig) -> faust.App:
     async def side_output(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await states.producer.send(topic, key=key, value=orjson.dumps(value))
 
-    async def report_outcome(state, applied: Applied, message) -> None:
+    async def report_outcome(state, applied: Applied, message, index: int | None = None) -> None:
         """Metrics for every outcome; late and held events also go to their topics (never silently lost)."""
         record, outcome = applied.event, applied.outcome
         occurred = record.occurred_at.timestamp()
@@ -185,6 +185,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             "occurred_at": record.occurred_at.isoformat(),
             "stream_time": datetime.fromtimestamp(clock, UTC).isoformat() if clock is not None else None,
             "topic": message.topic, "partition": message.partition, "offset": message.offset,
+            **({} if index is None else {"index": index}),  # the event's place in a packed record
         }
         if outcome is Outcome.LATE:
             await side_output(topics.late_events, message.key, {**side, "lateness_days": config.lateness_days})
@@ -208,6 +209,10 @@ def create_app(config: WorkerConfig) -> faust.App:
         if state.already_applied(message.topic, message.offset):
             event.ack()
             return
+        if is_packed(message.headers):
+            await count_packed(state, event)
+            state.applied_event(message.topic, message.offset, event)  # the record's offset covers all of it
+            return
         try:
             record = parse_wire(event.value)
         except InvalidEvent as error:
@@ -222,6 +227,33 @@ def create_app(config: WorkerConfig) -> faust.App:
             for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
                 await report_outcome(state, applied, message)
         state.applied_event(message.topic, message.offset, event)
+
+    async def count_packed(state, event) -> None:
+        """A packed record (docs/wire-format.md): each element in order through the same contract and rules as
+        a single-event record; a bad element is dead-lettered alone (with its index), the rest applied."""
+        message = event.message
+        try:
+            elements = unpack(event.value)
+        except InvalidEvent as error:
+            await dead_letter_packed(message, error, bytes(event.value).decode("utf-8", "replace"))
+            return
+        for index, element in enumerate(elements):
+            try:
+                record = parse_event(element)
+            except InvalidEvent as error:
+                await dead_letter_packed(message, error, orjson.dumps(element).decode(), index)
+                continue
+            for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
+                await report_outcome(state, applied, message, index)
+
+    async def dead_letter_packed(message, error: InvalidEvent, raw: str, index: int | None = None) -> None:
+        metrics.DEAD_LETTERED.labels(error.reason).inc()
+        await side_output(topics.dead_letter, message.key, {
+            "source": "worker", "reason": str(error), "reason_code": str(error.reason), "topic": message.topic,
+            "partition": message.partition, "offset": message.offset,
+            **({} if index is None else {"index": index}), "packed": True,
+            "raw": redact(raw), "dead_lettered_at": datetime.now(UTC).isoformat(),
+        })
 
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:

@@ -108,6 +108,7 @@ def test_redaction_leaves_other_identifiers_alone():
     assert not contains_nhs_number("9434765918")  # ten digits failing the check are not an NHS number ...
     assert redact("9434765918") == "[redacted]"  # ... but are still redacted from text that is kept
     assert redact('"nhs_number": "94347659190"') == '"nhs_number": "[redacted]"'  # a digit too many
+    assert redact('"nhs_number": "943  476  59190"') == '"nhs_number": "[redacted]"'
     assert redact("2015-06-01T10:00:00+00:00") == "2015-06-01T10:00:00+00:00"
 
 
