@@ -6,7 +6,9 @@ Rows (each on the same N events, P partitions):
 3. the product: `bcfwatch worker`(s) from empty state to the last event reflected in the durable snapshots;
 4. replay: producer throughput from the log file to Kafka (kafka-python, acks=all, idempotent);
 5. alert latency at a live rate (bench/latency.py): event that settles a drifting week -> signed webhook;
-6. memory: the worker's peak RSS while holding 151 boards x two years of days.
+6. memory: the worker's peak RSS while holding 151 boards x two years of days;
+7. packed records (docs/wire-format.md): `replay --packed` and the worker(s) on packed input, each with its
+   ratio to the single-event row (``--only packed`` runs just the replay and product rows, both ways).
 Writes bench/RESULTS.md and prints the table.
 """
 
@@ -127,7 +129,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--port", type=int, default=29092)
     parser.add_argument("--skip-latency", action="store_true", help="Leave out row 5 (about 5 minutes).")
+    parser.add_argument("--only", choices=("all", "packed"), default="all",
+                        help="'packed': only the replay and product rows, single-event and packed (row 7).")
     args = parser.parse_args()
+    only_packed = args.only == "packed"
     console = Console()
     broker = Broker(port=args.port)
     broker.start(fresh=True)
@@ -144,7 +149,9 @@ def main() -> None:
             topics = Topics(f"bench{int(time.time())}w{workers}")
             report = replay(log, broker.bootstrap, topics, pseudonymiser, args.partitions)
             n = report.lines
-            if workers == 1:
+            if workers == 1 and only_packed:
+                results["replay (kafka-python producer)"] = (n, report.seconds, "")
+            elif workers == 1:
                 results["replay (kafka-python producer)"] = (n, report.seconds, "")
                 results["consumer limit (ConsumerPerformance)"] = (n, consumer_limit(broker, topics, report.produced),
                                                                   "")
@@ -159,6 +166,23 @@ def main() -> None:
             seconds, rss = product(broker, topics, args.partitions, workers, work)
             results[f"product: {workers} worker(s)"] = (n, seconds, "peak RSS " + ", ".join(f"{r:,.0f} MiB"
                                                                                            for r in rss))
+            packed_topics = Topics(f"bench{int(time.time())}p{workers}")
+            packed = replay(log, broker.bootstrap, packed_topics, pseudonymiser, args.partitions, packed=True)
+            if workers == 1:
+                results["replay --packed"] = (n, packed.seconds, (
+                    f"{packed.packed_records:,} records; {report.seconds / packed.seconds:.2f}x the replay row"))
+            packed_seconds, rss = product(broker, packed_topics, args.partitions, workers, work)
+            results[f"product, packed input: {workers} worker(s)"] = (n, packed_seconds, (
+                f"{seconds / packed_seconds:.2f}x the single-event row; peak RSS "
+                + ", ".join(f"{r:,.0f} MiB" for r in rss)))
+        if only_packed:
+            table = Table(title=f"bcfwatch bench (packed rows): N={n:,} events, {args.partitions} partitions")
+            for column in ("what", "events", "seconds", "events/s", "notes"):
+                table.add_column(column, justify="left" if column in ("what", "notes") else "right")
+            for what, (count, seconds, notes) in results.items():
+                table.add_row(what, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", notes)
+            console.print(table)
+            return
         python_rate = results["Python limit (bare aiokafka + orjson)"][0] / \
             results["Python limit (bare aiokafka + orjson)"][1]
         consumer_rate = results["consumer limit (ConsumerPerformance)"][0] / \

@@ -172,11 +172,13 @@ def create_app(config: WorkerConfig) -> faust.App:
     async def side_output(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await states.producer.send(topic, key=key, value=orjson.dumps(value))
 
-    async def report_outcome(state, applied: Applied, message, index: int | None = None) -> None:
-        """Metrics for every outcome; late and held events also go to their topics (never silently lost)."""
+    async def report_outcome(state, applied: Applied, message, index: int | None = None,
+                             observe: bool = True) -> None:
+        """Metrics for every outcome (unless the caller tallies them: ``observe``); late and held events also
+        go to their topics (never silently lost)."""
         record, outcome = applied.event, applied.outcome
-        occurred = record.occurred_at.timestamp()
-        metrics.observe_event(record.type, outcome.value, occurred, message.timestamp)
+        if observe:
+            metrics.observe_event(record.type, outcome.value, record.occurred_at.timestamp(), message.timestamp)
         if outcome not in (Outcome.LATE, Outcome.HELD):
             return
         clock = state.tables.stream_times.get(f"{record.board}|{record.type}")
@@ -237,6 +239,8 @@ def create_app(config: WorkerConfig) -> faust.App:
         except InvalidEvent as error:
             await dead_letter_packed(message, error, bytes(event.value).decode("utf-8", "replace"))
             return
+        outcomes: dict[tuple[str, str], int] = {}  # metrics once per record, not once per event
+        latest: dict[str, float] = {}
         for index, element in enumerate(elements):
             try:
                 record = parse_event(element)
@@ -244,7 +248,13 @@ def create_app(config: WorkerConfig) -> faust.App:
                 await dead_letter_packed(message, error, orjson.dumps(element).decode(), index)
                 continue
             for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
-                await report_outcome(state, applied, message, index)
+                done = applied.event
+                tally = (done.type, applied.outcome.value)
+                outcomes[tally] = outcomes.get(tally, 0) + 1
+                latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_at.timestamp())
+                if applied.outcome in (Outcome.LATE, Outcome.HELD):
+                    await report_outcome(state, applied, message, index, observe=False)
+        metrics.observe_events(outcomes, latest, message.timestamp)
 
     async def dead_letter_packed(message, error: InvalidEvent, raw: str, index: int | None = None) -> None:
         metrics.DEAD_LETTERED.labels(error.reason).inc()

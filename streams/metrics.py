@@ -55,3 +55,19 @@ def initialise(partitions: int) -> None:
         DEAD_LETTERED.labels(kind)
     for partition in range(partitions):
         CONSUMER_LAG.labels(str(partition)).set(0)
+
+
+def observe_events(outcomes: dict[tuple[str, str], int], latest: dict[str, float],
+                   kafka_timestamp: float | None) -> None:
+    """:func:`observe_event` for all the events of one packed record at once: ``outcomes`` counts them by
+    (type, outcome), ``latest`` is the latest event time by type; each event observes the same latency."""
+    for (event_type, outcome), number in outcomes.items():
+        EVENTS_PROCESSED.labels(event_type, outcome).inc(number)
+    for event_type, occurred_at in latest.items():
+        if occurred_at > _latest_event_time.get(event_type, float("-inf")):
+            _latest_event_time[event_type] = occurred_at
+            LAST_EVENT_TIME.labels(event_type).set(occurred_at)
+    if kafka_timestamp:
+        latency = max(0.0, time.time() - kafka_timestamp)
+        for _ in range(sum(outcomes.values())):
+            PROCESSING_LATENCY.observe(latency)

@@ -1,0 +1,181 @@
+"""Packed records (docs/wire-format.md): many events of one board and type in one Kafka record.
+
+The worker reads packed and single-event records mixed on the same topics, for the same boards, and ends with
+exactly the oracle's counts on the equivalent log; a bad element of a packed record is dead-lettered alone;
+a worker killed with SIGKILL twice while applying packed records recovers to the same counts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+from kafka import KafkaProducer
+
+from bcfwatch.boards import load_boards
+from bcfwatch.settings import Topics
+from bcfwatch.worker_process import WorkerProcess
+from producers import replay as replay_module
+from producers.generate import GeneratorSpec, generate_frame, write_log
+from producers.logformat import check_line, parse_json_line, row_to_event
+from producers.packing import BoardBatches
+from producers.pseudonym import Pseudonymiser, load_key
+from producers.replay import replay
+from streams.app import WorkerConfig
+from streams.daily_table import from_state
+from streams.oracle import oracle_counts
+from streams.records import PACKED_HEADERS, InvalidEvent, is_packed, pack, unpack, wire_fields
+from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
+from tests.kafka_helpers import free_port, read_topic, wait_for
+
+PARTITIONS = 8
+LATENESS = 14 * 86_400
+CATCH_UP_SECONDS = 600
+
+
+# -- the envelope, without a broker ---------------------------------------------------------------------------
+def test_packed_wire_is_the_single_event_wire_byte_for_byte(tmp_path):
+    log = tmp_path / "events.jsonl"
+    write_log(generate_frame(GeneratorSpec(date(2015, 4, 1), date(2015, 4, 30), scale=0.002, seed=3,
+                                           malformed_share=0.02)), log)
+    pseudonymiser, boards = Pseudonymiser(load_key(dev=True)), load_boards()
+    checked = rejected = 0
+    for number, raw in enumerate(log.read_bytes().splitlines(), start=1):
+        line = parse_json_line(number, raw)
+        try:
+            record, fields, digits = check_line(line, boards)
+        except InvalidEvent:
+            rejected += 1
+            continue
+        single = row_to_event(line.row, pseudonymiser, boards).to_wire()
+        assert wire_fields(record, fields, pseudonymiser.pseudonym(digits), pseudonymiser.key_id) == single
+        checked += 1
+    assert checked > 500 and rejected > 0
+
+
+def test_board_batches_keep_order_and_bounds():
+    sent: list[tuple[str, bytes, list, list[int]]] = []
+    batches = BoardBatches(lambda topic, key, value, lines: sent.append((topic, key, unpack(value), lines)),
+                           max_events=3, max_bytes=60)
+    for line in range(1, 8):
+        batches.add("t.admission", "E1" if line % 2 else "E2", orjson.dumps({"n": line}), line)
+    batches.add("t.admission", "E1", orjson.dumps({"n": "x" * 50}), 8)  # would pass 60 bytes: E1 goes first
+    batches.flush()
+    assert [(key, [e["n"] for e in events], lines) for _, key, events, lines in sent] == [
+        (b"E1", [1, 3, 5], [1, 3, 5]), (b"E2", [2, 4, 6], [2, 4, 6]), (b"E1", [7], [7]), (b"E1", ["x" * 50], [8])]
+    assert all(len(pack([orjson.dumps(e) for e in events])) <= 60 or len(events) == 1 for *_, events, _ in sent)
+    assert batches.waiting == 0 and batches.records == 4 and batches.events == 8
+    assert is_packed(PACKED_HEADERS) and is_packed({"Content-Type": b"application/vnd.bcfwatch.events+json"})
+    assert not is_packed(None) and not is_packed([("content-type", b"application/json")])
+
+
+# -- on the broker --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def event_log(tmp_path_factory) -> Path:
+    spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=0.0025, seed=16, late_share=0.05,
+                         duplicate_share=0.01, malformed_share=0.005)
+    log = tmp_path_factory.mktemp("packed") / "events.jsonl"
+    write_log(generate_frame(spec), log)
+    return log
+
+
+@pytest.fixture(scope="module")
+def oracle(event_log) -> pd.DataFrame:
+    return oracle_counts(event_log, LATENESS)
+
+
+def _config(broker, prefix: str, tmp_path: Path) -> WorkerConfig:
+    port = free_port()
+    return WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=prefix, partitions=PARTITIONS,
+                        datadir=tmp_path / f"worker-{port}", web_port=port)
+
+
+def _counts(config: WorkerConfig) -> pd.DataFrame:
+    return from_state(day_counts(wait_until_caught_up(config, CATCH_UP_SECONDS))).reset_index(drop=True)
+
+
+@pytest.mark.kafka
+def test_packed_and_single_records_mixed_on_one_topic_equal_the_oracle(broker, event_log, oracle, topic_prefix,
+                                                                       tmp_path):
+    lines = event_log.read_bytes().splitlines(keepends=True)
+    # The last three valid events of one busy board and type are sent by hand as one packed record, with a bad
+    # element between them and a record that is no JSON array at all: the rest of the log goes through replay.
+    streams: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, raw in enumerate(lines):
+        row = parse_json_line(index + 1, raw.rstrip(b"\n"))
+        try:
+            check_line(row)
+        except InvalidEvent:
+            continue
+        streams[(row.row["type"], row.row["board"])].append(index)
+    (event_type, board), indexes = max(streams.items(), key=lambda item: len(item[1]))
+    by_hand = indexes[-3:]
+    rest = [raw for index, raw in enumerate(lines) if index not in set(by_hand)]
+    quarter = len(rest) // 4
+    parts = [rest[:quarter], rest[quarter:2 * quarter], rest[2 * quarter:3 * quarter], rest[3 * quarter:]]
+
+    config = _config(broker, topic_prefix, tmp_path)
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    try:
+        pseudonymiser = Pseudonymiser(load_key())
+        packed_records = 0
+        for number, part in enumerate(parts):
+            path = tmp_path / f"part{number}.jsonl"
+            path.write_bytes(b"".join(part))
+            report = replay(path, broker.bootstrap, Topics(topic_prefix), pseudonymiser, PARTITIONS,
+                            packed=number % 2 == 1)
+            assert (report.packed_records > 0) == (number % 2 == 1)
+            packed_records += report.packed_records
+        boards = load_boards()
+        wires = [row_to_event(orjson.loads(lines[index]), pseudonymiser, boards).to_wire() for index in by_hand]
+        bad = orjson.dumps({"type": event_type, "board": board, "nhs_number": "9434765919", "age": 7})
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        topic = config.topics.event(event_type)
+        key = boards.resolve(board).encode()
+        producer.send(topic, key=key, value=pack([wires[0], bad, wires[1], wires[2]]), headers=PACKED_HEADERS)
+        producer.send(topic, key=key, value=b'{"not": "an array"}', headers=PACKED_HEADERS)
+        producer.send(topic, key=key, value=pack(wires[:1]))  # an array without the header: one bad event
+        producer.close()
+
+        live = _counts(config)
+        pd.testing.assert_frame_equal(live, oracle.reset_index(drop=True))
+        assert packed_records > 0 and live["late_events"].sum() > 0
+
+        dead = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, config.topics.dead_letter)]
+        from_worker = [d for d in dead if d["source"] == "worker"]
+        assert sorted((d.get("packed", False), d.get("index")) for d in from_worker) == [
+            (False, None), (True, None), (True, 1)]
+        assert all("9434765919" not in d["raw"] for d in dead)
+        late = read_topic(broker.bootstrap, config.topics.late_events)
+        assert len(late) == live["late_events"].sum()
+    finally:
+        worker.stop()
+
+
+@pytest.mark.kafka
+def test_worker_killed_twice_on_packed_input_still_equals_the_oracle(broker, event_log, oracle, topic_prefix,
+                                                                     tmp_path, monkeypatch):
+    # Small chunks make many small packed records, so the kills land while the worker is still applying them.
+    monkeypatch.setattr(replay_module, "PACKED_CHUNK_LINES", 1_000)
+    report = replay(event_log, broker.bootstrap, Topics(topic_prefix), Pseudonymiser(load_key()), PARTITIONS,
+                    packed=True)
+    assert report.packed_records > 1_000
+    config = _config(broker, topic_prefix, tmp_path)
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    try:
+        for share in (0.25, 0.55):
+            def covered(share: float = share) -> bool:
+                applied = sum(offset + 1 for snapshot in latest_snapshots(config).values()
+                              for offset in snapshot["applied"].values())
+                return applied >= share * report.packed_records
+            wait_for(covered, CATCH_UP_SECONDS, f"the worker to apply {share:.0%} of the packed records")
+            worker.kill()
+            assert not worker.alive()
+            worker = WorkerProcess(config, tmp_path / "worker.log").start()
+        pd.testing.assert_frame_equal(_counts(config), oracle.reset_index(drop=True))
+    finally:
+        worker.stop()
