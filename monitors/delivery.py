@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -107,10 +108,31 @@ def send_email(subscriber: Subscriber, alert: dict, timeout: float = 10.0) -> No
         f"Alert id {alert['alert_id']}.\n"
     )
     try:
-        with smtplib.SMTP(subscriber.smtp_host, subscriber.smtp_port, timeout=timeout) as smtp:
+        with smtp_session(subscriber, timeout) as smtp:
             smtp.send_message(message)
     except (smtplib.SMTPException, OSError) as error:
         raise DeliveryFailed(f"SMTP delivery failed: {error}") from None
+
+
+def smtp_session(subscriber: Subscriber, timeout: float) -> smtplib.SMTP:
+    """An SMTP connection as the subscriber asks: implicit TLS, STARTTLS (refused if the server cannot), or
+    plaintext (loopback only, checked at load); then AUTH when credentials are configured."""
+    context = ssl.create_default_context()
+    if subscriber.smtp_tls == "implicit":
+        smtp = smtplib.SMTP_SSL(subscriber.smtp_host, subscriber.smtp_port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(subscriber.smtp_host, subscriber.smtp_port, timeout=timeout)
+        if subscriber.smtp_tls == "starttls":
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                smtp.close()
+                raise smtplib.SMTPNotSupportedError(
+                    f"{subscriber.smtp_host} does not offer STARTTLS; refusing to send in plaintext")
+            smtp.starttls(context=context)
+            smtp.ehlo()
+    if subscriber.smtp_username is not None:
+        smtp.login(subscriber.smtp_username, subscriber.smtp_password or "")
+    return smtp
 
 
 CHANNELS: dict[str, Callable[[Subscriber, dict], None]] = {"webhook": send_webhook, "email": send_email}

@@ -45,7 +45,9 @@ from bcfwatch.boards import BoardList, load_boards
 TABLE = "subscriber"
 CHANNELS = ("webhook", "email")
 COMMON_KEYS = ("name", "boards", "metrics", "channel")
-CHANNEL_KEYS = {"webhook": ("url", "secret_env", "secret_file"), "email": ("to", "smtp_host", "smtp_port", "from")}
+CHANNEL_KEYS = {"webhook": ("url", "secret_env", "secret_file"),
+                "email": ("to", "smtp_host", "smtp_port", "from", "smtp_tls", "smtp_username", "smtp_password_file")}
+SMTP_TLS_MODES = ("starttls", "implicit", "none")  # "none": plaintext, loopback hosts only (local tests)
 # The metrics alerts are raised on: monitors.drift.METRIC and monitors.trajectory.OTHER_METRICS.
 METRICS = ("emergency_admissions", "delayed_days", "care_home_admissions_65")
 WEBHOOK_SECRET_PREFIX = "whsec_"
@@ -88,6 +90,9 @@ class Subscriber:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     sender: str = "bcfwatch@localhost"
+    smtp_tls: str = "starttls"  # starttls | implicit | none (loopback only)
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
 
     def wants(self, alert: dict) -> bool:
         return (self.boards is None or alert["board"] in self.boards) and \
@@ -371,7 +376,45 @@ class _EntryChecker:
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             hint = " (write the number without quotes)" if isinstance(port, str) else ""
             self._problem("smtp_port", f"must be a whole number from 1 to 65535, not {_shown(port)}{hint}")
-        return dict(to=addresses, smtp_host=host, smtp_port=port, sender=sender)
+        tls = entry.get("smtp_tls", Subscriber.smtp_tls)
+        if tls not in SMTP_TLS_MODES:
+            self._problem("smtp_tls", f"must be one of: {', '.join(SMTP_TLS_MODES)}, not {_shown(tls)}")
+        elif tls == "none" and isinstance(host, str) and not is_loopback(host):
+            self._problem("smtp_tls", f"plaintext SMTP is allowed only to a loopback host, not {host}; use "
+                                      "\"starttls\" or \"implicit\"")
+        username, password = entry.get("smtp_username"), None
+        password_file = entry.get("smtp_password_file")
+        if (username is None) != (password_file is None):
+            self._problem("smtp_username", "give smtp_username and smtp_password_file together (or neither)")
+        elif username is not None:
+            if not isinstance(username, str) or not username:
+                self._problem("smtp_username", f"must be a non-empty string, not {_shown(username)}")
+            password = self._password(password_file)
+        return dict(to=addresses, smtp_host=host, smtp_port=port, sender=sender, smtp_tls=tls,
+                    smtp_username=username, smtp_password=password)
+
+    def _password(self, value: object) -> str | None:
+        """The SMTP password from its file: owner-only permissions, read at load, never logged."""
+        if not isinstance(value, str) or not value:
+            self._problem("smtp_password_file", f"must be a file path, not {_shown(value)}")
+            return None
+        path = Path(value)
+        try:
+            mode = path.stat().st_mode
+            password = path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            self._problem("smtp_password_file", f"cannot read {value}: {error.strerror}")
+            return None
+        except UnicodeDecodeError:
+            self._problem("smtp_password_file", f"{value} is not a text file (not valid UTF-8)")
+            return None
+        if mode & 0o077:
+            self._problem("smtp_password_file", f"{value} is readable by group or others; chmod 600 {value}")
+            return None
+        if not password:
+            self._problem("smtp_password_file", f"{value} is empty")
+            return None
+        return password
 
 
 def _shown(value: object) -> str:

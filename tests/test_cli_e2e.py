@@ -391,7 +391,7 @@ def test_replay_worker_counts_export_monitor_notify(broker, topic_prefix, inputs
             f'[[subscriber]]\nname = "e2e-hook"\nboards = "all"\nchannel = "webhook"\nurl = "{receiver.url}"\n'
             f'secret_env = "BCF_E2E_HOOK_SECRET"\n\n'
             f'[[subscriber]]\nname = "birmingham-lead"\nboards = ["{BIRMINGHAM}"]\nchannel = "email"\n'
-            f'to = ["lead@example.nhs.uk"]\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\n')
+            f'to = ["lead@example.nhs.uk"]\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\nsmtp_tls = "none"\n')
         notify_log = tmp_path / "notify.log"
         notifier = start("notify", "--subscriptions", str(subscriptions), *bootstrap, log=notify_log,
                          env={"BCF_E2E_HOOK_SECRET": WEBHOOK_SECRET})

@@ -121,7 +121,7 @@ def test_email_subscribers_get_one_message_per_alert_for_their_boards(broker, to
     smtp_port = free_port()
     controller, sink = smtp_server(smtp_port)
     subscriber = Subscriber("birmingham", frozenset({"E08000025"}), None, "email", to=("lead@example.nhs.uk",),
-                            smtp_host="127.0.0.1", smtp_port=smtp_port)
+                            smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_tls="none")
     notifier = Notifier(broker.bootstrap, topics, [subscriber])
     try:
         wait_for(lambda: notifier.poll(timeout_ms=500) and len(sink.messages) >= 2, 60, "two e-mails")

@@ -49,7 +49,8 @@ def test_discharge_and_placement():
         ({"age": True}, "whole number"),
         ({"occurred_at": "2015-02-30T10:00:00+00:00"}, "not a valid ISO 8601"),
         ({"occurred_at": "2015-06-01T10:00:00"}, "no timezone"),
-        ({"occurred_at": "1999-12-31T10:00:00+00:00"}, "outside"),
+        ({"occurred_at": "2014-03-31T23:59:59+00:00"}, "before the earliest date 2014-04-01"),
+        ({"occurred_at": "2099-01-01T00:00:00+00:00"}, "after tomorrow"),
         ({"occurred_at": 20150601}, "ISO 8601"),
         ({"admission_method": "99"}, "not a HES admission method"),
         ({"patient": "9434765919"}, "not a pseudonym"),
@@ -69,3 +70,12 @@ def test_emergency_methods_accepted(method):
 def test_not_json():
     with pytest.raises(InvalidEvent, match="not valid JSON"):
         parse_wire(b"{nope")
+
+
+def test_the_earliest_date_is_a_setting(monkeypatch):
+    event = admission(occurred_at="2010-06-01T10:00:00+00:00")
+    with pytest.raises(InvalidEvent, match="before the earliest date") as caught:
+        parse_event(event)
+    assert caught.value.reason == "before_earliest_date"
+    monkeypatch.setenv("BCFWATCH_EARLIEST_DATE", "2010-01-01")
+    assert parse_event(event).occurred_at.year == 2010
