@@ -81,7 +81,8 @@ def test_worker_health_follows_its_broker(tmp_path, topic_prefix):
 def test_monitor_and_notifier_serve_health(broker, topic_prefix, tmp_path):
     subscriptions = tmp_path / "subscriptions.toml"
     subscriptions.write_text('[[subscriber]]\nname = "leads"\nboards = "all"\nmetrics = "all"\nchannel = "email"\n'
-                             'to = ["lead@example.nhs.uk"]\nsmtp_host = "127.0.0.1"\nsmtp_port = 2525\nsmtp_tls = "none"\n'
+                             'to = ["lead@example.nhs.uk"]\nsmtp_host = "127.0.0.1"\nsmtp_port = 2525\n'
+                             'smtp_tls = "none"\n'
                              'from = "bcfwatch@example.nhs.uk"\n')
     monitor_port, notifier_port = free_port(), free_port()
     common = ("--topic-prefix", topic_prefix, "--bootstrap", broker.bootstrap)

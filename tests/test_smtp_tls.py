@@ -76,7 +76,7 @@ def test_an_unverified_certificate_is_refused(certificate, monkeypatch):
     sink = MailSink()
     controller, port = serve(sink, tls_context=server_context(certificate), require_starttls=True)
     try:
-        with pytest.raises(DeliveryFailed, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        with pytest.raises(DeliveryFailed, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
             send_email(subscriber(port), ALERT)
         assert sink.messages == []
     finally:
