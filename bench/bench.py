@@ -101,6 +101,42 @@ def faust_floor(broker: Broker, topics: Topics, partitions: int, events: int, wo
         process.wait(60)
 
 
+QUIX_VENV = Path(os.environ.get("BCFWATCH_QUIX_VENV", Path(__file__).resolve().parent / ".quix-venv"))
+
+
+def quix_python() -> Path:
+    """The Python of the Quix Streams peer's own venv (made on first use; never the project's .venv)."""
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "quixstreams"], check=True)
+    return python
+
+
+def quix_peer(broker: Broker, topics: Topics, events: int, work: Path) -> float:
+    """Seconds for the Quix Streams peer (bench/quix_peer.py) to count the N-th event, start-up included."""
+    out = work / "quix-peer.txt"
+    process = subprocess.Popen(
+        [str(quix_python()), str(Path(__file__).resolve().parent / "quix_peer.py"), "--bootstrap", broker.bootstrap,
+         "--topics", ",".join(topics.events), "--events", str(events), "--state-dir", str(work / "quix-state"),
+         "--out", str(out)], stdout=subprocess.DEVNULL, stderr=open(work / "quix-peer.log", "w"))
+    try:
+        wait_for(lambda: out.exists() and out.read_text().strip() != "", 7200, "the Quix Streams peer to finish")
+        return float(out.read_text())
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+class Rows(dict):
+    """The measured rows, each printed as it is measured (a later failure on a loaded machine keeps them)."""
+
+    def __setitem__(self, what: str, row: tuple[int, float, str]) -> None:
+        super().__setitem__(what, row)
+        count, seconds, notes = row
+        print(f"{what}: {count:,} events in {seconds:.1f} s = {count / seconds:,.0f} events/s; {notes}", flush=True)
+
+
 def peak_rss_mib(pid: int) -> float:
     match = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
     return int(match.group(1)) / 1024 if match else float("nan")
@@ -129,6 +165,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--port", type=int, default=29092)
     parser.add_argument("--skip-latency", action="store_true", help="Leave out row 5 (about 5 minutes).")
+    parser.add_argument("--workers", default="1,2", help="Worker counts of the product rows (default 1,2).")
+    parser.add_argument("--skip-quix", action="store_true", help="Leave out the Quix Streams peer row.")
     parser.add_argument("--only", choices=("all", "packed"), default="all",
                         help="'packed': only the replay and product rows, single-event and packed (row 7).")
     args = parser.parse_args()
@@ -144,14 +182,15 @@ def main() -> None:
                              scale=args.events / EVENTS_AT_SCALE_1_TWO_YEARS)
         write_log(generate_frame(spec), log)
         pseudonymiser = Pseudonymiser(load_key(dev=True))
-        results: dict[str, tuple[int, float, str]] = {}
-        for workers in (1, 2):
+        results: dict[str, tuple[int, float, str]] = Rows()
+        for workers in sorted(int(w) for w in args.workers.split(",")):
             topics = Topics(f"bench{int(time.time())}w{workers}")
             report = replay(log, broker.bootstrap, topics, pseudonymiser, args.partitions)
             n = report.lines
-            if workers == 1 and only_packed:
+            first = workers == min(int(w) for w in args.workers.split(","))
+            if first and only_packed:
                 results["replay (kafka-python producer)"] = (n, report.seconds, "")
-            elif workers == 1:
+            elif first:
                 results["replay (kafka-python producer)"] = (n, report.seconds, "")
                 results["consumer limit (ConsumerPerformance)"] = (n, consumer_limit(broker, topics, report.produced),
                                                                   "")
@@ -163,17 +202,23 @@ def main() -> None:
                 results["Faust floor, stream.take(1000) batches"] = (
                     n, faust_floor(broker, topics, args.partitions, sum(report.produced.values()), work, take=1000),
                     "the same, consuming in batches")
+            if first and not args.skip_quix:
+                results["Quix Streams peer (dedupe + board/day counters)"] = (
+                    n, quix_peer(broker, topics, sum(report.produced.values()), work),
+                    "own venv; no lateness/held/91-day rules; start-up included, to the N-th event")
             seconds, rss = product(broker, topics, args.partitions, workers, work)
             results[f"product: {workers} worker(s)"] = (n, seconds, "peak RSS " + ", ".join(f"{r:,.0f} MiB"
                                                                                            for r in rss))
             packed_topics = Topics(f"bench{int(time.time())}p{workers}")
             packed = replay(log, broker.bootstrap, packed_topics, pseudonymiser, args.partitions, packed=True)
-            if workers == 1:
+            if first:
                 results["replay --packed"] = (n, packed.seconds, (
                     f"{packed.packed_records:,} records; {report.seconds / packed.seconds:.2f}x the replay row"))
             packed_seconds, rss = product(broker, packed_topics, args.partitions, workers, work)
+            quix = results.get("Quix Streams peer (dedupe + board/day counters)")
+            versus_quix = f", {quix[1] / packed_seconds:.2f}x the Quix peer" if quix else ""
             results[f"product, packed input: {workers} worker(s)"] = (n, packed_seconds, (
-                f"{seconds / packed_seconds:.2f}x the single-event row; peak RSS "
+                f"{seconds / packed_seconds:.2f}x the single-event row{versus_quix}; peak RSS "
                 + ", ".join(f"{r:,.0f} MiB" for r in rss)))
         if only_packed:
             table = Table(title=f"bcfwatch bench (packed rows): N={n:,} events, {args.partitions} partitions")

@@ -104,6 +104,7 @@ def _assert_equal_to_oracle(config: WorkerConfig, oracle: pd.DataFrame) -> pd.Da
     return live
 
 
+@pytest.mark.timeout(1200)  # a safety net: the test replays the whole log twice
 def test_one_worker_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
     config = _config(broker, topic_prefix, tmp_path, free_port())
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
