@@ -34,8 +34,9 @@ def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
         end = consumer.end_offsets(partitions)
         snapshots = {}
         for tp in partitions:
-            for offset in range(end[tp] - 1, max(-1, end[tp] - 1 - LOOK_BACK), -1):
-                snapshot = _valid_snapshot(consumer, tp, offset, config)
+            for look_back in (0, LOOK_BACK):  # the newest first; earlier ones only if it fails its schema
+                snapshot = next((valid for record in reversed(_tail(consumer, tp, end[tp], look_back))
+                                 if (valid := _valid_snapshot(record, tp, config)) is not None), None)
                 if snapshot is not None:
                     snapshots[tp.partition] = snapshot
                     break
@@ -44,18 +45,28 @@ def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
         consumer.close()
 
 
-def _valid_snapshot(consumer: KafkaConsumer, tp: TopicPartition, offset: int, config: WorkerConfig) -> dict | None:
-    from monitors.topic_schemas import InvalidMessage, dead_letter_record, parse_snapshot
-
+def _tail(consumer: KafkaConsumer, tp: TopicPartition, end: int, look_back: int) -> list:
+    """The records of a state partition from offset ``end - 1 - look_back`` to its end, in offset order
+    (whatever offsets compaction or control records left: the reader never waits for one exact offset)."""
+    if end <= 0:
+        return []
     consumer.assign([tp])
-    consumer.seek(tp, offset)
+    consumer.seek(tp, max(0, end - 1 - look_back))
     records: list = []
     deadline = time.monotonic() + 60
-    while not records:
+    while consumer.position(tp) < end:
         if time.monotonic() > deadline:
+            if records:
+                break  # read what there is; the newest of it is the best available
             raise TimeoutError(f"could not read the snapshot of partition {tp.partition}")
-        records = [r for r in consumer.poll(timeout_ms=1000).get(tp, []) if r.offset == offset]
-    record = records[0]
+        records.extend(consumer.poll(timeout_ms=1000).get(tp, []))
+    return records
+
+
+def _valid_snapshot(record, tp: TopicPartition, config: WorkerConfig) -> dict | None:
+    from monitors.topic_schemas import InvalidMessage, dead_letter_record, parse_snapshot
+
+    offset = record.offset
     try:
         return parse_snapshot(record.value, tp.partition).document
     except InvalidMessage as error:

@@ -7,7 +7,8 @@ a worker killed with SIGKILL twice while applying packed records recovers to the
 
 from __future__ import annotations
 
-from collections import defaultdict
+import signal
+from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from kafka import KafkaProducer
 
 from bcfwatch.boards import load_boards
-from bcfwatch.settings import Topics
+from bcfwatch.settings import EVENT_TYPES, Topics
 from bcfwatch.worker_process import WorkerProcess
 from producers import replay as replay_module
 from producers.generate import GeneratorSpec, generate_frame, write_log
@@ -31,6 +32,7 @@ from streams.oracle import oracle_counts
 from streams.records import PACKED_HEADERS, InvalidEvent, is_packed, pack, unpack, wire_fields
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
 from tests.kafka_helpers import free_port, read_topic, wait_for
+from tests.test_replay_resume import acknowledged, finish, start_replay, valid_lines
 
 PARTITIONS = 8
 LATENESS = 14 * 86_400
@@ -179,3 +181,42 @@ def test_worker_killed_twice_on_packed_input_still_equals_the_oracle(broker, eve
         pd.testing.assert_frame_equal(_counts(config), oracle.reset_index(drop=True))
     finally:
         worker.stop()
+
+
+@pytest.mark.kafka
+def test_packed_replay_killed_with_sigkill_never_runs_ahead_and_resumes(broker, event_log, topic_prefix, tmp_path):
+    """The checkpoint of a packed replay is never ahead of the broker; --resume --packed completes the log."""
+    cache, output = tmp_path / "cache", tmp_path / "replay.out"
+    lines = valid_lines(event_log)
+    total = max(lines)
+    replaying = start_replay(event_log, broker.bootstrap, topic_prefix, cache, output, "--packed", "--speed", "4000")
+    try:
+        wait_for(lambda: acknowledged(event_log, topic_prefix, broker.bootstrap, cache) > total // 3, 300,
+                 "a third of the log acknowledged")
+    finally:
+        replaying.send_signal(signal.SIGKILL)
+        replaying.wait(30)
+    at_kill = acknowledged(event_log, topic_prefix, broker.bootstrap, cache)
+    assert total // 3 < at_kill < total, "killed mid-way"
+    arrived = packed_on_topics(broker.bootstrap, Topics(topic_prefix))
+    missing = [n for n, event in lines.items() if n <= at_kill and event not in arrived]
+    assert not missing, f"lines at or before the checkpoint (line {at_kill}) not on the broker: {missing[:10]}"
+
+    resumed = start_replay(event_log, broker.bootstrap, topic_prefix, cache, output, "--packed", "--resume")
+    assert finish(resumed, 300) == 0, output.read_text()
+    assert f"resuming after line {at_kill:,}" in output.read_text()
+    arrived = packed_on_topics(broker.bootstrap, Topics(topic_prefix))
+    assert set(lines.values()) <= set(arrived)
+    assert acknowledged(event_log, topic_prefix, broker.bootstrap, cache) >= total
+
+
+def packed_on_topics(bootstrap: str, topics: Topics) -> Counter:
+    """(type, event_id) -> how many times it is on the event topics, every record a packed one."""
+    arrived: Counter = Counter()
+    for event_type in EVENT_TYPES:
+        for record in read_topic(bootstrap, topics.event(event_type)):
+            assert is_packed(record.headers)
+            for event in unpack(record.value):
+                assert event["type"] == event_type and record.key == event["board"].encode()
+                arrived[(event_type, event["event_id"])] += 1
+    return arrived
