@@ -142,6 +142,7 @@ class KafkaSecurity:
         return values
 
     def kafka_python_options(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients; aiokafka takes the very same names."""
         if self.protocol == "PLAINTEXT":
             return {}
         options: dict[str, Any] = {"security_protocol": self.protocol, "ssl_context": self.ssl_context()}
@@ -151,13 +152,7 @@ class KafkaSecurity:
         return options
 
     def aiokafka_options(self) -> dict[str, Any]:
-        if self.protocol == "PLAINTEXT":
-            return {}
-        options: dict[str, Any] = {"security_protocol": self.protocol, "ssl_context": self.ssl_context()}
-        if self.sasl:
-            options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                           sasl_plain_password=self.password())
-        return options
+        return self.kafka_python_options()
 
     def faust_broker_credentials(self) -> Any:
         """``broker_credentials`` for ``faust.App`` (None in plaintext mode)."""

@@ -144,18 +144,26 @@ def peak_rss_mib(pid: int) -> float:
 
 def product(broker: Broker, topics: Topics, partitions: int, workers: int, work: Path) -> tuple[float, list[float]]:
     processes = [WorkerProcess(WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topics.prefix,
-                                            partitions=partitions, datadir=work / f"w{workers}-{i}",
-                                            web_port=16300 + i, metrics_port=16310 + i),
-                               work / f"w{workers}-{i}.log") for i in range(workers)]
+                                            partitions=partitions, datadir=work / f"{topics.prefix}-{i}",
+                                            web_port=free_port(), metrics_port=free_port()),
+                               work / f"{topics.prefix}-{i}.log") for i in range(workers)]
+
+    def still_running(_behind: int) -> None:
+        for process in processes:
+            if not process.alive():
+                raise RuntimeError(f"a worker exited (exit code {process.process.returncode}): see {process.log}")
+
     started = time.monotonic()
-    for process in processes:
-        process.start()
-    # Reading every snapshot costs CPU the workers need: look every 5 s (a 2-3% resolution on these runs).
-    wait_until_caught_up(processes[0].config, 7200, poll_seconds=5.0)
-    elapsed = time.monotonic() - started
-    rss = [peak_rss_mib(p.process.pid) for p in processes]
-    for process in processes:
-        process.stop()
+    try:
+        for process in processes:
+            process.start()
+        # Reading every snapshot costs CPU the workers need: look every 5 s (a 2-3% resolution on these runs).
+        wait_until_caught_up(processes[0].config, 7200, on_progress=still_running, poll_seconds=5.0)
+        elapsed = time.monotonic() - started
+        rss = [peak_rss_mib(p.process.pid) for p in processes]
+    finally:
+        for process in processes:
+            process.stop()
     return elapsed, rss
 
 

@@ -164,6 +164,7 @@ class PartitionStates(Service):
         self.reader: AIOKafkaConsumer | None = None
         self._cache = None
         self._loading = asyncio.Lock()
+        self._clients_started = asyncio.Event()  # the agent may ask for a partition before on_start is done
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -179,6 +180,7 @@ class PartitionStates(Service):
                                        fetch_max_bytes=SNAPSHOT_MAX_BYTES,
                                        max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES, **aiokafka_options())
         await self.reader.start()
+        self._clients_started.set()
 
     async def on_stop(self) -> None:
         try:
@@ -195,6 +197,7 @@ class PartitionStates(Service):
         state = self.owned.get(partition)
         if state is not None:
             return state
+        await self._clients_started.wait()  # the snapshot reader must be running before a partition loads
         async with self._loading:  # one load at a time: the agent and the web view may ask together
             state = self.owned.get(partition)
             if state is None:
