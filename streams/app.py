@@ -24,6 +24,7 @@ Health: ``/healthz`` and ``/readyz`` on the metrics port (with ``/metrics``) and
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -200,10 +201,20 @@ def create_app(config: WorkerConfig) -> faust.App:
     @app.agent(events, name="count_events")
     async def count_events(stream):
         async for event in stream.noack().events():
-            if states.stopping:
-                continue  # stopping: left unacknowledged, read again after the restart
-            async with states.applying:  # a snapshot never sees half an event
-                await count_event(event)
+            retry_in = 0.5
+            while not states.stopping:  # stopping: left unacknowledged, read again after the restart
+                try:
+                    async with states.applying:  # a snapshot never sees half an event
+                        await count_event(event)
+                    break
+                except Exception as error:
+                    # A crashed agent would skip this event for good (Faust restarts the actor with the next
+                    # message, e.g. after a broker outage while loading a partition): keep it, try again. Applying
+                    # twice is harmless: the second time it is a duplicate of itself.
+                    app.log.error("could not apply %s[%d]@%d (%s); trying again in %.1f s", event.message.topic,
+                                  event.message.partition, event.message.offset, error, retry_in)
+                    await asyncio.sleep(retry_in)  # a back-off before retrying, not synchronisation
+                    retry_in = min(retry_in * 2, 10.0)
 
     async def count_event(event) -> None:
         message = event.message
