@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 import time
 from collections import Counter, deque
@@ -42,6 +41,7 @@ from kafka.producer.future import FutureRecordMetadata
 from bcfwatch.boards import load_boards
 from bcfwatch.kafka_admin import ensure_topics
 from bcfwatch.kafka_security import kafka_python_options
+from bcfwatch.lifecycle import broker_reachable
 from bcfwatch.settings import Topics
 from producers.logformat import LogLine, check_line, line_to_event, read_log, redacted_line
 from producers.packing import BoardBatches
@@ -210,17 +210,6 @@ class Deliveries:
         return self.acknowledged_through
 
 
-def reachable(bootstrap: str, timeout: float = 1.0) -> bool:
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
-
-
 class OutageWatch(threading.Thread):
     """Says when the broker has acknowledged nothing for a while, and when it is back; flags the timeout."""
 
@@ -262,7 +251,7 @@ class OutageWatch(threading.Thread):
                 outage_since, last_warned = since, 0.0
             if now - last_warned >= self.warn_every:
                 last_warned = now
-                what = "unreachable" if not reachable(self.bootstrap) else "reachable but acknowledging nothing"
+                what = "unreachable" if not broker_reachable(self.bootstrap) else "reachable but acknowledging nothing"
                 self.on_warning(f"broker {self.bootstrap} {what} for {self.stalled_for:.0f} s, retrying "
                                 f"(giving up after {self.delivery_timeout:.0f} s)")
             if self.stalled_for >= self.delivery_timeout:
