@@ -329,8 +329,10 @@ def text_hashes(text: pa.Array) -> np.ndarray:
     position = np.arange(len(data)) - np.repeat(offsets[:-1] - offsets[0], lengths)
     with np.errstate(over="ignore"):
         weighted = (data + np.uint64(1)) * _hash_powers(int(lengths.max(initial=0)) + 1)[position]
-        hashes = np.add.reduceat(weighted, np.minimum(offsets[:-1] - offsets[0], max(len(data) - 1, 0))) \
-            if len(data) else np.zeros(len(text), dtype=np.uint64)
+        # A zero sentinel lets every start index be valid as it is: clipping the starts of trailing empty
+        # strings to the last byte cut the string before them short (a wrong hash, so a missed duplicate).
+        weighted = np.append(weighted, np.uint64(0))
+        hashes = np.add.reduceat(weighted, offsets[:-1] - offsets[0])
     return np.where(lengths > 0, hashes, np.uint64(0)).astype(np.uint64) ^ lengths.astype(np.uint64)
 
 

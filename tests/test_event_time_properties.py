@@ -114,7 +114,7 @@ def streamed(path: Path) -> tuple[pd.DataFrame, Counter]:
     return from_state(dict(tables.day_counts)), outcomes
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=event_lines())
 def test_batch_equals_streaming_and_every_line_is_accounted_for(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("log") / "events.jsonl"
