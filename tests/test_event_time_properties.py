@@ -69,7 +69,8 @@ def event_lines(draw) -> list[str]:
                                                '{"type": "admission", "age": "x"}'])))
             continue
         at = {"ordinary": clock, "repeat": clock, "late": clock - timedelta(days=draw(st.integers(1, 40))),
-              "far_future": clock + timedelta(days=3653), "far_past": clock - timedelta(days=draw(st.integers(40, 300))),
+              "far_future": clock + timedelta(days=3653),
+              "far_past": clock - timedelta(days=draw(st.integers(40, 300))),
               "gap": clock + timedelta(days=draw(st.integers(32, 120))),
               "before_earliest": clock - timedelta(days=1100)}[kind]
         if kind == "gap":
