@@ -12,6 +12,7 @@ command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v amtool >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)  # test certificates (tests/test_smtp_tls.py)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
