@@ -7,7 +7,6 @@ a worker killed with SIGKILL twice while applying packed records recovers to the
 
 from __future__ import annotations
 
-import signal
 from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
@@ -32,7 +31,7 @@ from streams.oracle import oracle_counts
 from streams.records import PACKED_HEADERS, InvalidEvent, is_packed, pack, unpack, wire_fields
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
 from tests.kafka_helpers import free_port, read_topic, wait_for
-from tests.test_replay_resume import acknowledged, finish, start_replay, valid_lines
+from tests.test_replay_resume import acknowledged, finish, replay_killed_a_third_in, start_replay, valid_lines
 
 PARTITIONS = 8
 LATENESS = 14 * 86_400
@@ -189,15 +188,8 @@ def test_packed_replay_killed_with_sigkill_never_runs_ahead_and_resumes(broker, 
     cache, output = tmp_path / "cache", tmp_path / "replay.out"
     lines = valid_lines(event_log)
     total = max(lines)
-    replaying = start_replay(event_log, broker.bootstrap, topic_prefix, cache, output, "--packed", "--speed", "4000")
-    try:
-        wait_for(lambda: acknowledged(event_log, topic_prefix, broker.bootstrap, cache) > total // 3, 300,
-                 "a third of the log acknowledged")
-    finally:
-        replaying.send_signal(signal.SIGKILL)
-        replaying.wait(30)
-    at_kill = acknowledged(event_log, topic_prefix, broker.bootstrap, cache)
-    assert total // 3 < at_kill < total, "killed mid-way"
+    at_kill = replay_killed_a_third_in(event_log, broker.bootstrap, topic_prefix, cache, output, total, 300,
+                                       "--packed")
     arrived = packed_on_topics(broker.bootstrap, Topics(topic_prefix))
     missing = [n for n, event in lines.items() if n <= at_kill and event not in arrived]
     assert not missing, f"lines at or before the checkpoint (line {at_kill}) not on the broker: {missing[:10]}"

@@ -85,6 +85,21 @@ def acknowledged(log: Path, prefix: str, bootstrap: str, cache: Path) -> int:
     return checkpoint.acknowledged_through_line if checkpoint is not None else 0
 
 
+def replay_killed_a_third_in(log: Path, bootstrap: str, prefix: str, cache: Path, output: Path, total: int,
+                             timeout: float, *extra: str) -> int:
+    """Start `bcfwatch replay`, SIGKILL it once a third of the log is acknowledged; the checkpoint at the kill."""
+    replaying = start_replay(log, bootstrap, prefix, cache, output, *extra, "--speed", "4000")
+    try:
+        wait_for(lambda: acknowledged(log, prefix, bootstrap, cache) > total // 3, timeout,
+                 "a third of the log acknowledged")
+    finally:
+        replaying.send_signal(signal.SIGKILL)
+        replaying.wait(30)
+    at_kill = acknowledged(log, prefix, bootstrap, cache)
+    assert total // 3 < at_kill < total, "killed mid-way"
+    return at_kill
+
+
 def finish(process: subprocess.Popen, timeout: float) -> int:
     try:
         return process.wait(timeout)
@@ -99,15 +114,7 @@ def test_replay_killed_with_sigkill_then_resumed_counts_like_one_clean_replay(br
     topics, cache, output = Topics(topic_prefix), tmp_path / "cache", tmp_path / "replay.out"
     lines = valid_lines(event_log)
     total = max(lines)
-    replaying = start_replay(event_log, broker.bootstrap, topic_prefix, cache, output, "--speed", "4000")
-    try:
-        wait_for(lambda: acknowledged(event_log, topic_prefix, broker.bootstrap, cache) > total // 3, 120,
-                 "a third of the log acknowledged")
-    finally:
-        replaying.send_signal(signal.SIGKILL)
-        replaying.wait(30)
-    at_kill = acknowledged(event_log, topic_prefix, broker.bootstrap, cache)
-    assert total // 3 < at_kill < total, "killed mid-way"
+    at_kill = replay_killed_a_third_in(event_log, broker.bootstrap, topic_prefix, cache, output, total, 120)
 
     # Never ahead of the broker: every valid line up to the checkpoint is on the topics.
     arrived = on_topics(broker.bootstrap, topics)
