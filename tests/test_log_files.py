@@ -186,6 +186,20 @@ def test_csv_short_and_long_rows_are_rejected_with_their_line(tmp_path):
 
 # --- how values are written -----------------------------------------------------------------------------
 
+def lines_read_one_at_a_time(monkeypatch) -> list:
+    """From now on, every line the columnar reader hands to the line-by-line contract is collected here."""
+    slow: list = []
+    line_by_line = columnar_log._line_by_line
+
+    def counting(lines, reading, rejects):
+        lines = list(lines)
+        slow.extend(lines)
+        return line_by_line(lines, reading, rejects)
+
+    monkeypatch.setattr(columnar_log, "_line_by_line", counting)
+    return slow
+
+
 def test_numbers_and_flags_written_as_strings_are_accepted_everywhere(tmp_path, monkeypatch):
     rows = []
     for i in range(3000):
@@ -196,17 +210,9 @@ def test_numbers_and_flags_written_as_strings_are_accepted_everywhere(tmp_path, 
                    {"into_reablement": "yes"}][i % 12]
         rows.append(json.loads(variant(base, i, **changes)))
     path = write(tmp_path / "log.jsonl", jsonl(rows))
-    slow = []
-    line_by_line = columnar_log._line_by_line
-
-    def counting(lines, reading, rejects):
-        lines = list(lines)
-        slow.extend(lines)
-        return line_by_line(lines, reading, rejects)
-
     read = assert_same_read(path, processes=1)
     assert len(read.events) > 2000 and read.rejected.num_rows > 100
-    monkeypatch.setattr(columnar_log, "_line_by_line", counting)
+    slow = lines_read_one_at_a_time(monkeypatch)
     read_log_events(path, processes=1)
     # Only values the column checks do not decode (" 65", "6.5", "yes") go line by line: 3 lines in 12.
     assert len(slow) <= len(rows) // 4 + 32
@@ -216,16 +222,8 @@ def test_lines_that_are_json_but_not_events_are_rejected_cheaply_and_as_the_cont
     lines = [b"{}"] * 50_000 + [b'{"type": "transfer"}'] * 1000 + [b'{"type": "admission"}'] * 1000
     lines += [b'{"type": "discharge", "board": "E09000012"}'] * 1000 + [b'{"note": "9434765919"}'] * 100
     path = write(tmp_path / "junk.jsonl", lines)
-    slow = []
-    line_by_line = columnar_log._line_by_line
-
-    def counting(lines, reading, rejects):
-        lines = list(lines)
-        slow.extend(lines)
-        return line_by_line(lines, reading, rejects)
-
     read = assert_same_read(path, processes=1)
-    monkeypatch.setattr(columnar_log, "_line_by_line", counting)
+    slow = lines_read_one_at_a_time(monkeypatch)
     read_log_events(path, processes=1)
     assert not slow  # every one classified a column at a time
     assert rejected_by_reason(read.rejected) == {"unknown_type": 51_100, "invalid_nhs_number": 2000}
