@@ -853,7 +853,7 @@ def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path
         raise click.ClickException(f"{log} has no settled week of the plan year starting {plan_year} "
                                    f"{'for ' + board if board else 'for any board'} ({result.events:,} valid events)")
     with err_console.status("drawing charts"):
-        written = write_report(result, plans, plan_year, out, board)
+        written = write_report(result, plans, plan_year, out, board, years)  # the assessments judged above
     console.print(f"report written to {written.resolve()}")
 
 

@@ -157,8 +157,10 @@ def national_rollup(result: BacktestResult, years: dict[str, BoardYear], plans: 
 
 
 def render_report(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date, title: str,
-                  board: str | None = None, unit_cost: float = DEFAULT_UNIT_COST_GBP) -> str:
-    years = board_years(result, plans, plan_year_start)
+                  board: str | None = None, unit_cost: float = DEFAULT_UNIT_COST_GBP,
+                  years: dict[str, BoardYear] | None = None) -> str:
+    """``years``: :func:`board_years` of the same result, when the caller has it already."""
+    years = years if years is not None else board_years(result, plans, plan_year_start)
     names = {b.code: b.name for b in load_boards()}
     chosen = [board] if board else list(years)
     rollup = national_rollup(result, years, plans, plan_year_start, unit_cost)
@@ -195,14 +197,14 @@ improvement; dashed lines are process limits from the baseline year; the red lin
 
 
 def write_report(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date, out: Path,
-                 board: str | None = None) -> Path:
+                 board: str | None = None, years: dict[str, BoardYear] | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
+    years = years if years is not None else board_years(result, plans, plan_year_start)
     if out.suffix.lower() == ".png":
         if board is None:
             raise ValueError("a PNG holds one chart: give --board CODE")
-        years = board_years(result, plans, plan_year_start)
         out.write_bytes(spc_chart(years[board], load_boards().boards[board].name))
         return out
     out.write_text(render_report(result, plans, plan_year_start, "Better Care Fund: emergency admissions against "
-                                 "plan", board))
+                                 "plan", board, years=years))
     return out
