@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bcfwatch import settings
+from bcfwatch.core import settings
 
 # Tables a person reads: the terminal's width, or 140 columns when output goes to a file or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -27,8 +27,8 @@ def friendly_errors(command):
     def wrapper(*args, **kwargs):
         from kafka.errors import KafkaError
 
-        from bcfwatch.broker import BrokerError
-        from monitors.plans import PlanError
+        from bcfwatch.core.plans import PlanError
+        from bcfwatch.infra.broker import BrokerError
         from producers.generate import GenerateError
         from producers.logformat import LogFormatError
         from producers.pseudonym import PseudonymKeyError
@@ -79,7 +79,7 @@ secure_option = click.option("--secure", is_flag=True,
 @friendly_errors
 def kafka_start(port: int, fresh: bool, secure: bool, topic_prefix: str, partitions: int) -> None:
     """Fetch (once), format (once) and start the broker; wait until it serves."""
-    from bcfwatch.broker import KAFKA_VERSION, Broker
+    from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 
     broker = Broker(port=port, secure=secure)
     if broker.pid() is not None and not secure:
@@ -92,7 +92,7 @@ def kafka_start(port: int, fresh: bool, secure: bool, topic_prefix: str, partiti
     console.print(f"Kafka {KAFKA_VERSION} is up at {broker.bootstrap} ({mode}; pid {broker.pid()}, "
                   f"data {broker.home})")
     if secure:
-        from bcfwatch.kafka_admin import authorise_prefix
+        from bcfwatch.infra.kafka_admin import authorise_prefix
 
         acls = authorise_prefix(broker.bootstrap, topic_prefix, partitions, broker.client_security("admin"))
         console.print(f"topics for prefix {topic_prefix!r} created; {acls} ACLs for "
@@ -110,7 +110,7 @@ def kafka_env(port: int, secure: bool, service: str) -> None:
     """Print a service's client settings as shell `export` lines (eval "$(bcfwatch kafka env ...)")."""
     import shlex
 
-    from bcfwatch.broker import Broker
+    from bcfwatch.infra.broker import Broker
 
     broker = Broker(port=port, secure=secure)
     security = broker.client_security(service)
@@ -123,7 +123,7 @@ def kafka_env(port: int, secure: bool, service: str) -> None:
 @friendly_errors
 def kafka_stop(port: int) -> None:
     """Stop the broker started by `bcfwatch kafka start`."""
-    from bcfwatch.broker import Broker
+    from bcfwatch.infra.broker import Broker
 
     stopped = Broker(port=port).stop()
     console.print("Kafka stopped" if stopped else f"no bcfwatch broker was running on port {port}")
@@ -133,7 +133,7 @@ def kafka_stop(port: int) -> None:
 @port_option
 def kafka_status(port: int) -> None:
     """Say whether the broker is running; exit 1 when it is not."""
-    from bcfwatch.broker import Broker
+    from bcfwatch.infra.broker import Broker
 
     broker = Broker(port=port)
     pid = broker.pid()
@@ -148,7 +148,7 @@ def kafka_status(port: int) -> None:
 @friendly_errors
 def kafka_fetch() -> None:
     """Download the broker jars from Maven Central into the cache (done by start too)."""
-    from bcfwatch.broker import Broker
+    from bcfwatch.infra.broker import Broker
 
     with console.status("fetching Kafka from Maven Central"):
         libs = Broker().fetch()
@@ -159,7 +159,7 @@ def kafka_fetch() -> None:
 @main.command("boards")
 def boards_command() -> None:
     """List the 151 BCF plan boards with their populations."""
-    from bcfwatch.boards import load_boards
+    from bcfwatch.core.boards import load_boards
 
     table = Table(title="Health and wellbeing boards with BCF plans, 2015-16 (mid-2014 population)")
     for column in ("code", "board", "population", "18+", "65+"):
@@ -408,13 +408,13 @@ bootstrap_option = click.option("--bootstrap", default=settings.bootstrap_server
 
 
 def _stop_seconds() -> float:
-    from bcfwatch.lifecycle import stop_seconds
+    from bcfwatch.infra.lifecycle import stop_seconds
 
     return stop_seconds()
 
 
 def _bind_address() -> str:
-    from bcfwatch.lifecycle import bind_address
+    from bcfwatch.infra.lifecycle import bind_address
 
     return bind_address()
 
@@ -463,7 +463,7 @@ def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_
                    web_port: int, datadir: Path | None, metrics_port: int, snapshot_seconds: float,
                    loglevel: str, stop_timeout: float, bind_address: str) -> None:
     """Run a stream worker (start several to share the partitions)."""
-    from bcfwatch.broker import cache_dir
+    from bcfwatch.core.settings import cache_dir
     from streams.app import GracefulWorker, create_app, ensure_worker_topics
 
     datadir = datadir or cache_dir() / f"worker-{topic_prefix}-{web_port}"
@@ -496,7 +496,7 @@ def counts() -> None:
 @friendly_errors
 def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, timeout: float) -> None:
     """Write the committed live state as CSV (board, date, counts)."""
-    from bcfwatch.kafka_admin import require_broker
+    from bcfwatch.infra.kafka_admin import require_broker
     from streams.daily_table import from_state, write_csv
     from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
 
@@ -547,10 +547,10 @@ def monitor_command(plan_path: Path | None, sample_plan: bool, plan_year: date, 
     if sample_plan:
         err_console.print("[yellow]judging against the synthetic sample plan (--sample-plan): alerts are against "
                           "invented plans, not the boards' own[/yellow]")
-    from bcfwatch.kafka_admin import require_broker
-    from bcfwatch.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
+    from bcfwatch.infra.kafka_admin import require_broker
+    from bcfwatch.infra.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
     from monitors.monitor import Monitor
-    from monitors.plans import sample_plan_path
+    from producers.sample_plan import sample_plan_path
 
     stop = GracefulStop("monitor", stop_timeout).install()
     require_broker(bootstrap)
@@ -597,8 +597,8 @@ def monitor_command(plan_path: Path | None, sample_plan: bool, plan_year: date, 
 def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str, metrics_port: int,
                    stop_timeout: float, bind_address: str) -> None:
     """Deliver alerts to subscribers (signed webhooks, e-mail), each exactly once, in order."""
-    from bcfwatch.kafka_admin import require_broker
-    from bcfwatch.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
+    from bcfwatch.infra.kafka_admin import require_broker
+    from bcfwatch.infra.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
     from monitors.delivery import Notifier
     from monitors.subscriptions import SubscriptionError, load_subscriptions
 
@@ -644,7 +644,7 @@ plan_file = click.argument("plan_path", metavar="FILE", type=click.Path(dir_okay
 
 
 def _load_plan_or_fail(plan_path: Path):
-    from monitors.plans import PlanError, load_plan
+    from bcfwatch.core.plans import PlanError, load_plan
 
     try:
         return load_plan(plan_path)
@@ -666,7 +666,7 @@ def plan_check(plan_path: Path) -> None:
               help="£ per avoided emergency admission.")
 def plan_summary(plan_path: Path, unit_cost: float) -> None:
     """The national roll-up: pool, planned savings, avoided admissions, boards by approval status."""
-    from monitors.plans import national_summary
+    from bcfwatch.core.plans import national_summary
 
     summary = national_summary(_load_plan_or_fail(plan_path), unit_cost)
     delayed_change = summary.planned_delayed_days / max(summary.baseline_delayed_days, 1) - 1
@@ -689,7 +689,7 @@ def plan_summary(plan_path: Path, unit_cost: float) -> None:
 @click.option("--seed", default=2015, show_default=True, type=int)
 def plan_sample(out: Path, scale: float, seed: int) -> None:
     """Write a synthetic plan for every board (national planned reduction 3.07%)."""
-    from monitors.sample_plan import write_sample_plan
+    from producers.sample_plan import write_sample_plan
 
     write_sample_plan(out, scale, seed)
     console.print(f"wrote a sample plan for every board to {out}")
@@ -802,7 +802,7 @@ def backtest_command(log: Path, plan_path: Path | None, plan_year: date, latenes
                      out_dir: Path) -> None:
     """Recompute the counts and the alert timeline offline (pandas, no Kafka)."""
     from monitors.backtest import write_outputs, write_side_outputs
-    from monitors.plans import sample_plan_path
+    from producers.sample_plan import sample_plan_path
 
     plans = _load_plan_or_fail(plan_path or sample_plan_path())
     result = _run_backtest(log, plans, plan_year, lateness_days, max_ahead_days)
@@ -831,9 +831,9 @@ def backtest_command(log: Path, plan_path: Path | None, plan_year: date, latenes
 @friendly_errors
 def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path, board: str | None) -> None:
     """Write a self-contained HTML report (or one board's SPC chart as PNG)."""
-    from bcfwatch.boards import load_boards
-    from monitors.plans import sample_plan_path
+    from bcfwatch.core.boards import load_boards
     from monitors.report import write_report
+    from producers.sample_plan import sample_plan_path
 
     if board is not None and board not in load_boards().boards:
         raise click.BadParameter(f"{board} is not a plan board code (see `bcfwatch boards`)", param_hint="--board")

@@ -31,9 +31,9 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-from bcfwatch.broker import KAFKA_VERSION, Broker
-from bcfwatch.settings import Topics
-from bcfwatch.worker_process import WorkerProcess
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 from bench.latency import LatencyResult, alert_latency
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key

@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from bcfwatch.broker import Broker
-from bcfwatch.settings import Topics
-from bcfwatch.worker_process import WorkerProcess
-from monitors.sample_plan import write_sample_plan
-from monitors.webhook_receiver import WebhookReceiver
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.webhook_receiver import WebhookReceiver
+from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.infra.broker import Broker
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
+from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
 from tests.kafka_helpers import free_port, read_topic, wait_for
@@ -133,7 +133,7 @@ def _cli(*args: str, log: Path) -> subprocess.Popen:
 def alert_latency(broker: Broker, work: Path, partitions: int, setup: LatencySetup | None = None,
                   say=print) -> LatencyResult:
     setup = setup or LatencySetup()
-    from bcfwatch.boards import load_boards
+    from bcfwatch.core.boards import load_boards
 
     boards = load_boards().codes
     drifting = [boards[i] for i in np.linspace(0, len(boards) - 1, setup.drifting_boards).astype(int)]

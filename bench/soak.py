@@ -36,14 +36,14 @@ import orjson
 import pandas as pd
 from kafka import KafkaProducer
 
-from bcfwatch.boards import load_boards
-from bcfwatch.broker import Broker
-from bcfwatch.settings import Topics
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.plans import load_plan
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.webhook_receiver import WebhookReceiver
+from bcfwatch.infra.broker import Broker
 from monitors.backtest import backtest
-from monitors.plans import load_plan
-from monitors.sample_plan import write_sample_plan
-from monitors.webhook_receiver import WebhookReceiver
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
+from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts

@@ -26,8 +26,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from bcfwatch.core.plans import BoardPlan
 from monitors.drift import DriftRules
-from monitors.plans import BoardPlan
 from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
 from streams.board_state import DEFAULT_MAX_AHEAD_DAYS, SECONDS_PER_DAY
 from streams.columnar_log import read_log_events, rejected_by_reason, write_rejected

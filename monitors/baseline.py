@@ -32,11 +32,11 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from bcfwatch.core.calendar import financial_quarter, year_earlier
+from bcfwatch.core.plans import BoardPlan
 from monitors.noise import DEFAULT_NOISE, Noise, fit_noise, quarter_sum_variance
-from monitors.plans import BoardPlan
 from monitors.profile import Pattern, fit_pattern
-from monitors.trajectory import financial_quarter, quarter_anchored, year_days
-from streams.views import year_earlier
+from monitors.trajectory import quarter_anchored, year_days
 
 MATCH_SHARE = 0.005  # plan baseline quarter within 0.5% (+2) of the counted quarter: built from the counts
 MATCH_ABSOLUTE = 2.0

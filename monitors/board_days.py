@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 from kafka import KafkaConsumer, TopicPartition
 
-from bcfwatch.boards import load_boards
-from bcfwatch.kafka_security import kafka_python_options
-from monitors.topic_schemas import BoardClock, DeadLetters, InvalidMessage, parse_board_day
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.messages import DeadLetters, InvalidMessage
+from bcfwatch.infra.kafka_security import kafka_python_options
 from streams.board_state import COUNTER_INDEX
+from streams.published import BoardClock, parse_board_day
 
 EMERGENCY = COUNTER_INDEX["emergency_admissions"]
 log = logging.getLogger(__name__)

@@ -35,11 +35,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from standardwebhooks.webhooks import Webhook
 from tenacity import RetryError, Retrying, stop_after_attempt, stop_after_delay, stop_any, wait_exponential_jitter
 
-from bcfwatch.kafka_admin import ensure_topics
-from bcfwatch.kafka_security import kafka_python_options
-from bcfwatch.settings import Topics
+from bcfwatch.core.messages import DeadLetters, InvalidMessage
+from bcfwatch.core.topics import Topics
+from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.infra.kafka_security import kafka_python_options
 from monitors.subscriptions import Subscriber
-from monitors.topic_schemas import DeadLetters, InvalidMessage, parse_alert, parse_delivery
+from monitors.topic_schemas import parse_alert, parse_delivery
 from streams.state_reader import read_topic_records
 
 log = logging.getLogger(__name__)

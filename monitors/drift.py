@@ -39,9 +39,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from bcfwatch.core.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
 from monitors.noise import Noise, weekly_covariance
-from monitors.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.spc import Assurance, Limits, assurance, special_causes, xmr_chart, xmr_limits
 from monitors.trajectory import year_days
 

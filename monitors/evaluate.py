@@ -33,13 +33,12 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from bcfwatch.core.calendar import england_bank_holidays, financial_quarter, year_earlier
+from bcfwatch.core.national import NATIONAL_EMERGENCY_ADMISSIONS, board_weights
+from bcfwatch.core.plans import BoardPlan, load_plan
 from monitors.baseline import baseline_model
 from monitors.drift import DriftRules, board_weeks, first_drifting_week
-from monitors.plans import BoardPlan, load_plan, sample_plan_path
-from monitors.profile import england_bank_holidays
-from monitors.sample_plan import NATIONAL_EMERGENCY_ADMISSIONS, board_weights
-from monitors.trajectory import financial_quarter
-from streams.views import year_earlier
+from producers.sample_plan import sample_plan_path
 
 SIZE_BANDS = ((0, 20_000, "<20k"), (20_000, 50_000, "20-50k"), (50_000, np.inf, ">50k"))
 SCENARIOS = ("on plan", "+3% sustained", "+5% sustained", "creep to +8%", "step +8%", "improving -3%")

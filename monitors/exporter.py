@@ -13,8 +13,8 @@ from datetime import date
 import pandas as pd
 from prometheus_client import Counter, Gauge
 
+from bcfwatch.core.plans import BoardPlan
 from monitors.drift import Assessment
-from monitors.plans import BoardPlan
 from monitors.trajectory import planned_days
 from streams.views import windows
 

@@ -25,20 +25,21 @@ from datetime import date
 import orjson
 from kafka import KafkaProducer
 
-from bcfwatch.kafka_security import kafka_python_options
+from bcfwatch.core.messages import DeadLetters, InvalidMessage
+from bcfwatch.core.plans import BoardPlan
+from bcfwatch.infra.kafka_security import kafka_python_options
 from monitors import exporter
 from monitors.alerts import AlertBook
 from monitors.board_days import BoardDays
 from monitors.drift import DriftRules
-from monitors.plans import BoardPlan
 from monitors.timeline import alert_timeline, settled_through
-from monitors.topic_schemas import DeadLetters, InvalidMessage, parse_alert
+from monitors.topic_schemas import parse_alert
 from streams.app import WorkerConfig
 
 
 def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = None) -> list[dict]:
     """The valid alert events on the alerts topic, in order; invalid ones are dead-lettered (if given)."""
-    from bcfwatch.kafka_admin import ensure_topics
+    from bcfwatch.infra.kafka_admin import ensure_topics
     from streams.state_reader import read_topic_records
 
     ensure_topics(config.bootstrap, [config.topics.alerts], 1)  # one partition: one order for the notifier
@@ -62,7 +63,7 @@ class Monitor:
         self.book = AlertBook(self.rules)
         self.producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True,
                                       client_id="bcfwatch-monitor", **kafka_python_options())
-        from bcfwatch.kafka_admin import ensure_topics
+        from bcfwatch.infra.kafka_admin import ensure_topics
 
         topics = config.topics
         ensure_topics(config.bootstrap, [topics.dead_letter], config.partitions)

@@ -29,15 +29,12 @@ mid-January; the assessment then says ``expected_pattern = "national default"``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
-from functools import lru_cache
 
-import holidays
 import numpy as np
 import pandas as pd
 
-DAY_TYPES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "bank holiday")
-BANK_HOLIDAY = 7
+from bcfwatch.core.calendar import DAY_TYPES, day_types
+
 DEFAULT_DAY_FACTORS = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.82, 0.82, 0.73])
 DEFAULT_WINTER_AMPLITUDE = 0.05
 HARMONICS = 2
@@ -47,25 +44,10 @@ PATTERN_NATIONAL = "baseline year (national shape)"
 PATTERN_DEFAULT = "national default"
 
 
-@lru_cache(maxsize=32)
-def _bank_holidays(first_year: int, last_year: int) -> frozenset[date]:
-    table = holidays.country_holidays("GB", subdiv="ENG", years=range(first_year, last_year + 1))
-    return frozenset(day for day in table if day.weekday() < 5)
 
 
-def england_bank_holidays(days: pd.DatetimeIndex) -> np.ndarray:
-    """True on the days that are a weekday bank holiday in England."""
-    if len(days) == 0:
-        return np.zeros(0, dtype=bool)
-    found = _bank_holidays(int(days[0].year), int(days[-1].year))
-    return np.array([day in found for day in days.date], dtype=bool)
 
 
-def day_types(days: pd.DatetimeIndex) -> np.ndarray:
-    """0..6 for Monday..Sunday, 7 (:data:`BANK_HOLIDAY`) for a weekday bank holiday."""
-    types = np.asarray(days.day_of_week, dtype=int).copy()
-    types[england_bank_holidays(days)] = BANK_HOLIDAY
-    return types
 
 
 def season_features(days: pd.DatetimeIndex) -> np.ndarray:

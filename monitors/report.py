@@ -24,10 +24,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bcfwatch.boards import load_boards
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.plans import APPROVAL_STATUSES, DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.backtest import BacktestResult
 from monitors.drift import Assessment, DriftRules, assess
-from monitors.plans import APPROVAL_STATUSES, DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.timeline import daily_emergency_admissions, expectation_model
 
 CONCERN, IMPROVEMENT, COMMON = "#ED8B00", "#005EB8", "#7F7F7F"  # Making Data Count colours

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from standardwebhooks.webhooks import Webhook
 
-from bcfwatch.boards import BoardList, load_boards
+from bcfwatch.core.boards import BoardList, load_boards
 
 TABLE = "subscriber"
 CHANNELS = ("webhook", "email")

@@ -15,10 +15,10 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from bcfwatch.core.plans import BoardPlan
 from monitors.alerts import AlertBook
 from monitors.baseline import BaselineModel, baseline_model
 from monitors.drift import METRIC, DriftRules, assess_week, board_weeks
-from monitors.plans import BoardPlan
 
 
 def settled_through(stream_times: dict[str, float], lateness_days: int) -> dict[str, date]:

@@ -24,23 +24,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from monitors.plans import BoardPlan
-from streams.views import year_earlier
-
-WEEKEND_FACTOR = 0.82
-SEASONAL_AMPLITUDE = 0.05
-
-
-def daily_profile(days: pd.DatetimeIndex) -> np.ndarray:
-    """Relative daily volume: weekday pattern x winter seasonality, mean ~1 over a year."""
-    weekday = np.where(days.day_of_week >= 5, WEEKEND_FACTOR, 1.0)
-    seasonal = 1 + SEASONAL_AMPLITUDE * np.cos(2 * np.pi * (days.day_of_year - 15) / 365.25)
-    return np.asarray(weekday * seasonal) / (5 + 2 * WEEKEND_FACTOR) * 7
-
-
-def financial_quarter(days: pd.DatetimeIndex) -> np.ndarray:
-    """0 for April-June ... 3 for January-March."""
-    return ((np.asarray(days.month) - 4) % 12) // 3
+from bcfwatch.core.calendar import financial_quarter, year_earlier
+from bcfwatch.core.national import daily_profile
+from bcfwatch.core.plans import BoardPlan
 
 
 def _year_days(year_start: date) -> pd.DatetimeIndex:

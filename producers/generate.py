@@ -34,11 +34,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bcfwatch.boards import BoardList, load_boards
-from monitors.sample_plan import NATIONAL_EMERGENCY_ADMISSIONS, NATIONAL_REDUCTION, board_weights
-from monitors.trajectory import SEASONAL_AMPLITUDE, WEEKEND_FACTOR
+from bcfwatch.core.boards import BoardList, load_boards
+from bcfwatch.core.calendar import financial_year_start
+from bcfwatch.core.national import (
+    NATIONAL_EMERGENCY_ADMISSIONS,
+    NATIONAL_REDUCTION,
+    SEASONAL_AMPLITUDE,
+    WEEKEND_FACTOR,
+    board_weights,
+)
 from producers.logformat import LOG_COLUMNS
-from streams.views import financial_year_start
 
 OTHER_NON_ELECTIVE_SHARE = 0.10  # maternity + other non-elective, relative to emergency
 SHARE_65_PLUS_ADMITTED = 0.42
@@ -277,7 +282,8 @@ def nhs_numbers(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def sample_plan_reductions() -> dict[str, float]:
-    from monitors.plans import load_plan, sample_plan_path
+    from bcfwatch.core.plans import load_plan
+    from producers.sample_plan import sample_plan_path
 
     return {code: plan.planned_reduction for code, plan in load_plan(sample_plan_path()).items()}
 

@@ -21,9 +21,10 @@ from typing import Any
 
 import orjson
 
-from bcfwatch.boards import BoardList
-from producers.pseudonym import Pseudonymiser, normalise_nhs_number, redact
-from streams.records import RECORDS, Event, InvalidEvent, Reason, validated_fields
+from bcfwatch.core.boards import BoardList
+from bcfwatch.core.events import RECORDS, Event, InvalidEvent, Reason, validated_fields
+from bcfwatch.core.nhs_number import normalise_nhs_number, redact
+from producers.pseudonym import Pseudonymiser
 
 LOG_COLUMNS = (
     "type",
@@ -215,7 +216,7 @@ def check_row(row: dict[str, Any], boards: BoardList | None = None) -> tuple[typ
     """The contract for a log row: its record class, its fields (patient a placeholder) and its NHS number.
 
     Checked in this order: the event type, the NHS number, then the rest in the contract's order
-    (:func:`streams.records.validated_fields`). Raises :class:`InvalidEvent` with the reason.
+    (:func:`bcfwatch.core.events.validated_fields`). Raises :class:`InvalidEvent` with the reason.
     """
     payload = {name: value for name, value in row.items() if name != "nhs_number"}
     payload["patient"] = PLACEHOLDER_PSEUDONYM

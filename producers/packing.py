@@ -1,7 +1,7 @@
 """Packed records for bulk producers: one Kafka record per board (and event type) per batch of events.
 
 The envelope is in docs/wire-format.md: the record's value is a JSON array of the same event objects a
-single-event record carries (:meth:`streams.records.Event.to_wire`), in the log's order; its key is the board
+single-event record carries (:meth:`bcfwatch.core.events.Event.to_wire`), in the log's order; its key is the board
 (so a board's events stay in order on one partition); its header ``content-type`` is
 ``application/vnd.bcfwatch.events+json``. A record holds at most ``MAX_PACKED_EVENTS`` events and
 ``MAX_PACKED_BYTES`` bytes of value. Workers apply every element in order, one event at a time, through the
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streams.records import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, pack
+from bcfwatch.core.events import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, pack
 
 SendPacked = Callable[[str, bytes, bytes, list[int]], None]  # (topic, board key, value, line numbers)
 

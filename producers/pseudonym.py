@@ -18,7 +18,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import operator
 import os
 import re
 import secrets
@@ -26,66 +25,28 @@ import stat
 import zlib
 from pathlib import Path
 
+from bcfwatch.core.events import KEY_ID
+from bcfwatch.core.nhs_number import normalise_nhs_number
+
 KEY_ENV = "BCFWATCH_PSEUDONYM_KEY"
 KEY_FILE_ENV = "BCFWATCH_PSEUDONYM_KEY_FILE"
 KEY_ID_ENV = "BCFWATCH_PSEUDONYM_KEY_ID"
 MIN_KEY_BYTES = 32
-KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 # Example and placeholder values that must never be used as keys (compared case-insensitively).
 PLACEHOLDER_KEYS = frozenset({"change-me-to-a-long-random-secret", "change-me", "changeme", "secret", "..."})
 GENERATE_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
-_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
-# Characters the validator (and redaction) treat as separators inside an NHS number. normalise_nhs_number
-# accepts spaces and hyphens anywhere; redaction also covers dots and other white space.
-_VALIDATOR_SEPARATORS = " -"
-# Ten digits written plainly or 3-3-4 with a space, dot or hyphen (redacted whatever their check digit).
-_NHS_LIKE = re.compile(r"(?<!\d)\d{3}[\s.\-]?\d{3}[\s.\-]?\d{4}(?!\d)")
-# Eleven or more digits (an NHS number with a digit too many, a number glued to another): redacted too.
-_LONG_DIGITS = re.compile(r"(?<!\d)\d(?:[\s.\-]{0,3}\d){10,}(?!\d)")
-# Ten digits with separators anywhere between them (any form the validator accepts, and dotted ones):
-# redacted when they pass the Modulus 11 check, i.e. when they are a valid NHS number.
-_SEPARATED_TEN = re.compile(r"(?<!\d)\d(?:[\s.\-]{0,3}\d){9}(?![\d])")
 
 
 class PseudonymKeyError(RuntimeError):
     """No usable pseudonymisation key was configured."""
 
 
-_ASCII_ZERO_TIMES_WEIGHTS = ord("0") * sum(_WEIGHTS)
 
 
-def check_digit(first_nine: str) -> int | None:
-    """The Modulus 11 check digit for nine digits, or None when it would be 10 (invalid)."""
-    total = sum(map(operator.mul, _WEIGHTS, first_nine.encode())) - _ASCII_ZERO_TIMES_WEIGHTS
-    digit = 11 - total % 11
-    if digit == 11:
-        return 0
-    if digit == 10:
-        return None
-    return digit
 
 
-def normalise_nhs_number(value: object) -> str:
-    """The ten digits of a valid NHS number; ValueError with the reason otherwise (never quoting the value)."""
-    text = str(value if value is not None else "").strip()
-    for separator in _VALIDATOR_SEPARATORS:
-        text = text.replace(separator, "")
-    if len(text) != 10 or not text.isascii() or not text.isdigit():
-        raise ValueError("NHS number must be 10 digits")
-    expected = check_digit(text[:9])
-    if expected is None:
-        raise ValueError("NHS number is invalid: its Modulus 11 check digit would be 10")
-    if int(text[9]) != expected:
-        raise ValueError("NHS number fails the Modulus 11 check")
-    return text
 
 
-def is_valid_nhs_number(value: object) -> bool:
-    try:
-        normalise_nhs_number(value)
-    except ValueError:
-        return False
-    return True
 
 
 def key_id_for(key: bytes) -> str:
@@ -120,7 +81,7 @@ class Pseudonymiser:
 
 
 def dev_key_path() -> Path:
-    from bcfwatch.broker import cache_dir
+    from bcfwatch.core.settings import cache_dir
 
     return cache_dir() / "dev-pseudonym.key"
 
@@ -197,32 +158,9 @@ def load_key(dev: bool = False) -> bytes:
     )
 
 
-def _valid_if_separated(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return "[redacted]" if is_valid_nhs_number(digits) else match.group()
 
 
-def redact(text: str) -> str:
-    """Replace anything that looks like an NHS number with [redacted].
-
-    Eleven or more digits, and ten written plainly or 3-3-4 (space, dot or hyphen), are redacted whatever
-    their check digit;
-    ten digits with spaces, dots or hyphens anywhere between them (every form the validator accepts) are
-    redacted when they are a valid NHS number.
-    """
-    text = _NHS_LIKE.sub("[redacted]", _LONG_DIGITS.sub("[redacted]", text))
-    return _SEPARATED_TEN.sub(_valid_if_separated, text)
 
 
-# In free-text identifiers hyphens commonly join a prefix to a sequence number ("g1-000000123"), so there a
-# number is looked for written plainly, 3-3-4 (runs of spaces, dots or hyphens) or with spaces/dots anywhere.
-_FREE_TEXT_NHS = (re.compile(r"(?<!\d)\d{3}[\s.\-]*\d{3}[\s.\-]*\d{4}(?!\d)"),
-                  re.compile(r"(?<!\d)\d(?:[\s.]{0,3}\d){9}(?!\d)"))
 
 
-def contains_nhs_number(text: str) -> bool:
-    """Whether free text holds a valid NHS number written plainly, 3-3-4, or with spaces or dots anywhere."""
-    for match in (m for pattern in _FREE_TEXT_NHS for m in pattern.finditer(text)):
-        if is_valid_nhs_number(re.sub(r"\D", "", match.group())):
-            return True
-    return False

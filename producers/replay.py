@@ -38,15 +38,15 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
-from bcfwatch.boards import load_boards
-from bcfwatch.kafka_admin import ensure_topics
-from bcfwatch.kafka_security import kafka_python_options
-from bcfwatch.lifecycle import broker_reachable
-from bcfwatch.settings import Topics
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.events import PACKED_HEADERS, RECORDS, InvalidEvent, wire_fields
+from bcfwatch.core.topics import Topics
+from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.infra.kafka_security import kafka_python_options
+from bcfwatch.infra.lifecycle import broker_reachable
 from producers.logformat import LogLine, check_line, line_to_event, read_log, redacted_line
 from producers.packing import BoardBatches
 from producers.pseudonym import Pseudonymiser
-from streams.records import PACKED_HEADERS, RECORDS, InvalidEvent, wire_fields
 
 DEFAULT_DELIVERY_TIMEOUT = 120.0  # seconds without any acknowledgement before the replay gives up
 CHECKPOINT_SECONDS = 0.5  # how often the acknowledged line is written down (when it moved)
@@ -142,7 +142,7 @@ class Checkpoint:
 
 
 def checkpoint_dir() -> Path:
-    from bcfwatch.broker import cache_dir
+    from bcfwatch.core.settings import cache_dir
 
     return cache_dir() / "replay-checkpoints"
 

@@ -37,14 +37,15 @@ import orjson
 from faust.types import TP
 from kafka.partitioner.default import murmur2
 
-from bcfwatch.kafka_security import faust_broker_credentials
-from bcfwatch.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
-from bcfwatch.settings import EVENT_TYPES, Topics, max_ahead_days
-from producers.pseudonym import redact
+from bcfwatch.core.events import InvalidEvent, is_packed, parse_event, parse_wire, unpack
+from bcfwatch.core.nhs_number import redact
+from bcfwatch.core.settings import max_ahead_days
+from bcfwatch.core.topics import EVENT_TYPES, Topics
+from bcfwatch.infra.kafka_security import faust_broker_credentials
+from bcfwatch.infra.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
 from streams import metrics
 from streams.board_state import Applied, Outcome, apply_event
 from streams.partition_state import PartitionStates
-from streams.records import InvalidEvent, is_packed, parse_event, parse_wire, unpack
 from streams.views import board_metrics
 
 
@@ -76,8 +77,8 @@ class WorkerConfig:
 
 def ensure_worker_topics(config: WorkerConfig) -> None:
     """Create the topics a worker reads and writes, if missing (idempotent)."""
-    from bcfwatch.kafka_admin import ensure_topics
-    from streams.partition_state import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
+    from bcfwatch.core.topics import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
+    from bcfwatch.infra.kafka_admin import ensure_topics
 
     topics = config.topics
     ensure_topics(config.bootstrap, [*topics.events, topics.dead_letter, topics.late_events, topics.held_events],

@@ -46,8 +46,8 @@ from datetime import date, timedelta
 from enum import Enum
 from typing import Any
 
-from streams import codes
-from streams.records import Admission, CareHomePlacement, Discharge, Event, parse_wire
+from bcfwatch.core import codes
+from bcfwatch.core.events import Admission, CareHomePlacement, Discharge, Event, parse_wire
 
 COUNTERS = (
     "emergency_admissions",

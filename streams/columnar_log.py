@@ -1,7 +1,7 @@
 """An event log read column by column: the batch side's fast way to the same events and rejections.
 
 The decision about one line is :func:`producers.logformat.check_line` (the line's framing, then the
-contract :func:`streams.records.validated_fields`), the same function ``bcfwatch replay`` uses.
+contract :func:`bcfwatch.core.events.validated_fields`), the same function ``bcfwatch replay`` uses.
 Checking a national year (12M lines) that way takes minutes, so the batch side (the oracle,
 ``bcfwatch backtest`` and ``report``) reads JSON Lines with Arrow's JSON reader and checks whole
 columns at once: blocks of the log in worker processes, each block a chunk (``CHUNK_BYTES``) at a time,
@@ -57,7 +57,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from bcfwatch.boards import load_boards
+from bcfwatch.core import codes
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.events import MAX_AGE, RECORDS, Event, InvalidEvent, Reason, earliest_moment
 from producers.logformat import (
     BOM,
     LOG_COLUMNS,
@@ -71,8 +73,6 @@ from producers.logformat import (
     read_log,
     rejected_text,
 )
-from streams import codes
-from streams.records import MAX_AGE, RECORDS, Event, InvalidEvent, Reason, earliest_moment
 
 EVENT_TYPES = tuple(RECORDS)
 ADMISSION_METHODS = tuple(sorted(codes.ADMISSION_METHODS))
@@ -131,7 +131,7 @@ class LogEvents:
     """A log read: its valid events (the oracle's frame, in log order) and every rejected line.
 
     ``rejected`` has ``line`` (1-based physical line, CSV header = 1), ``reason_code`` (a
-    :class:`streams.records.Reason` value), ``reason`` (the message) and ``text`` (the line, NHS numbers
+    :class:`bcfwatch.core.events.Reason` value), ``reason`` (the message) and ``text`` (the line, NHS numbers
     redacted), in line order. ``ignored_columns`` are CSV columns that are not log columns.
     """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bcfwatch.boards import load_boards
+from bcfwatch.core.boards import load_boards
 from streams.board_state import COUNTERS
 
 EXPORT_COLUMNS = ("board", "date", *COUNTERS)

@@ -12,8 +12,8 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from bcfwatch.settings import EVENT_TYPES
-from streams.records import Reason
+from bcfwatch.core.events import Reason
+from bcfwatch.core.topics import EVENT_TYPES
 
 OUTCOMES = ("counted", "duplicate", "late", "held")
 DEAD_LETTER_KINDS = tuple(Reason)

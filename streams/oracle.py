@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from bcfwatch.boards import load_boards
-from streams import codes
+from bcfwatch.core import codes
+from bcfwatch.core.boards import load_boards
 from streams.board_state import COUNTERS, DEFAULT_MAX_AHEAD_DAYS, REABLEMENT_WINDOW_DAYS, SECONDS_PER_DAY
 from streams.columnar_log import ADMISSION_METHODS, DELAY_ATTRIBUTIONS, EVENT_TYPES, read_events
 from streams.daily_table import complete_grid

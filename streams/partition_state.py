@@ -51,20 +51,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 
-from bcfwatch.kafka_security import aiokafka_options
+from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES
+from bcfwatch.infra.kafka_security import aiokafka_options
 from streams.board_state import BoardTables
 
 log = logging.getLogger(__name__)
-SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
-STATE_TOPIC_CONFIG = {
-    "cleanup.policy": "compact",
-    "max.message.bytes": str(SNAPSHOT_MAX_BYTES),
-    "segment.bytes": str(64 * 1024 * 1024),
-    "segment.ms": "600000",
-    "min.cleanable.dirty.ratio": "0.1",
-}
 
-BOARD_DAYS_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"}
 
 
 class ChangeTrackingDict(dict):
@@ -215,7 +207,8 @@ class PartitionStates(Service):
     async def _latest_snapshot(self, partition: int, look_back: int = 32) -> bytes | None:
         """The last valid snapshot on the state topic; the local RocksDB copy if it is the same one, or if
         what came after it on the topic fails the snapshot schema."""
-        from monitors.topic_schemas import InvalidMessage, dead_letter_record, parse_snapshot
+        from bcfwatch.core.messages import InvalidMessage, dead_letter_record
+        from streams.published import parse_snapshot
 
         tp = TopicPartition(self.state_topic, partition)
         end = (await self.reader.end_offsets([tp]))[tp]

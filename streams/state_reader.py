@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bcfwatch.kafka_security import kafka_python_options
+from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES
+from bcfwatch.infra.kafka_security import kafka_python_options
 from streams.app import WorkerConfig
-from streams.partition_state import SNAPSHOT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 LOOK_BACK = 32  # how many earlier snapshots of a partition to try when the latest fails its schema
@@ -64,7 +64,8 @@ def _tail(consumer: KafkaConsumer, tp: TopicPartition, end: int, look_back: int)
 
 
 def _valid_snapshot(record, tp: TopicPartition, config: WorkerConfig) -> dict | None:
-    from monitors.topic_schemas import InvalidMessage, dead_letter_record, parse_snapshot
+    from bcfwatch.core.messages import InvalidMessage, dead_letter_record
+    from streams.published import parse_snapshot
 
     offset = record.offset
     try:
@@ -73,7 +74,7 @@ def _valid_snapshot(record, tp: TopicPartition, config: WorkerConfig) -> dict | 
         if (tp.topic, tp.partition, offset) not in _dead_lettered:
             log.warning("snapshot %s[%d]@%d is invalid (%s): dead-lettered, using the one before", tp.topic,
                         tp.partition, offset, error)
-            from bcfwatch.kafka_admin import ensure_topics
+            from bcfwatch.infra.kafka_admin import ensure_topics
 
             ensure_topics(config.bootstrap, [config.topics.dead_letter], config.partitions)
             producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", **kafka_python_options())

@@ -10,24 +10,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from bcfwatch.core.calendar import financial_quarter_start, financial_year_start, year_earlier
 from streams.board_state import COUNTERS
-
-
-def financial_year_start(day: date) -> date:
-    return date(day.year if day.month >= 4 else day.year - 1, 4, 1)
-
-
-def financial_quarter_start(day: date) -> date:
-    month = ((day.month - 4) % 12) // 3 * 3 + 4
-    year = day.year if day.month >= 4 else day.year - 1
-    return date(year + (month > 12), (month - 1) % 12 + 1, 1)
-
-
-def year_earlier(day: date) -> date:
-    try:
-        return day.replace(year=day.year - 1)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - 1, day=28)
 
 
 def windows(as_of: date) -> dict[str, tuple[date, date]]:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from bcfwatch.broker import Broker
+from bcfwatch.infra.broker import Broker
 from tests.kafka_helpers import free_port
 
 # The whole session (and the workers it starts) pseudonymises with one random test key (32 bytes, hex):

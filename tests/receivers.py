@@ -6,7 +6,7 @@ import orjson
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from monitors.webhook_receiver import LoopbackServer
+from bcfwatch.demo.webhook_receiver import LoopbackServer
 
 
 class JsonReceiver(LoopbackServer):

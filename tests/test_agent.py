@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from bcfwatch.core.events import parse_event
 from streams.app import WorkerConfig, create_app, ensure_worker_topics
 from streams.board_state import COUNTER_INDEX, day_key, epoch_day
-from streams.records import parse_event
 from tests.kafka_helpers import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka

@@ -4,10 +4,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from bcfwatch.core.calendar import financial_quarter_start, financial_year_start
+from bcfwatch.core.events import parse_event
 from streams.board_state import COUNTER_INDEX, Applied, Outcome, apply_event, day_key, epoch_day
 from streams.partition_state import PartitionState, empty_tables
-from streams.records import parse_event
-from streams.views import financial_quarter_start, financial_year_start, windows
+from streams.views import windows
 
 BOARD = "E09000012"
 PATIENT = "b" * 64

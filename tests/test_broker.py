@@ -6,8 +6,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaProducer
 
-from bcfwatch.broker import KAFKA_VERSION, Broker
-from bcfwatch.kafka_admin import ensure_topics
+from bcfwatch.infra.broker import KAFKA_VERSION, Broker
+from bcfwatch.infra.kafka_admin import ensure_topics
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -62,7 +62,7 @@ def test_stop_and_restart_keeps_data(broker: Broker, topic_prefix: str):
 
 
 def test_cluster_ids_never_look_like_options():
-    from bcfwatch.broker import _kafka_cluster_id
+    from bcfwatch.infra.broker import _kafka_cluster_id
 
     ids = [_kafka_cluster_id() for _ in range(2_000)]  # one in 64 random ids starts with '-'
     assert all(not cluster_id.startswith("-") and len(cluster_id) == 22 for cluster_id in ids)

@@ -33,11 +33,12 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from bcfwatch.broker import Broker, cache_dir
 from bcfwatch.cli import main
-from bcfwatch.settings import EVENT_TYPES
+from bcfwatch.core.settings import cache_dir
+from bcfwatch.core.topics import EVENT_TYPES
+from bcfwatch.demo.webhook_receiver import WebhookReceiver
+from bcfwatch.infra.broker import Broker
 from monitors.backtest import timeline_key
-from monitors.webhook_receiver import WebhookReceiver
 from tests.kafka_helpers import free_port, read_topic, wait_for
 from tests.receivers import smtp_server
 
@@ -466,7 +467,7 @@ def test_kafka_fetch_start_status_stop():
         assert "already running" in run("kafka", "start", *args).stdout
 
         # It is a real broker: a topic can be made and read back.
-        from bcfwatch.kafka_admin import ensure_topics
+        from bcfwatch.infra.kafka_admin import ensure_topics
         ensure_topics(f"127.0.0.1:{port}", ["e2e.probe"], 1)
         assert read_topic(f"127.0.0.1:{port}", "e2e.probe") == []
 

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from bcfwatch.kafka_admin import ensure_topics
-from bcfwatch.settings import Topics
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.webhook_receiver import WebhookReceiver
+from bcfwatch.infra.kafka_admin import ensure_topics
 from monitors.delivery import DeliveryFailed, Notifier, send_webhook
 from monitors.subscriptions import Subscriber
-from monitors.webhook_receiver import WebhookReceiver
 from tests.kafka_helpers import free_port, read_topic, wait_for
 from tests.receivers import smtp_server
 

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bcfwatch.core.plans import load_plan
 from monitors.alerts import AlertBook
 from monitors.baseline import baseline_model
 from monitors.drift import DriftRules, assess, board_weeks, first_drifting_week, weekly_series
-from monitors.plans import load_plan, sample_plan_path
 from monitors.timeline import alert_timeline
 from monitors.trajectory import baseline_days, planned_days
 from producers.generate import Drift, GeneratorSpec, emergency_daily_counts
+from producers.sample_plan import sample_plan_path
 
 PLAN_YEAR = date(2015, 4, 1)
 YEAR_END = date(2016, 3, 31)

@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bcfwatch.boards import load_boards
-from bcfwatch.settings import Topics
-from bcfwatch.worker_process import WorkerProcess
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.events import InvalidEvent
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.worker_process import WorkerProcess
 from producers.logformat import read_log, row_to_event
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -31,7 +32,6 @@ from streams.columnar_log import read_events
 from streams.daily_table import from_state
 from streams.oracle import daily_counts, event_time_decisions
 from streams.partition_state import empty_tables
-from streams.records import InvalidEvent
 from streams.state_reader import day_counts, wait_until_caught_up
 from tests.kafka_helpers import free_port
 

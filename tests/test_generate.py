@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from bcfwatch.cli import main
-from monitors.trajectory import daily_profile
+from bcfwatch.core.national import daily_profile
+from bcfwatch.core.nhs_number import is_valid_nhs_number
 from producers.generate import (
     AdmissionsModel,
     Drift,
@@ -23,7 +24,6 @@ from producers.generate import (
     parse_weekday_profile,
     write_log,
 )
-from producers.pseudonym import is_valid_nhs_number
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def _spec(scale: float = 1.0, seed: int = 4, drifts: tuple[str, ...] = (), **mod
 
 
 def _draw(spec: GeneratorSpec):
-    from bcfwatch.boards import load_boards
+    from bcfwatch.core.boards import load_boards
 
     days = pd.date_range(spec.start, spec.end)
     return draw_emergency(spec, load_boards().codes, days, np.random.default_rng(spec.seed))

@@ -26,10 +26,10 @@ import pandas as pd
 import pytest
 from kafka import KafkaProducer
 
-from bcfwatch.kafka_admin import ensure_topics
-from bcfwatch.settings import Topics
-from bcfwatch.worker_process import WorkerProcess
-from monitors.webhook_receiver import WebhookReceiver
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.webhook_receiver import WebhookReceiver
+from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.infra.kafka_admin import ensure_topics
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay

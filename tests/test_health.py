@@ -12,8 +12,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bcfwatch.broker import Broker
-from bcfwatch.worker_process import WorkerProcess
+from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.infra.broker import Broker
 from streams.app import WorkerConfig
 from tests.kafka_helpers import free_port, wait_for
 from tests.test_graceful_stop import cli

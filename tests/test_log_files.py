@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bcfwatch.core.events import InvalidEvent, Reason
 from producers.logformat import (
     LOG_COLUMNS,
     LogFormatError,
@@ -22,7 +23,6 @@ from producers.logformat import (
 from producers.pseudonym import Pseudonymiser
 from streams import columnar_log
 from streams.columnar_log import read_log_events, rejected_by_reason, write_rejected
-from streams.records import InvalidEvent, Reason
 from tests.test_columnar_log import VALID_ADMISSION, VALID_DISCHARGE, VALID_PLACEMENT, assert_same_read, variant
 
 
@@ -238,7 +238,7 @@ def test_replay_and_backtest_accept_and_reject_the_same_lines(tmp_path):
     lines = edge_lines() + jsonl([admission(i) for i in range(40)])
     path = write(tmp_path / "log.jsonl", lines)
     pseudonymiser = Pseudonymiser(b"k" * 32)
-    from bcfwatch.boards import load_boards
+    from bcfwatch.core.boards import load_boards
 
     boards = load_boards()
     replay_rejected = []

@@ -22,14 +22,14 @@ from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from bcfwatch import dashboards
-from bcfwatch.settings import Topics
-from bcfwatch.worker_process import WorkerProcess
+from bcfwatch.core.plans import load_plan
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.worker_process import WorkerProcess
 from monitors.monitor import Monitor
-from monitors.plans import load_plan
-from monitors.sample_plan import write_sample_plan
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
+from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
 from tests.kafka_helpers import free_port, wait_for

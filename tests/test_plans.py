@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitors.plans import PlanError, load_plan, national_summary, sample_plan_path
+from bcfwatch.core.plans import PlanError, load_plan, national_summary
+from producers.sample_plan import sample_plan_path
 
 SAMPLE = sample_plan_path().read_text().splitlines()
 HEADER = next(i for i, line in enumerate(SAMPLE) if line.startswith("board,"))
@@ -202,7 +203,7 @@ def test_a_byte_order_mark_is_ignored(tmp_path):
 
 
 def test_documented_ranges_are_the_ranges_checked():
-    from monitors.plans import COLUMN_RANGES, PLAN_COLUMNS
+    from bcfwatch.core.plans import COLUMN_RANGES, PLAN_COLUMNS
 
     assert set(COLUMN_RANGES) == set(PLAN_COLUMNS[3:])
     docs = (Path(__file__).parents[1] / "docs" / "plan-format.md").read_text()

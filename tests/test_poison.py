@@ -11,16 +11,19 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from bcfwatch.kafka_admin import ensure_topics
-from bcfwatch.settings import Topics
+from bcfwatch.core.messages import InvalidMessage, SchemaReason
+from bcfwatch.core.plans import load_plan
+from bcfwatch.core.topics import STATE_TOPIC_CONFIG, Topics
+from bcfwatch.demo.webhook_receiver import WebhookReceiver
+from bcfwatch.infra.kafka_admin import ensure_topics
 from monitors.delivery import Notifier
 from monitors.monitor import Monitor
-from monitors.plans import load_plan, sample_plan_path
 from monitors.subscriptions import Subscriber
-from monitors.topic_schemas import InvalidMessage, SchemaReason, parse_alert, parse_board_day
-from monitors.webhook_receiver import WebhookReceiver
+from monitors.topic_schemas import parse_alert
+from producers.sample_plan import sample_plan_path
 from streams.app import WorkerConfig
-from streams.partition_state import STATE_TOPIC_CONFIG, PartitionState
+from streams.partition_state import PartitionState
+from streams.published import parse_board_day
 from streams.state_reader import latest_snapshots
 from tests.kafka_helpers import free_port, read_topic, wait_for
 from tests.test_delivery import alert

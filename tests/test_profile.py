@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bcfwatch.core.calendar import BANK_HOLIDAY, day_types, england_bank_holidays
+from bcfwatch.core.plans import load_plan
 from monitors.baseline import baseline_model
 from monitors.drift import DriftRules, assess
 from monitors.evaluate import NoiseSetting, simulate_daily
 from monitors.noise import fit_noise
-from monitors.plans import load_plan, sample_plan_path
-from monitors.profile import BANK_HOLIDAY, PATTERN_DEFAULT, day_types, england_bank_holidays, fit_pattern
+from monitors.profile import PATTERN_DEFAULT, fit_pattern
+from producers.sample_plan import sample_plan_path
 
 PLAN_YEAR = date(2015, 4, 1)
 WEEKDAY = (1.10, 1.02, 1.0, 0.98, 1.0, 0.78, 0.76)

@@ -4,16 +4,8 @@ import secrets
 
 import pytest
 
-from producers.pseudonym import (
-    Pseudonymiser,
-    PseudonymKeyError,
-    check_digit,
-    contains_nhs_number,
-    is_valid_nhs_number,
-    load_key,
-    normalise_nhs_number,
-    redact,
-)
+from bcfwatch.core.nhs_number import check_digit, contains_nhs_number, is_valid_nhs_number, normalise_nhs_number, redact
+from producers.pseudonym import Pseudonymiser, PseudonymKeyError, load_key
 
 VALID = "9434765919"  # the NHS's published example of a valid number
 # Every form of one valid number the validator accepts (spaces/hyphens anywhere), and dotted ones.
@@ -169,9 +161,9 @@ def test_key_id_in_every_event_tells_keys_apart(monkeypatch):
 def test_events_carry_the_key_id_and_old_messages_still_validate():
     import orjson
 
-    from bcfwatch.boards import load_boards
+    from bcfwatch.core.boards import load_boards
+    from bcfwatch.core.events import parse_wire
     from producers.logformat import row_to_event
-    from streams.records import parse_wire
 
     pseudonymiser = Pseudonymiser(secrets.token_hex(32).encode(), key_id="k1")
     row = {"type": "admission", "event_id": "a1", "board": "E08000025", "occurred_at": "2015-06-01T10:00:00+00:00",
@@ -185,9 +177,9 @@ def test_events_carry_the_key_id_and_old_messages_still_validate():
 @pytest.mark.parametrize("field", ["event_id", "provider", "admission_id"])
 @pytest.mark.parametrize("form", ["9434765919", "943 476 5919", "943.476.5919", "9 4 3 4 7 6 5 9 1 9"])
 def test_nhs_numbers_in_free_text_fields_are_rejected_without_quoting_them(field, form):
-    from bcfwatch.boards import load_boards
+    from bcfwatch.core.boards import load_boards
+    from bcfwatch.core.events import InvalidEvent
     from producers.logformat import check_row
-    from streams.records import InvalidEvent
 
     row = {"type": "discharge" if field == "admission_id" else "admission", "event_id": "e1", "board": "E08000025",
            "occurred_at": "2015-06-01T10:00:00+00:00", "nhs_number": "4010232137", "age": 70,
@@ -199,7 +191,7 @@ def test_nhs_numbers_in_free_text_fields_are_rejected_without_quoting_them(field
 
 
 def test_rejection_reasons_never_quote_nhs_numbers():
-    from streams.records import InvalidEvent, parse_event
+    from bcfwatch.core.events import InvalidEvent, parse_event
 
     for payload in ({"type": "admission", "board": "943 476 5919"}, {"type": "9434765919"},
                     {"type": "admission", "board": "E08000025", "patient": "0" * 64, "age": 9434765919}):

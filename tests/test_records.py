@@ -2,7 +2,7 @@ from datetime import UTC
 
 import pytest
 
-from streams.records import Admission, CareHomePlacement, Discharge, InvalidEvent, parse_event, parse_wire
+from bcfwatch.core.events import Admission, CareHomePlacement, Discharge, InvalidEvent, parse_event, parse_wire
 
 PATIENT = "a" * 64
 

@@ -7,8 +7,8 @@ import orjson
 import pytest
 from kafka.partitioner.default import murmur2
 
-from bcfwatch.broker import Broker
-from bcfwatch.settings import EVENT_TYPES, Topics
+from bcfwatch.core.topics import EVENT_TYPES, Topics
+from bcfwatch.infra.broker import Broker
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay

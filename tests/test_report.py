@@ -7,11 +7,11 @@ from datetime import date
 
 import pytest
 
+from bcfwatch.core.plans import load_plan
 from monitors.backtest import backtest, write_outputs
-from monitors.plans import load_plan
 from monitors.report import write_report
-from monitors.sample_plan import write_sample_plan
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
+from producers.sample_plan import write_sample_plan
 
 SCALE = 0.003
 PLAN_YEAR = date(2015, 4, 1)

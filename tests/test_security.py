@@ -24,22 +24,23 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAuthorizationFailedError
 
-from bcfwatch.broker import SERVICES, Broker
-from bcfwatch.kafka_admin import authorise_prefix, event_retention_ms, prefix_topics
-from bcfwatch.kafka_security import KafkaSecurity, KafkaSecurityError
-from bcfwatch.settings import Topics
-from bcfwatch.worker_process import WorkerProcess
+from bcfwatch.core.nhs_number import is_valid_nhs_number
+from bcfwatch.core.plans import load_plan
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.webhook_receiver import WebhookReceiver
+from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.infra.broker import SERVICES, Broker
+from bcfwatch.infra.kafka_admin import authorise_prefix, event_retention_ms, prefix_topics
+from bcfwatch.infra.kafka_security import KafkaSecurity, KafkaSecurityError
 from monitors.backtest import backtest, write_outputs, write_side_outputs
 from monitors.delivery import Notifier
 from monitors.monitor import Monitor
-from monitors.plans import load_plan
 from monitors.report import write_report
-from monitors.sample_plan import write_sample_plan
 from monitors.subscriptions import Subscriber
-from monitors.webhook_receiver import WebhookReceiver
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
-from producers.pseudonym import Pseudonymiser, is_valid_nhs_number, load_key
+from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
+from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
@@ -345,8 +346,8 @@ def test_every_service_has_a_principal(secure_broker):
 def test_webhook_redirects_are_not_followed():
     from aiohttp import web
 
+    from bcfwatch.demo.webhook_receiver import LoopbackServer
     from monitors.delivery import DeliveryFailed, send_webhook
-    from monitors.webhook_receiver import LoopbackServer
 
     class Redirecting(LoopbackServer):
         def __init__(self, port: int) -> None:

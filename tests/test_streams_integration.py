@@ -19,18 +19,18 @@ import pandas as pd
 import pytest
 from kafka import KafkaProducer
 
-from bcfwatch.boards import load_boards
-from bcfwatch.settings import Topics
-from bcfwatch.worker_process import WorkerProcess
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.plans import load_plan
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.worker_process import WorkerProcess
 from monitors.backtest import backtest, settled_from_events, timeline_key
 from monitors.board_days import BoardDays
 from monitors.monitor import Monitor
-from monitors.plans import load_plan
-from monitors.sample_plan import write_sample_plan
 from monitors.timeline import alert_timeline, daily_emergency_admissions
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
+from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.columnar_log import read_events
 from streams.daily_table import from_state

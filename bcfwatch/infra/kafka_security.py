@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bcfwatch.broker import BrokerError
+from bcfwatch.infra.broker import BrokerError
 
 PROTOCOL_ENV = "BCFWATCH_KAFKA_SECURITY_PROTOCOL"
 MECHANISM_ENV = "BCFWATCH_KAFKA_SASL_MECHANISM"

@@ -45,7 +45,7 @@ class BoardList:
 @cache
 def load_boards() -> BoardList:
     """Load the shipped reference file (cached)."""
-    text = resources.files("bcfwatch").joinpath("reference/councils.csv").read_text()
+    text = resources.files("bcfwatch.core").joinpath("councils.csv").read_text()
     rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
     plan_board_of = {row["code"]: row["plan_board"] for row in rows}
     names = {row["code"]: row["name"] for row in rows}

@@ -10,10 +10,9 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-from bcfwatch.boards import BoardList, load_boards
+from bcfwatch.core.boards import BoardList, load_boards
 
 APPROVAL_STATUSES = ("approved", "approved with support", "approved with conditions", "not approved")
 DEFAULT_UNIT_COST_GBP = 1550.0  # per avoided emergency admission (£253m for 163,000 fewer, Oct 2014)
@@ -104,8 +103,6 @@ class BoardPlan:
         return self.baseline_emergency * self.planned_reduction
 
 
-def sample_plan_path() -> Path:
-    return Path(str(resources.files("monitors").joinpath("reference/sample_plan.csv")))
 
 
 def load_plan(path: Path, boards: BoardList | None = None) -> dict[str, BoardPlan]:
@@ -214,7 +211,7 @@ def _parse_row(row: dict, number: int, boards: BoardList,
     if adults is not None and board is not None and adults > boards.boards[board].population:
         problems.append((number, "population_18_plus",
                          f"{adults:,.0f} people aged 18+ is more than the board's total population "
-                         f"{boards.boards[board].population:,} (bcfwatch/reference/councils.csv)"))
+                         f"{boards.boards[board].population:,} (bcfwatch/core/councils.csv)"))
     if len(problems) > before:
         return None
     return BoardPlan(

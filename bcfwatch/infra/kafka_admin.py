@@ -17,11 +17,11 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
-from bcfwatch.broker import BrokerError
-from bcfwatch.settings import EVENT_TYPES, Topics
+from bcfwatch.core.topics import EVENT_TYPES, Topics
+from bcfwatch.infra.broker import BrokerError
 
 if TYPE_CHECKING:
-    from bcfwatch.kafka_security import KafkaSecurity
+    from bcfwatch.infra.kafka_security import KafkaSecurity
 
 RETENTION_ENV = "BCFWATCH_EVENT_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 30
@@ -68,7 +68,7 @@ def default_topic_configs(name: str) -> dict[str, str]:
 
 
 def admin_client(bootstrap: str, security: KafkaSecurity | None = None) -> KafkaAdminClient:
-    from bcfwatch.kafka_security import KafkaSecurity
+    from bcfwatch.infra.kafka_security import KafkaSecurity
 
     security = security or KafkaSecurity.from_env()
     return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bcfwatch-admin",
@@ -107,7 +107,7 @@ def app_id(prefix: str) -> str:
 
 def prefix_topics(prefix: str, partitions: int) -> list[tuple[str, int, dict[str, str]]]:
     """(name, partitions, configs) of every topic the pipeline uses under ``prefix``."""
-    from streams.partition_state import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
+    from bcfwatch.core.topics import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
 
     topics = Topics(prefix)
     plain = [*topics.events, topics.dead_letter, topics.late_events, topics.held_events]

@@ -12,31 +12,31 @@ generated at that scale follows this plan unless told to drift.
 from __future__ import annotations
 
 from datetime import date
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bcfwatch.boards import load_boards
-from monitors.plans import PLAN_COLUMNS
-from monitors.trajectory import daily_profile, financial_quarter
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.calendar import financial_quarter
+from bcfwatch.core.national import (
+    CARE_HOME_PER_100K_65,
+    CARE_HOME_REDUCTION,
+    DELAYED_DAYS_REDUCTION,
+    NATIONAL_DELAYED_DAYS,
+    NATIONAL_EMERGENCY_ADMISSIONS,
+    NATIONAL_POOL_GBP,
+    NATIONAL_REDUCTION,
+    REABLEMENT_TARGET,
+    board_weights,
+    daily_profile,
+)
+from bcfwatch.core.plans import PLAN_COLUMNS
 
-NATIONAL_EMERGENCY_ADMISSIONS = 5_500_000
-NATIONAL_REDUCTION = 0.0307
-NATIONAL_POOL_GBP = 5.3e9
-NATIONAL_DELAYED_DAYS = 1_740_000
-DELAYED_DAYS_REDUCTION = 0.075
-CARE_HOME_PER_100K_65 = 659.0
-CARE_HOME_REDUCTION = 0.033
-REABLEMENT_TARGET = 0.82
 NOT_APPROVED = 5
 
 
-def board_weights() -> tuple[list[str], np.ndarray]:
-    """Share of national emergency admissions per plan board (population, weighted towards 65+)."""
-    boards = list(load_boards())
-    weight = np.array([b.population + 1.5 * b.population_65_plus for b in boards], dtype=float)
-    return [b.code for b in boards], weight / weight.sum()
 
 
 def sample_plan(scale: float = 1.0, seed: int = 2015, baseline_year: date = date(2014, 4, 1)) -> pd.DataFrame:
@@ -81,3 +81,7 @@ def write_sample_plan(out: Path, scale: float = 1.0, seed: int = 2015) -> None:
     header = (f"# bcfwatch sample BCF plan, synthetic (seed {seed}, scale {scale}): baselines are 2014-15, the plan "
               "year 2015-16. See docs/plan-format.md.\n")
     out.write_text(header + sample_plan(scale, seed).to_csv(index=False))
+
+
+def sample_plan_path() -> Path:
+    return Path(str(resources.files("producers").joinpath("sample_plan.csv")))

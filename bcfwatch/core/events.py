@@ -17,9 +17,9 @@ from typing import Any
 import faust
 import orjson
 
-from bcfwatch.boards import BoardList, load_boards
-from producers.pseudonym import KEY_ID, contains_nhs_number, redact
-from streams import codes
+from bcfwatch.core import codes
+from bcfwatch.core.boards import BoardList, load_boards
+from bcfwatch.core.nhs_number import contains_nhs_number, redact
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 MAX_AGE = 120
@@ -304,3 +304,6 @@ def wire_fields(record: type[Event], fields: dict[str, Any], patient: str, key_i
 @functools.cache
 def _wire_order(record: type[Event]) -> tuple[str, ...]:
     return tuple(record._options.fields)
+
+
+KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")

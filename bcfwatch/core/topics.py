@@ -1,8 +1,7 @@
-"""Runtime settings shared by producers, streams and monitors (environment-driven)."""
+"""Kafka topics: names under one prefix, one per event type, and the configs of the state topics."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 EVENT_TYPES = ("admission", "discharge", "care_home_placement")
@@ -52,23 +51,15 @@ class Topics:
         return f"{self.prefix}.delivery_dead_letter"
 
 
-def bootstrap_servers() -> str:
-    return os.environ.get("BCFWATCH_BOOTSTRAP", "127.0.0.1:9092")
+SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024  # one partition's snapshot, at most (the state topics' max.message.bytes)
+
+STATE_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "max.message.bytes": str(SNAPSHOT_MAX_BYTES),
+    "segment.bytes": str(64 * 1024 * 1024),
+    "segment.ms": "600000",
+    "min.cleanable.dirty.ratio": "0.1",
+}
 
 
-def topic_prefix() -> str:
-    return os.environ.get("BCFWATCH_TOPIC_PREFIX", "bcf")
-
-
-def partitions() -> int:
-    return int(os.environ.get("BCFWATCH_PARTITIONS", "8"))
-
-
-def lateness_days() -> int:
-    """How late (event time behind the board's stream time) an event may be and still count."""
-    return int(os.environ.get("BCFWATCH_LATENESS_DAYS", "14"))
-
-
-def max_ahead_days() -> int:
-    """How far (days) an event may be ahead of its board's clock before it is held for corroboration."""
-    return int(os.environ.get("BCFWATCH_MAX_AHEAD_DAYS", "31"))
+BOARD_DAYS_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"}

@@ -12,16 +12,17 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bcfwatch.boards import load_boards
-from bcfwatch.broker import KAFKA_VERSION, Broker
-from bcfwatch.worker_process import WorkerProcess
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.national import NATIONAL_REDUCTION
+from bcfwatch.core.plans import load_plan
+from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 from monitors.backtest import backtest, timeline_key
-from monitors.plans import load_plan
 from monitors.report import write_report
-from monitors.sample_plan import NATIONAL_REDUCTION, write_sample_plan
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
+from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.daily_table import from_state, write_csv
 from streams.state_reader import day_counts, wait_until_caught_up
@@ -80,10 +81,10 @@ def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_
 
     from prometheus_client import start_http_server
 
+    from bcfwatch.demo.webhook_receiver import WebhookReceiver
     from monitors.delivery import Notifier
     from monitors.monitor import Monitor
     from monitors.subscriptions import Subscriber
-    from monitors.webhook_receiver import WebhookReceiver
 
     monitor = Monitor(config, plans, PLAN_YEAR)
     start_http_server(MONITOR_METRICS_PORT, addr="127.0.0.1")

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from bcfwatch.core.settings import cache_dir
+
 KAFKA_VERSION = "3.9.2"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 # Service principals (each with its own SCRAM user and ACLs) and the super users.
@@ -42,9 +44,6 @@ class BrokerError(RuntimeError):
     """A broker operation failed; the message says what to do about it."""
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "bcfwatch"
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,8 @@ class Broker:
         return self.secrets_dir / f"{user}.password"
 
     def client_security(self, user: str = "admin"):
-        """The client settings (:class:`bcfwatch.kafka_security.KafkaSecurity`) for one principal."""
-        from bcfwatch.kafka_security import KafkaSecurity
+        """The client settings (:class:`bcfwatch.infra.kafka_security.KafkaSecurity`) for one principal."""
+        from bcfwatch.infra.kafka_security import KafkaSecurity
 
         if not self.secure:
             return KafkaSecurity()
@@ -209,7 +208,7 @@ class Broker:
             raise BrokerError("Maven (mvn) is not installed; install it (apt-get install maven) and retry.")
         work = self.libs.parent
         work.mkdir(parents=True, exist_ok=True)
-        pom = resources.files("bcfwatch").joinpath("kafka_pom.xml").read_text()
+        pom = resources.files("bcfwatch.infra").joinpath("kafka_pom.xml").read_text()
         (work / "pom.xml").write_text(pom.replace("@KAFKA_VERSION@", KAFKA_VERSION))
         result = subprocess.run(
             ["mvn", "-q", "-B", "-f", str(work / "pom.xml"), "dependency:copy-dependencies",
