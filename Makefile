@@ -10,10 +10,12 @@ demo: setup
 
 test: setup
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 	.venv/bin/pytest -p no:cacheprovider
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 
 clean:
 	rm -rf .venv build *.egg-info out
