@@ -139,10 +139,13 @@ def test_every_service_has_a_health_check():
     for name in ("worker-1", "worker-2", "monitor", "notifier"):
         port = option(services[name]["command"], "--metrics-port")
         assert f"http://127.0.0.1:{port}/healthz" in " ".join(services[name]["healthcheck"]["test"]), name
-    # Whatever depends on another service waits for it to be healthy, not just started.
+    # Whatever depends on another service waits for it to be healthy, not just started; on a one-shot job
+    # (restart "no", e.g. kafka-setup), for it to have succeeded.
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
-            assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+            one_shot = services[dependency].get("restart") == "no"
+            expected = "service_completed_successfully" if one_shot else "service_healthy"
+            assert condition == {"condition": expected}, f"{name} -> {dependency}"
             assert "healthcheck" in services[dependency]
 
 
