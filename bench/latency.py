@@ -2,7 +2,7 @@
 the signed webhook arriving.
 
 A board's week is judged once it is settled: once the board's admission stream time, less the
-lateness, has passed the week's end (``monitors/timeline.settled_through``). So the event that makes a
+lateness, has passed the week's end (``monitors/timeline.last_settled_admission_days``). So the event that makes a
 drifting board alert is the first admission of that board whose time reaches the week's end + lateness
 + 1 day. The benchmark replays the history before a drift window at full speed, waits for the worker,
 the monitor and the notifier to settle, then produces the drift window at a fixed live rate, timing each

@@ -206,7 +206,7 @@ def soak(minutes: float, rate: float, fault_every: float, work: Path, say: Calla
     write_sample_plan(plan, scale=scale)
     oracle = oracle_counts(log, LATENESS_DAYS * 86_400)
     expected_alerts = backtest(log, load_plan(plan), PLAN_YEAR, LATENESS_DAYS).alerts
-    expected_ids = {a["event_id"] for a in expected_alerts}
+    expected_ids = {a.event_id for a in expected_alerts}
 
     broker = Broker(port=free_port(), controller_port=free_port())
     broker.start(fresh=True)

@@ -13,16 +13,108 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import date
+from enum import StrEnum
 from typing import Any
 
-from monitors.drift import Assessment, DriftRules
+import orjson
+
+from monitors.drift import Assessment, DriftRules, Severity
+from monitors.spc import Assurance, Variation
+
+
+class AlertState(StrEnum):
+    RAISED = "raised"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert event: what the alert book raises, updates or resolves, and what ``PREFIX.alerts`` carries.
+
+    Typed from the book to the edge: :meth:`to_wire` is its JSON (the ``PREFIX.alerts`` message, the webhook
+    body), :func:`monitors.topic_schemas.parse_alert` reads it back. The fields after ``money_at_risk_gbp``
+    are what an assessment adds (``monitors/drift.py``); optional on the wire, left out when None.
+    """
+
+    event_id: str
+    alert_id: str
+    sequence: int
+    state: AlertState
+    severity: Severity
+    board: str
+    metric: str
+    as_of: date
+    actual: float
+    planned: float
+    variance_pct: float
+    z: float
+    spc_rules: tuple[str, ...]
+    spc_variation: Variation
+    assurance: Assurance
+    projected_year_end: float
+    planned_year_end: float
+    money_at_risk_gbp: float
+    projected_year_end_low: float | None = None
+    projected_year_end_high: float | None = None
+    window_weeks: int | None = None
+    window_z: float | None = None
+    window_variance_pct: float | None = None
+    threshold_z: float | None = None
+    expected_pattern: str | None = None
+    noise_source: str | None = None
+    dispersion: float | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        """The alert as its JSON object (field order as on the wire; enums as their values)."""
+        document: dict[str, Any] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None:
+                continue  # an optional field the alert does not carry
+            if isinstance(value, StrEnum):
+                value = value.value
+            elif isinstance(value, date):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = [str(item) for item in value]
+            document[spec.name] = value
+        return document
+
+    def to_wire(self) -> bytes:
+        """The ``PREFIX.alerts`` message (and the webhook body)."""
+        return orjson.dumps(self.to_document())
+
+
+# Alert field -> (the Assessment attribute it comes from, the decimals it is rounded to)
+_MEASURES = {
+    "actual": ("actual_ytd", 3), "planned": ("planned_ytd", 3), "variance_pct": ("variance_pct", 3), "z": ("z", 3),
+    "projected_year_end": ("projected_year_end", 1), "planned_year_end": ("planned_year_end", 1),
+    "money_at_risk_gbp": ("money_at_risk_gbp", 2), "projected_year_end_low": ("projected_year_end_low", 1),
+    "projected_year_end_high": ("projected_year_end_high", 1), "window_z": ("window_z", 3),
+    "window_variance_pct": ("window_variance_pct", 3), "threshold_z": ("threshold", 3),
+    "dispersion": ("dispersion", 3),
+}
+
+
+def alert_event(state: AlertState, alert: OpenAlert, assessment: Assessment) -> Alert:
+    """The alert event ``state`` of an open alert, with this week's assessment."""
+    measures = {name: round(getattr(assessment, attribute), decimals)
+                for name, (attribute, decimals) in _MEASURES.items()}
+    return Alert(event_id=f"{alert.alert_id}-{alert.sequence}", alert_id=alert.alert_id, sequence=alert.sequence,
+                 state=state, severity=alert.severity, board=assessment.board, metric=assessment.metric,
+                 as_of=assessment.as_of, spc_rules=tuple(assessment.rules_fired),
+                 spc_variation=assessment.variation, assurance=assessment.assurance,
+                 window_weeks=assessment.window_weeks, expected_pattern=assessment.expected_pattern,
+                 noise_source=assessment.noise_source, **measures)
 
 
 @dataclass
 class OpenAlert:
     alert_id: str
-    severity: str
+    severity: Severity
     sequence: int
     weeks_within_plan: int = 0
 
@@ -31,30 +123,31 @@ class OpenAlert:
 class AlertBook:
     rules: DriftRules = field(default_factory=DriftRules)
     open: dict[tuple[str, str], OpenAlert] = field(default_factory=dict)
-    last_evaluated: dict[tuple[str, str], str] = field(default_factory=dict)
+    last_evaluated: dict[tuple[str, str], date] = field(default_factory=dict)
 
-    def judged(self, board: str, metric: str, as_of: str) -> bool:
-        """True when the week ending ``as_of`` (ISO date) was already evaluated for this board."""
-        return self.last_evaluated.get((board, metric), "") >= as_of
+    def judged(self, board: str, metric: str, as_of: date) -> bool:
+        """True when the week ending ``as_of`` was already evaluated for this board."""
+        last = self.last_evaluated.get((board, metric))
+        return last is not None and last >= as_of
 
-    def evaluate(self, assessment: Assessment) -> list[dict[str, Any]]:
+    def evaluate(self, assessment: Assessment) -> list[Alert]:
         """The alert events (0 or 1) that this week's assessment causes."""
         key = (assessment.board, assessment.metric)
-        as_of = assessment.as_of.isoformat()
-        if self.last_evaluated.get(key, "") >= as_of:
+        as_of = assessment.as_of
+        if self.judged(*key, as_of):
             return []  # this week was already evaluated (a replay, or a second look at the same data)
         self.last_evaluated[key] = as_of
         current = self.open.get(key)
         if assessment.drifting:
             if current is None:
-                alert_id = hashlib.sha256(f"{key[0]}|{key[1]}|{as_of}".encode()).hexdigest()[:16]
+                alert_id = hashlib.sha256(f"{key[0]}|{key[1]}|{as_of.isoformat()}".encode()).hexdigest()[:16]
                 self.open[key] = OpenAlert(alert_id, assessment.severity, 1)
-                return [alert_event("raised", self.open[key], assessment)]
+                return [alert_event(AlertState.RAISED, self.open[key], assessment)]
             current.weeks_within_plan = 0
             if assessment.severity != current.severity:
                 current.severity = assessment.severity
                 current.sequence += 1
-                return [alert_event("updated", current, assessment)]
+                return [alert_event(AlertState.UPDATED, current, assessment)]
             return []
         if current is None:
             return []
@@ -63,37 +156,15 @@ class AlertBook:
             return []
         current.sequence += 1
         del self.open[key]
-        return [alert_event("resolved", current, assessment)]
+        return [alert_event(AlertState.RESOLVED, current, assessment)]
 
-    def restore(self, events: Iterable[dict[str, Any]]) -> None:
+    def restore(self, events: Iterable[Alert]) -> None:
         """Rebuild the open alerts (and what was already evaluated) from earlier events."""
         for event in events:
-            key = (event["board"], event["metric"])
-            self.last_evaluated[key] = max(self.last_evaluated.get(key, ""), event["as_of"])
-            if event["state"] == "resolved":
+            key = (event.board, event.metric)
+            last = self.last_evaluated.get(key)
+            self.last_evaluated[key] = event.as_of if last is None else max(last, event.as_of)
+            if event.state is AlertState.RESOLVED:
                 self.open.pop(key, None)
             else:
-                self.open[key] = OpenAlert(event["alert_id"], event["severity"], event["sequence"])
-
-
-def alert_event(state: str, alert: OpenAlert, assessment: Assessment) -> dict[str, Any]:
-    return {
-        "event_id": f"{alert.alert_id}-{alert.sequence}",
-        "alert_id": alert.alert_id,
-        "sequence": alert.sequence,
-        "state": state,
-        "severity": alert.severity,
-        "board": assessment.board,
-        "metric": assessment.metric,
-        "as_of": assessment.as_of.isoformat(),
-        "actual": round(assessment.actual_ytd, 3),
-        "planned": round(assessment.planned_ytd, 3),
-        "variance_pct": round(assessment.variance_pct, 3),
-        "z": round(assessment.z, 3),
-        "spc_rules": assessment.rules_fired,
-        "spc_variation": assessment.variation,
-        "assurance": assessment.assurance,
-        "projected_year_end": round(assessment.projected_year_end, 1),
-        "planned_year_end": round(assessment.planned_year_end, 1),
-        "money_at_risk_gbp": round(assessment.money_at_risk_gbp, 2),
-    }
+                self.open[key] = OpenAlert(event.alert_id, event.severity, event.sequence)

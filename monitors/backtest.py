@@ -27,8 +27,10 @@ import pandas as pd
 import pyarrow as pa
 
 from bcfwatch.core.plans import BoardPlan
+from bcfwatch.core.settings import DEFAULTS
+from monitors.alerts import Alert, AlertState
 from monitors.drift import DriftRules
-from monitors.timeline import alert_timeline, daily_emergency_admissions, settled_through
+from monitors.timeline import alert_timeline, daily_emergency_admissions, last_settled_admission_days
 from streams.board_state import DEFAULT_MAX_AHEAD_DAYS, SECONDS_PER_DAY
 from streams.columnar_log import read_log_events, rejected_by_reason, write_rejected
 from streams.daily_table import write_csv
@@ -38,8 +40,8 @@ from streams.oracle import EventTimeDecisions, daily_counts, event_time_decision
 @dataclass
 class BacktestResult:
     counts: pd.DataFrame
-    alerts: list[dict]
-    settled: dict[str, date]
+    alerts: list[Alert]
+    settled: dict[str, date]  # per board, the last settled admission day at the end of the log
     events: int
     seconds: float
     held: pd.DataFrame  # valid events still held at the end of the log (far ahead of their board's clock)
@@ -50,8 +52,14 @@ class BacktestResult:
     def rejected_by_reason(self) -> dict[str, int]:
         return rejected_by_reason(self.rejected)
 
+    @property
+    def alerted_boards(self) -> list[str]:
+        """The boards raised at least once in the alert timeline, sorted."""
+        return sorted({alert.board for alert in self.alerts if alert.state is AlertState.RAISED})
 
-def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date, lateness_days: int = 14,
+
+def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date,
+             lateness_days: int = DEFAULTS.lateness_days,
              rules: DriftRules | None = None, say: Callable[[str], None] = lambda step: None,
              progress: Callable[[int, int], None] | None = None,
              max_ahead_days: int = DEFAULT_MAX_AHEAD_DAYS) -> BacktestResult:
@@ -74,8 +82,9 @@ def settled_from_events(events: pd.DataFrame, lateness_days: int, max_ahead_days
     """Per board, the last settled day at the end of the log (from each board's admission clock)."""
     decisions = decisions or event_time_decisions(events, lateness_days * SECONDS_PER_DAY,
                                                   max_ahead_days * SECONDS_PER_DAY)
-    return settled_through({f"{board}|admission": clock for (board, kind), clock in decisions.clocks.items()
-                            if kind == "admission"}, lateness_days)
+    return last_settled_admission_days({f"{board}|admission": clock_seconds
+                                        for (board, kind), clock_seconds in decisions.clocks.items()
+                                        if kind == "admission"}, lateness_days)
 
 
 def held_events(events: pd.DataFrame, decisions: EventTimeDecisions) -> pd.DataFrame:
@@ -92,7 +101,7 @@ def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     counts_path, alerts_path = out_dir / "counts.csv", out_dir / "alerts.jsonl"
     write_csv(result.counts, counts_path)
-    alerts_path.write_bytes(b"".join(orjson.dumps(alert) + b"\n" for alert in result.alerts))
+    alerts_path.write_bytes(b"".join(alert.to_wire() + b"\n" for alert in result.alerts))
     write_side_outputs(result, out_dir)
     return counts_path, alerts_path
 
@@ -112,6 +121,6 @@ def write_held(result: BacktestResult, path: Path) -> Path:
     return path
 
 
-def timeline_key(alert: dict) -> tuple[str, str, str]:
+def timeline_key(alert: Alert) -> tuple[date, str, str]:
     """Order in which to compare alert timelines (the live topic interleaves boards by evaluation round)."""
-    return alert["as_of"], alert["board"], alert["event_id"]
+    return alert.as_of, alert.board, alert.event_id

@@ -32,32 +32,20 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from bcfwatch.core.calendar import financial_quarter, year_earlier
+from bcfwatch.core.calendar import complete_weeks, financial_quarter, quarter_of_weeks, year_days, year_earlier
 from bcfwatch.core.plans import BoardPlan
 from monitors.noise import DEFAULT_NOISE, Noise, fit_noise, quarter_sum_variance
 from monitors.profile import Pattern, fit_pattern
-from monitors.trajectory import quarter_anchored, year_days
+from monitors.trajectory import quarter_anchored
 
 MATCH_SHARE = 0.005  # plan baseline quarter within 0.5% (+2) of the counted quarter: built from the counts
 MATCH_ABSOLUTE = 2.0
-
-
-def complete_weeks(days: pd.DatetimeIndex) -> slice:
-    """The span of ``days`` (consecutive) covered by complete Monday-Sunday weeks."""
-    first_monday = (7 - days[0].day_of_week) % 7
-    weeks = max(0, (len(days) - first_monday) // 7)
-    return slice(first_monday, first_monday + weeks * 7)
 
 
 def weekly_sums(values: np.ndarray, span: slice) -> np.ndarray:
     """Sum the last axis over the complete weeks of ``span``."""
     window = values[..., span]
     return window.reshape(*window.shape[:-1], -1, 7).sum(axis=-1)
-
-
-def quarter_of_weeks(days: pd.DatetimeIndex, span: slice) -> np.ndarray:
-    """Financial quarter (0-3) of each complete week: the quarter of its Thursday."""
-    return financial_quarter(days[span][3::7])
 
 
 @dataclass

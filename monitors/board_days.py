@@ -13,17 +13,16 @@ skipped, and the messages around it are still applied.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import date
 
 import numpy as np
 import pandas as pd
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
-from bcfwatch.infra.kafka_security import kafka_python_options
+from bcfwatch.infra.kafka_io import consumer_lag, poll_to_end, reader, topic_partitions
 from streams.board_state import COUNTER_INDEX
 from streams.published import BoardClock, parse_board_day
 
@@ -39,11 +38,10 @@ class BoardDays:
         self.dead_letters = dead_letters
         self.rejected = 0  # messages that failed the schema
         self.lag: int | None = None  # messages behind the topic's end at the start of the last refresh
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                      client_id="bcfwatch-board-days", **kafka_python_options())
+        self.consumer = reader(bootstrap, "bcfwatch-board-days")
         self.partitions: list[TopicPartition] = []
         self.day_counts: dict[str, list[int]] = {}  # board|YYYY-MM-DD -> COUNTERS
-        self.stream_times: dict[str, float] = {}  # board|type -> epoch seconds
+        self.stream_times: dict[str, float] = {}  # board|type -> stream time, in seconds since the epoch
         self._boards = sorted(load_boards().codes)
         self._column = {board: i for i, board in enumerate(self._boards)}
         self._emergency: dict[tuple[int, int], int] = {}  # (board column, day ordinal) -> emergency admissions
@@ -53,32 +51,24 @@ class BoardDays:
         """Read to the topic's current end; return the boards whose counts or clocks changed.
         ``stop``: checked between batches; when it says so, return what was read so far."""
         if not self.partitions:
-            found = self.consumer.partitions_for_topic(self.topic)
-            if not found:
+            self.partitions = topic_partitions(self.consumer, self.topic)
+            if not self.partitions:
                 return set()  # no worker has published yet
-            self.partitions = [TopicPartition(self.topic, p) for p in sorted(found)]
             self.consumer.assign(self.partitions)
             self.consumer.seek_to_beginning(*self.partitions)
         end = self.consumer.end_offsets(self.partitions)
-        self.lag = sum(max(0, end[tp] - self.consumer.position(tp)) for tp in self.partitions)
+        self.lag = consumer_lag(self.consumer, end)
         changed: set[str] = set()
-        deadline = time.monotonic() + timeout
-        while any(self.consumer.position(tp) < end[tp] for tp in self.partitions):
-            if stop is not None and stop():
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {self.topic} to its end within {timeout:.0f} s")
-            for records in self.consumer.poll(timeout_ms=100).values():
-                for record in records:
-                    try:
-                        parsed = parse_board_day(record.key, record.value)
-                    except InvalidMessage as error:
-                        self._reject(error, record)
-                    else:
-                        changed.add(self._apply(parsed))
+        for record in poll_to_end(self.consumer, end, self.topic, timeout, poll_ms=100, stop=stop):
+            try:
+                parsed = parse_board_day(record.key, record.value)
+            except InvalidMessage as error:
+                self._reject(error, record)
+            else:
+                changed.add(self._apply(parsed))
         if self.dead_letters is not None:
             self.dead_letters.producer.flush()
-        self.lag = sum(max(0, end[tp] - self.consumer.position(tp)) for tp in self.partitions)
+        self.lag = consumer_lag(self.consumer, end)
         return changed
 
     def _reject(self, error: InvalidMessage, record) -> None:
@@ -90,7 +80,7 @@ class BoardDays:
 
     def _apply(self, parsed) -> str:
         if isinstance(parsed, BoardClock):
-            self.stream_times[parsed.key] = parsed.stream_time
+            self.stream_times[parsed.key] = parsed.stream_time_seconds
         else:
             counts = list(parsed.counts)
             self.day_counts[parsed.key] = counts

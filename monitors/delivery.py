@@ -38,10 +38,11 @@ from tenacity import RetryError, Retrying, stop_after_attempt, stop_after_delay,
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.topics import Topics
 from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.infra.kafka_io import consumer_lag, read_topic_records
 from bcfwatch.infra.kafka_security import kafka_python_options
+from monitors.alerts import Alert
 from monitors.subscriptions import Subscriber
 from monitors.topic_schemas import parse_alert, parse_delivery
-from streams.state_reader import read_topic_records
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class DeliveryInterrupted(RuntimeError):
     """A stop was asked for while an alert was still being retried: it is delivered after the restart."""
 
 
-def idempotency_key(subscriber: Subscriber, alert: dict) -> str:
-    return f"{subscriber.name}:{alert['event_id']}"
+def idempotency_key(subscriber: Subscriber, alert: Alert) -> str:
+    return f"{subscriber.name}:{alert.event_id}"
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
@@ -68,8 +69,8 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 _WEBHOOK_OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
-def send_webhook(subscriber: Subscriber, alert: dict, timeout: float = 10.0) -> None:
-    body = orjson.dumps(alert).decode()
+def send_webhook(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) -> None:
+    body = alert.to_wire().decode()
     message_id = idempotency_key(subscriber, alert)
     now = datetime.now(UTC)
     signature = Webhook(subscriber.secret).sign(message_id, now, body)
@@ -87,26 +88,26 @@ def send_webhook(subscriber: Subscriber, alert: dict, timeout: float = 10.0) -> 
         raise DeliveryFailed(f"webhook unreachable: {getattr(error, 'reason', error)}") from None
 
 
-def alert_subject(alert: dict) -> str:
-    return (f"[bcfwatch] {alert['state'].upper()} {alert['severity']}: {alert['board']} {alert['metric']} "
-            f"{alert['variance_pct']:+.1f}% against plan")
+def alert_subject(alert: Alert) -> str:
+    return (f"[bcfwatch] {alert.state.value.upper()} {alert.severity.value}: {alert.board} {alert.metric} "
+            f"{alert.variance_pct:+.1f}% against plan")
 
 
-def send_email(subscriber: Subscriber, alert: dict, timeout: float = 10.0) -> None:
+def send_email(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) -> None:
     message = EmailMessage()
     message["Subject"] = alert_subject(alert)
     message["From"] = subscriber.sender
     message["To"] = ", ".join(subscriber.to)
     message["Message-ID"] = f"<{idempotency_key(subscriber, alert).replace(':', '.')}@bcfwatch>"
     message.set_content(
-        f"Board {alert['board']}, {alert['metric']}, week ending {alert['as_of']}: {alert['state']}.\n"
-        f"Year to date: actual {alert['actual']:,.0f}, planned {alert['planned']:,.0f} "
-        f"({alert['variance_pct']:+.1f}%).\n"
-        f"Projected year end {alert['projected_year_end']:,.0f} against {alert['planned_year_end']:,.0f} planned; "
-        f"money at risk £{alert['money_at_risk_gbp']:,.0f}.\n"
-        f"SPC: {alert['spc_variation']} ({', '.join(alert['spc_rules']) or 'no rule on the latest week'}); "
-        f"assurance: {alert['assurance']}.\n"
-        f"Alert id {alert['alert_id']}.\n"
+        f"Board {alert.board}, {alert.metric}, week ending {alert.as_of.isoformat()}: {alert.state.value}.\n"
+        f"Year to date: actual {alert.actual:,.0f}, planned {alert.planned:,.0f} "
+        f"({alert.variance_pct:+.1f}%).\n"
+        f"Projected year end {alert.projected_year_end:,.0f} against {alert.planned_year_end:,.0f} planned; "
+        f"money at risk £{alert.money_at_risk_gbp:,.0f}.\n"
+        f"SPC: {alert.spc_variation.value} ({', '.join(alert.spc_rules) or 'no rule on the latest week'}); "
+        f"assurance: {alert.assurance.value}.\n"
+        f"Alert id {alert.alert_id}.\n"
     )
     try:
         with smtp_session(subscriber, timeout) as smtp:
@@ -136,7 +137,7 @@ def smtp_session(subscriber: Subscriber, timeout: float) -> smtplib.SMTP:
     return smtp
 
 
-CHANNELS: dict[str, Callable[[Subscriber, dict], None]] = {"webhook": send_webhook, "email": send_email}
+CHANNELS: dict[str, Callable[[Subscriber, Alert], None]] = {"webhook": send_webhook, "email": send_email}
 
 
 class Notifier:
@@ -168,7 +169,7 @@ class Notifier:
                                       client_id="bcfwatch-notifier", **kafka_python_options())
         self.consumer.assign([TopicPartition(topics.alerts, 0)])
 
-    def deliver(self, alert: dict) -> list[tuple[str, str]]:
+    def deliver(self, alert: Alert) -> list[tuple[str, str]]:
         """Deliver one alert event to every subscriber that wants it; (subscriber, outcome) for each."""
         outcomes = []
         for subscriber in self.subscribers:
@@ -190,7 +191,8 @@ class Notifier:
                 log.warning("giving up on %s after %d attempts: %s", key, attempts, reason)
                 self.producer.send(self.topics.delivery_dead_letter, value=orjson.dumps({
                     "key": key, "subscriber": subscriber.name, "channel": subscriber.channel,
-                    "event_id": alert["event_id"], "reason": reason, "attempts": attempts, "alert": alert}))
+                    "event_id": alert.event_id, "reason": reason, "attempts": attempts,
+                    "alert": alert.to_document()}))
             self.producer.send(self.topics.deliveries, value=orjson.dumps({
                 "key": key, "outcome": outcome, "attempts": attempts, "at": datetime.now(UTC).isoformat()}))
             self.producer.flush()
@@ -198,7 +200,7 @@ class Notifier:
             outcomes.append((subscriber.name, outcome))
         return outcomes
 
-    def poll(self, timeout_ms: int = 1000, on_delivery: Callable[[dict, list], None] | None = None) -> int:
+    def poll(self, timeout_ms: int = 1000, on_delivery: Callable[[Alert, list], None] | None = None) -> int:
         """Deliver every alert event that has arrived; commit after each. Returns how many were handled."""
         handled = 0
         for records in self.consumer.poll(timeout_ms=timeout_ms).values():
@@ -208,7 +210,7 @@ class Notifier:
                     self.consumer.seek(tp, record.offset)
                     return handled
                 try:
-                    alert = parse_alert(record.value).payload
+                    alert = parse_alert(record.value)
                 except InvalidMessage as error:  # never delivered: dead-lettered with the reason, then skipped
                     self.dead_letters.send(error, record)
                     self.producer.flush()
@@ -230,7 +232,7 @@ class Notifier:
         """Alerts on the topic not yet handled (None until the first fetch)."""
         tp = TopicPartition(self.topics.alerts, 0)
         highwater = self.consumer.highwater(tp)
-        return None if highwater is None else max(0, highwater - self.consumer.position(tp))
+        return None if highwater is None else consumer_lag(self.consumer, {tp: highwater})
 
     def close(self) -> None:
         self.consumer.close()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
@@ -42,13 +43,20 @@ import pandas as pd
 from bcfwatch.core.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
 from monitors.noise import Noise, weekly_covariance
-from monitors.spc import Assurance, Limits, assurance, special_causes, xmr_chart, xmr_limits
+from monitors.spc import Assurance, Limits, Rule, Variation, assurance, special_causes, xmr_chart, xmr_limits
 from monitors.trajectory import year_days
 
 METRIC = "emergency_admissions"
 PROJECTION_Z = 1.645  # 90% projection interval
 CALIBRATION_SEED = 2015
 CALIBRATION_SIZES = (3.0, 15.0, 60.0, 250.0, 1000.0, 4000.0)  # expected admissions a week (interpolated in log)
+
+
+class Severity(StrEnum):
+    """How bad a drift is: the year to date itself is off plan (critical), or only a recent window (warning)."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
 
 
 @dataclass(frozen=True)
@@ -136,9 +144,9 @@ class Assessment:
     expected_pattern: str = ""
     noise_source: str = ""
     dispersion: float = 1.0
-    variation: str = "common cause"
-    rules_fired: list[str] = field(default_factory=list)
-    assurance: str = Assurance.HIT_AND_MISS.value
+    variation: Variation = Variation.COMMON_CAUSE
+    rules_fired: list[Rule] = field(default_factory=list)
+    assurance: Assurance = Assurance.HIT_AND_MISS
     projection_miss: bool = False  # the year to date is significantly and materially over plan
     recent_drift: bool = False  # a recent window is (a step up), the year to date not (yet)
     series: WeeklySeries | None = None
@@ -151,24 +159,10 @@ class Assessment:
         return self.projection_miss or self.recent_drift
 
     @property
-    def severity(self) -> str | None:
+    def severity(self) -> Severity | None:
         if not self.drifting:
             return None
-        return "critical" if self.projection_miss else "warning"
-
-    def alert_fields(self) -> dict[str, object]:
-        """Fields an alert carries besides the lifecycle ones (``monitors/alerts.py``)."""
-        return {
-            "projected_year_end_low": round(self.projected_year_end_low, 1),
-            "projected_year_end_high": round(self.projected_year_end_high, 1),
-            "window_weeks": self.window_weeks,
-            "window_z": round(self.window_z, 3),
-            "window_variance_pct": round(self.window_variance_pct, 3),
-            "threshold_z": round(self.threshold, 3),
-            "expected_pattern": self.expected_pattern,
-            "noise_source": self.noise_source,
-            "dispersion": round(self.dispersion, 3),
-        }
+        return Severity.CRITICAL if self.projection_miss else Severity.WARNING
 
     def weekly(self) -> pd.DataFrame:
         """The plan-year weeks with variance, SPC limits and special-cause flags (for charts and reports)."""
@@ -359,15 +353,15 @@ def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules())
                           fix_after_n_points=history, target=0.0)
         latest = history + count - 1
         return Assessment(
-            **result, **verdict, variation=chart.variation(latest).value, rules_fired=chart.rules_fired(latest),
-            assurance=chart.assurance.value, limits=chart.limits_at(latest),
+            **result, **verdict, variation=chart.variation(latest), rules_fired=chart.rules_fired(latest),
+            assurance=chart.assurance, limits=chart.limits_at(latest),
             special_cause_high=chart.high[history:], special_cause_low=chart.low[history:],
         )
     spc = special_causes(weekly_variance, None)
     latest = count - 1
     return Assessment(
-        **result, **verdict, variation=spc.variation(latest).value, rules_fired=spc.rules_fired(latest),
-        assurance=assurance(xmr_limits(weekly_variance), 0.0).value,
+        **result, **verdict, variation=spc.variation(latest), rules_fired=spc.rules_fired(latest),
+        assurance=assurance(xmr_limits(weekly_variance), 0.0),
         limits=spc.limits, special_cause_high=spc.high, special_cause_low=spc.low,
     )
 
@@ -395,7 +389,7 @@ def scan(series: WeeklySeries, test: Detector, count: int, rules: DriftRules) ->
                 window_weeks=length, window_z=window_z, window_variance_pct=excess * 100)
 
 
-def first_drifting_week(board: BoardWeeks, rules: DriftRules = DriftRules()) -> tuple[int, str] | None:
+def first_drifting_week(board: BoardWeeks, rules: DriftRules = DriftRules()) -> tuple[int, Severity] | None:
     """The first week (1-based count) the board drifts and its severity: the week the alert book raises.
     The verdict alone, without the SPC charts (the benchmark's fast path; the same :func:`scan`)."""
     for count in range(max(rules.min_weeks, 2), len(board.series) + 1):
@@ -403,7 +397,7 @@ def first_drifting_week(board: BoardWeeks, rules: DriftRules = DriftRules()) -> 
             continue
         verdict = scan(board.series, board.detector, count, rules)
         if verdict["projection_miss"] or verdict["recent_drift"]:
-            return count, "critical" if verdict["projection_miss"] else "warning"
+            return count, Severity.CRITICAL if verdict["projection_miss"] else Severity.WARNING
     return None
 
 

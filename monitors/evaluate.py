@@ -28,13 +28,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from bcfwatch.core.calendar import england_bank_holidays, financial_quarter, year_earlier
-from bcfwatch.core.national import NATIONAL_EMERGENCY_ADMISSIONS, board_weights
+from bcfwatch.core.calendar import (
+    DAYS_PER_YEAR,
+    england_bank_holidays,
+    financial_quarter,
+    financial_year_starting,
+    week_numbers,
+    year_days,
+    year_earlier,
+)
+from bcfwatch.core.national import NATIONAL_EMERGENCY_ADMISSIONS, board_weights, seasonality
 from bcfwatch.core.plans import BoardPlan, load_plan
 from monitors.baseline import baseline_model
 from monitors.drift import DriftRules, board_weeks, first_drifting_week
@@ -48,14 +56,20 @@ SCENARIO_SHARES = {"+3% sustained": 22, "+5% sustained": 22, "creep to +8%": 14,
 
 @dataclass(frozen=True)
 class NoiseSetting:
-    """How a simulated year's admissions are made (all relative factors)."""
+    """How a simulated year's admissions are made (all relative factors).
+
+    The shape differs from the national default (``bcfwatch/core/national.py``: flat weekdays, weekends
+    0.82, bank holidays 0.73, a fixed 5% winter peak on 15 January) on purpose: the rule is judged on data
+    it was not fitted to. These are the scenario's parameters, not national constants.
+    """
 
     name: str
-    weekday: tuple[float, ...] = (1.07, 1.01, 0.99, 0.98, 1.0, 0.81, 0.79)  # Monday..Sunday
-    bank_holiday: float = 0.72  # of an ordinary weekday
+    weekday: tuple[float, ...] = (1.07, 1.01, 0.99, 0.98, 1.0, 0.81, 0.79)  # Monday..Sunday (a Monday peak)
+    bank_holiday: float = 0.72  # of an ordinary weekday (~28% lower; national default 0.73)
     winter_national: tuple[float, float] = (0.03, 0.07)  # amplitude drawn each year from this range
     winter_board_sd: float = 0.015  # each board-year's amplitude around the national one
-    winter_peak_sd_days: float = 10.0  # peak day around 10 January, drawn each year
+    winter_peak_day: float = 10.0  # day of the year the winter peak is drawn around (10 January)
+    winter_peak_sd_days: float = 10.0  # peak day around winter_peak_day, drawn each year
     local_sd: float = 0.025  # week-to-week local pressure
     local_rho: float = 0.6
     daily_shape: float = 200.0  # gamma shape of daily overdispersion (variance = m + m^2 / shape)
@@ -70,15 +84,17 @@ SETTINGS = (
 )
 
 
-def _year_range(start: date, years: int) -> pd.DatetimeIndex:
-    return pd.date_range(start, date(start.year + years, start.month, start.day) - timedelta(days=1))
+def simulated_plan_year(year: int) -> date:
+    """The plan year of simulated year ``year``: 2015-16, 2016-17 or 2017-18 in turn, so Easter and the bank
+    holidays fall differently from one year to the next."""
+    return financial_year_starting(2015 + year % 3)
 
 
 def simulate_daily(setting: NoiseSetting, baseline_start: date, factors: np.ndarray, rng: np.random.Generator,
                    volumes: np.ndarray) -> pd.DataFrame:
     """(days x boards) emergency admissions over the baseline and plan years; ``factors`` (boards x plan-year
     days) multiplies the plan year (planned reduction x drift)."""
-    days = _year_range(baseline_start, 2)
+    days = year_days(baseline_start, 2)
     boards = len(volumes)
     weekday = np.array(setting.weekday)[np.asarray(days.day_of_week)]
     weekday = np.where(england_bank_holidays(days), setting.bank_holiday * np.mean(setting.weekday[:5]), weekday)
@@ -87,10 +103,9 @@ def simulate_daily(setting: NoiseSetting, baseline_start: date, factors: np.ndar
     season = np.ones((boards, len(days)))
     for first, last in ((0, plan_start), (plan_start, len(days))):
         amplitude = rng.uniform(*setting.winter_national) + rng.normal(0, setting.winter_board_sd, boards)
-        peak = 10 + rng.normal(0, setting.winter_peak_sd_days)
-        phase = 2 * np.pi * (np.asarray(days.day_of_year[first:last]) - peak) / 365.25
-        season[:, first:last] = 1 + amplitude[:, None] * np.cos(phase)[None, :]
-    weeks = (np.arange(len(days)) + days[0].day_of_week) // 7
+        peak = setting.winter_peak_day + rng.normal(0, setting.winter_peak_sd_days)
+        season[:, first:last] = seasonality(days[first:last], amplitude[:, None], peak)
+    weeks = week_numbers(days)
     local = np.zeros((boards, weeks[-1] + 1))
     local[:, 0] = rng.normal(0, setting.local_sd, boards)
     innovation = setting.local_sd * np.sqrt(1 - setting.local_rho ** 2)
@@ -99,7 +114,7 @@ def simulate_daily(setting: NoiseSetting, baseline_start: date, factors: np.ndar
     pressure = np.exp(local - setting.local_sd ** 2 / 2)[:, weeks]
     plan = np.ones((boards, len(days)))
     plan[:, plan_start:] = factors
-    mean = volumes[:, None] / 365.25 * weekday[None, :] * season * pressure * plan
+    mean = volumes[:, None] / DAYS_PER_YEAR * weekday[None, :] * season * pressure * plan
     mean = mean * rng.gamma(setting.daily_shape, 1 / setting.daily_shape, size=mean.shape)
     return pd.DataFrame(rng.poisson(mean).T, index=days)
 
@@ -149,9 +164,9 @@ def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules,
     template = load_plan(sample_plan_path())
     codes, share = board_weights()
     volumes = NATIONAL_EMERGENCY_ADMISSIONS * share
-    plan_year = date(2015 + year % 3, 4, 1)  # Easter and bank holidays fall differently each year
+    plan_year = simulated_plan_year(year)
     baseline_start = year_earlier(plan_year)
-    plan_days = _year_range(plan_year, 1)
+    plan_days = year_days(plan_year)
     scenario = np.array(["on plan"] * len(codes), dtype=object)
     order = rng.permutation(len(codes))
     cursor = 0
@@ -202,7 +217,7 @@ def tidy_table(outcomes: list[Outcome]) -> pd.DataFrame:
     frame = pd.DataFrame([o.__dict__ for o in outcomes])
     frame["band"] = frame["size"].map(size_band)
     frame["alerted"] = frame["first_week_end"].notna()
-    plan_start = frame["year"].map(lambda y: date(2015 + y % 3, 4, 1))
+    plan_start = frame["year"].map(simulated_plan_year)
     frame["weeks_to_detect"] = [
         ((after if step is not None else first) - (step if step is not None else start)).days / 7
         if (after if step is not None else first) is not None else np.nan

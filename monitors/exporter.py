@@ -15,13 +15,15 @@ from prometheus_client import Counter, Gauge
 
 from bcfwatch.core.plans import BoardPlan
 from monitors.drift import Assessment
+from monitors.spc import Assurance, Variation
 from monitors.trajectory import planned_days
 from streams.views import windows
 
 WINDOWS = ("rolling_28_days", "month_to_date", "quarter_to_date", "financial_year_to_date")
-SPC_STATE = {"special cause: concern": 1, "common cause": 0, "special cause: improvement": -1,
-             "special cause: neutral high": 0, "special cause: neutral low": 0}  # neutral: not used for admissions
-ASSURANCE = {"consistently hit": 1, "hit and miss": 0, "consistently missed": -1}
+SPC_STATE = {Variation.SPECIAL_CAUSE_CONCERN: 1, Variation.COMMON_CAUSE: 0, Variation.SPECIAL_CAUSE_IMPROVEMENT: -1,
+             Variation.SPECIAL_CAUSE_NEUTRAL_HIGH: 0,
+             Variation.SPECIAL_CAUSE_NEUTRAL_LOW: 0}  # neutral: not used for admissions
+ASSURANCE = {Assurance.CONSISTENTLY_HIT: 1, Assurance.HIT_AND_MISS: 0, Assurance.CONSISTENTLY_MISSED: -1}
 
 ADMISSIONS = Gauge("bcf_emergency_admissions", "Emergency admissions in the window ending on the last settled day",
                    ["board", "window"])

@@ -22,31 +22,30 @@ import threading
 from collections.abc import Callable
 from datetime import date
 
-import orjson
 from kafka import KafkaProducer
 
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.plans import BoardPlan
 from bcfwatch.infra.kafka_security import kafka_python_options
 from monitors import exporter
-from monitors.alerts import AlertBook
+from monitors.alerts import Alert, AlertBook
 from monitors.board_days import BoardDays
 from monitors.drift import DriftRules
-from monitors.timeline import alert_timeline, settled_through
+from monitors.timeline import alert_timeline, last_settled_admission_days
 from monitors.topic_schemas import parse_alert
-from streams.app import WorkerConfig
+from streams.config import WorkerConfig  # the workers' topics, partitions and lateness; no Faust app
 
 
-def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = None) -> list[dict]:
+def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = None) -> list[Alert]:
     """The valid alert events on the alerts topic, in order; invalid ones are dead-lettered (if given)."""
     from bcfwatch.infra.kafka_admin import ensure_topics
-    from streams.state_reader import read_topic_records
+    from bcfwatch.infra.kafka_io import read_topic_records
 
     ensure_topics(config.bootstrap, [config.topics.alerts], 1)  # one partition: one order for the notifier
     events = []
     for record in read_topic_records(config.bootstrap, config.topics.alerts):
         try:
-            events.append(parse_alert(record.value).payload)
+            events.append(parse_alert(record.value))
         except InvalidMessage as error:
             if dead_letters is not None:
                 dead_letters.send(error, record)
@@ -77,10 +76,10 @@ class Monitor:
         self.judged_through: dict = {}  # board -> settled day of its last evaluation
         self.stop = threading.Event()  # set (by a SIGTERM handler) to stop after the round in hand
 
-    def evaluate(self) -> list[dict]:
+    def evaluate(self) -> list[Alert]:
         """One round: alert events for every newly settled week, produced to the alerts topic."""
         self.live.refresh()
-        settled = settled_through(self.live.stream_times, self.config.lateness_days)
+        settled = last_settled_admission_days(self.live.stream_times, self.config.lateness_days)
         through = {board: day for board, day in settled.items() if self.judged_through.get(board) != day}
         if not through:
             exporter.mark_evaluated()
@@ -91,14 +90,15 @@ class Monitor:
         exporter.update({board: self.plans[board] for board in through if board in self.plans}, daily, through,
                         latest, {board for board, _ in self.book.open}, self.plan_year_start)
         self.judged_through.update(through)
-        for event in events:
-            parse_alert(orjson.dumps(event))  # our own alerts meet the schema the notifier holds them to
-        for event in events:
-            self.producer.send(self.config.topics.alerts, key=event["board"].encode(), value=orjson.dumps(event))
+        messages = [event.to_wire() for event in events]
+        for message in messages:
+            parse_alert(message)  # our own alerts meet the schema the notifier holds them to
+        for event, message in zip(events, messages, strict=True):
+            self.producer.send(self.config.topics.alerts, key=event.board.encode(), value=message)
         self.producer.flush()
         return events
 
-    def run(self, interval: float, on_round: Callable[[list[dict]], None] | None = None,
+    def run(self, interval: float, on_round: Callable[[list[Alert]], None] | None = None,
             rounds: int | None = None) -> None:
         """Evaluate every ``interval`` seconds (``rounds`` times, or until :attr:`stop` is set)."""
         done = 0

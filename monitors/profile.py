@@ -20,10 +20,11 @@ so a big board whose weekends really differ keeps its own shape and a small
 board (or a country where every board has the same shape) uses the national one.
 
 When there are no baseline-year counts (a monitor started inside the plan
-year), :func:`default_pattern` is the documented national fallback: weekdays 1,
-weekends 0.82 (DESIGN.md: 14-22% lower), weekday bank holidays 0.73 (25-30%
-below an ordinary weekday), a cosine winter peak of +/-5% centred on
-mid-January; the assessment then says ``expected_pattern = "national default"``.
+year), :func:`default_pattern` is the documented national fallback
+(``bcfwatch/core/national.py``): weekdays 1, weekends 0.82 (DESIGN.md: 14-22%
+lower), weekday bank holidays 0.73 (25-30% below an ordinary weekday), a cosine
+winter peak of +/-5% centred on mid-January; the assessment then says
+``expected_pattern = "national default"``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bcfwatch.core.calendar import DAY_TYPES, day_types
+from bcfwatch.core.calendar import DAY_TYPES, DAYS_PER_YEAR, day_types
+from bcfwatch.core.national import DAY_TYPE_FACTORS, SEASONAL_AMPLITUDE, annual_phase, seasonality
 
-DEFAULT_DAY_FACTORS = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.82, 0.82, 0.73])
-DEFAULT_WINTER_AMPLITUDE = 0.05
+_DEFAULT_DAY_FACTORS = np.array(DAY_TYPE_FACTORS)  # the national default, per day type
 HARMONICS = 2
 
 PATTERN_BOARD = "baseline year (board's own shape)"
@@ -44,22 +45,15 @@ PATTERN_NATIONAL = "baseline year (national shape)"
 PATTERN_DEFAULT = "national default"
 
 
-
-
-
-
-
-
 def season_features(days: pd.DatetimeIndex) -> np.ndarray:
     """(days x 2*HARMONICS) cosines and sines of the day of the year (aligned by season, not date)."""
-    phase = 2 * np.pi * (np.asarray(days.day_of_year, dtype=float) - 1) / 365.25
+    phase = annual_phase(days, 1)  # 0 on 1 January
     return np.column_stack([f(k * phase) for k in range(1, HARMONICS + 1) for f in (np.cos, np.sin)])
 
 
 def default_pattern(days: pd.DatetimeIndex) -> np.ndarray:
     """The national fallback pattern (relative daily volume), used only without baseline-year counts."""
-    seasonal = 1 + DEFAULT_WINTER_AMPLITUDE * np.cos(2 * np.pi * (np.asarray(days.day_of_year) - 15) / 365.25)
-    return DEFAULT_DAY_FACTORS[day_types(days)] * seasonal
+    return _DEFAULT_DAY_FACTORS[day_types(days)] * seasonality(days)
 
 
 def _design(days: pd.DatetimeIndex) -> np.ndarray:
@@ -89,7 +83,7 @@ class Pattern:
     """Relative daily volume for any board and day: national day-type and season, board day-type effects."""
 
     source: str  # PATTERN_NATIONAL or PATTERN_DEFAULT (board-level detail in ``board_weight``)
-    day_effects: np.ndarray = field(default_factory=lambda: np.log(DEFAULT_DAY_FACTORS))  # log, per day type
+    day_effects: np.ndarray = field(default_factory=lambda: np.log(_DEFAULT_DAY_FACTORS))  # log, per day type
     season: np.ndarray | None = None  # coefficients of season_features; None = the default cosine
     board_effects: dict[str, np.ndarray] = field(default_factory=dict)  # log adjustments per day type
     board_weight: dict[str, float] = field(default_factory=dict)  # largest weight on the board's own day effects
@@ -105,17 +99,16 @@ class Pattern:
         """(2 x days) how each day's log volume moves if the winter swing is 1 (relative) stronger, and if its
         peak comes one day later: the two ways a year's season differs from the baseline year's."""
         if self.season is None:
-            phase = 2 * np.pi * (np.asarray(days.day_of_year, dtype=float) - 15) / 365.25
-            curve = np.log(1 + DEFAULT_WINTER_AMPLITUDE * np.cos(phase))
-            slope = -DEFAULT_WINTER_AMPLITUDE * np.sin(phase) * 2 * np.pi / 365.25 / (
-                1 + DEFAULT_WINTER_AMPLITUDE * np.cos(phase))
+            seasonal = seasonality(days)
+            curve = np.log(seasonal)
+            slope = -SEASONAL_AMPLITUDE * np.sin(annual_phase(days)) * 2 * np.pi / DAYS_PER_YEAR / seasonal
         else:
             features = season_features(days)
             curve = features @ self.season
-            phase = 2 * np.pi * (np.asarray(days.day_of_year, dtype=float) - 1) / 365.25
+            phase = annual_phase(days, 1)
             derivative = np.column_stack([f(k * phase) * k for k in range(1, HARMONICS + 1)
                                           for f in (lambda x: -np.sin(x), np.cos)])
-            slope = derivative @ self.season * 2 * np.pi / 365.25
+            slope = derivative @ self.season * 2 * np.pi / DAYS_PER_YEAR
         return np.vstack([curve - curve.mean(), -slope])
 
     def describe(self, board: str) -> str:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import APPROVAL_STATUSES, DEFAULT_UNIT_COST_GBP, BoardPlan
+from monitors.alerts import AlertState
 from monitors.backtest import BacktestResult
 from monitors.drift import Assessment, DriftRules, assess
 from monitors.timeline import daily_emergency_admissions, expectation_model
@@ -43,7 +44,7 @@ class BoardYear:
 def board_years(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date,
                 rules: DriftRules | None = None) -> dict[str, BoardYear]:
     daily = daily_emergency_admissions(result.counts)
-    alerted = {a["board"] for a in result.alerts if a["state"] == "raised"}
+    alerted = {a.board for a in result.alerts if a.state is AlertState.RAISED}
     model = expectation_model(plans, daily, plan_year_start)  # the expectations and noise the alerts were judged on
     years = {}
     for code, plan in sorted(plans.items()):
@@ -54,6 +55,14 @@ def board_years(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_s
         years[code] = BoardYear(plan, assess(plan, actual, plan_year_start, as_of, rules or DriftRules(), model),
                                 code in alerted)
     return years
+
+
+def has_settled_week(years: dict[str, BoardYear], board: str | None = None) -> bool:
+    """Whether there is something to chart: ``board``'s plan year, or (no board) a settled week of the plan year
+    for any board; without one the report's arithmetic would fail."""
+    if board is not None:
+        return board in years
+    return any(year.assessment.weeks for year in years.values())
 
 
 def _png(figure) -> bytes:

@@ -53,7 +53,10 @@ class ImprovementDirection(StrEnum):
 
     @property
     def sign(self) -> int:
-        return {"increase": 1, "decrease": -1, "neutral": 0}[self.value]
+        return _SIGN[self]
+
+
+_SIGN = {ImprovementDirection.INCREASE: 1, ImprovementDirection.DECREASE: -1, ImprovementDirection.NEUTRAL: 0}
 
 
 class Rule(StrEnum):
@@ -141,8 +144,11 @@ class Assurance(StrEnum):
     @property
     def ptd_name(self) -> str:
         """NHSRplotthedots' ``assurance_type``."""
-        return {"consistently hit": "consistent_pass", "consistently missed": "consistent_fail",
-                "hit and miss": "inconsistent"}[self.value]
+        return _PTD_ASSURANCE[self]
+
+
+_PTD_ASSURANCE = {Assurance.CONSISTENTLY_HIT: "consistent_pass", Assurance.CONSISTENTLY_MISSED: "consistent_fail",
+                  Assurance.HIT_AND_MISS: "inconsistent"}
 
 
 def point_type(special_cause: SpecialCauseType, improvement: ImprovementDirection | str) -> PointType:
@@ -404,9 +410,9 @@ class SpcChart:
     def variation(self, index: int) -> Variation:
         return _VARIATION[self.point_type(index)]
 
-    def rules_fired(self, index: int) -> list[str]:
+    def rules_fired(self, index: int) -> list[Rule]:
         rule = self.special_cause_types[index].rule
-        return [rule.value] if rule else []
+        return [rule] if rule else []
 
     @property
     def high(self) -> np.ndarray:
@@ -470,17 +476,17 @@ class SpcResult:
     limits: Limits
     high: np.ndarray  # the point's label is on the high side (per point)
     low: np.ndarray  # the point's label is on the low side (per point)
-    rules_high: dict[str, np.ndarray]  # every rule's own flags, before the one-label priority
-    rules_low: dict[str, np.ndarray]
+    rules_high: dict[Rule, np.ndarray]  # every rule's own flags, before the one-label priority
+    rules_low: dict[Rule, np.ndarray]
     special_cause_types: tuple[SpecialCauseType, ...] = field(default=())
 
     def variation(self, index: int, improvement: ImprovementDirection | str = "decrease") -> Variation:
         return _VARIATION[point_type(self.special_cause_types[index], improvement)]
 
-    def rules_fired(self, index: int, improvement: ImprovementDirection | str = "decrease") -> list[str]:
+    def rules_fired(self, index: int, improvement: ImprovementDirection | str = "decrease") -> list[Rule]:
         """The rule behind the point's one label (on either side; ``variation`` says which), or none."""
         rule = self.special_cause_types[index].rule
-        return [rule.value] if rule else []
+        return [rule] if rule else []
 
 
 def special_causes(values: Sequence[float] | np.ndarray, limits: Limits | None = None) -> SpcResult:
@@ -497,10 +503,10 @@ def special_causes(values: Sequence[float] | np.ndarray, limits: Limits | None =
     shift_high, shift_low = shift(x, limits)
     trend_high, trend_low = trend(x)
     two_high, two_low = two_in_three(x, limits)
-    rules_high = {Rule.OUTSIDE_LIMITS.value: above, Rule.SHIFT.value: shift_high, Rule.TREND.value: trend_high,
-                  Rule.TWO_IN_THREE.value: two_high}
-    rules_low = {Rule.OUTSIDE_LIMITS.value: below, Rule.SHIFT.value: shift_low, Rule.TREND.value: trend_low,
-                 Rule.TWO_IN_THREE.value: two_low}
+    rules_high = {Rule.OUTSIDE_LIMITS: above, Rule.SHIFT: shift_high, Rule.TREND: trend_high,
+                  Rule.TWO_IN_THREE: two_high}
+    rules_low = {Rule.OUTSIDE_LIMITS: below, Rule.SHIFT: shift_low, Rule.TREND: trend_low,
+                 Rule.TWO_IN_THREE: two_low}
     high = np.array([label.side > 0 for label in labels], dtype=bool)
     low = np.array([label.side < 0 for label in labels], dtype=bool)
     return SpcResult(limits, high, low, rules_high, rules_low, labels)

@@ -37,10 +37,14 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from standardwebhooks.webhooks import Webhook
 
 from bcfwatch.core.boards import BoardList, load_boards
+
+if TYPE_CHECKING:
+    from monitors.alerts import Alert
 
 TABLE = "subscriber"
 CHANNELS = ("webhook", "email")
@@ -94,9 +98,9 @@ class Subscriber:
     smtp_username: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
 
-    def wants(self, alert: dict) -> bool:
-        return (self.boards is None or alert["board"] in self.boards) and \
-            (self.metrics is None or alert["metric"] in self.metrics)
+    def wants(self, alert: Alert) -> bool:
+        return (self.boards is None or alert.board in self.boards) and \
+            (self.metrics is None or alert.metric in self.metrics)
 
 
 def load_subscriptions(path: Path, boards: BoardList | None = None) -> list[Subscriber]:

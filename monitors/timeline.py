@@ -16,18 +16,21 @@ from datetime import date, timedelta
 import pandas as pd
 
 from bcfwatch.core.plans import BoardPlan
-from monitors.alerts import AlertBook
+from monitors.alerts import Alert, AlertBook
 from monitors.baseline import BaselineModel, baseline_model
 from monitors.drift import METRIC, DriftRules, assess_week, board_weeks
+from streams.board_state import SECONDS_PER_DAY
 
 
-def settled_through(stream_times: dict[str, float], lateness_days: int) -> dict[str, date]:
-    """Per board, the last day no on-time admission can still arrive for (admission stream time - lateness)."""
+def last_settled_admission_days(stream_times: dict[str, float], lateness_days: int) -> dict[str, date]:
+    """Per board, the last day whose admission counts are final: no on-time admission can still arrive for
+    it (the day before admission stream time - lateness). ``stream_times``: ``board|type`` -> stream time in
+    seconds since the epoch. (Not the worker's reablement settling: ``streams.board_state``.)"""
     settled = {}
-    for key, seconds in stream_times.items():
+    for key, stream_time_seconds in stream_times.items():
         board, _, event_type = key.partition("|")
         if event_type == "admission":
-            settled[board] = (pd.Timestamp(seconds - lateness_days * 86_400, unit="s")
+            settled[board] = (pd.Timestamp(stream_time_seconds - lateness_days * SECONDS_PER_DAY, unit="s")
                               - pd.Timedelta(days=1)).date()
     return settled
 
@@ -42,7 +45,7 @@ def daily_emergency_admissions(counts: pd.DataFrame) -> pd.DataFrame:
 
 def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_start: date,
                    as_of: date | dict[str, date], rules: DriftRules | None = None,
-                   book: AlertBook | None = None, latest: dict | None = None) -> list[dict]:
+                   book: AlertBook | None = None, latest: dict | None = None) -> list[Alert]:
     """All alert events for weeks complete by ``as_of`` (one date, or one per board), week by week
     (weeks in time order, boards in code order). Boards missing from ``as_of`` are not evaluated.
     ``latest``, if given, receives each board's assessment of its last complete week."""
@@ -56,16 +59,16 @@ def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_s
                                 plan_year_start, through[code], model, rules)
               for code, plan in sorted(plans.items()) if code in through}
     total_weeks = max((len(b.series) for b in weekly.values()), default=0)
-    events: list[dict] = []
+    events: list[Alert] = []
     for count in range(1, total_weeks + 1):
         for board in weekly.values():
             if count <= len(board.series):
                 last = count == len(board.series)
-                week_end = board.series.week_ending(count).isoformat()
+                week_end = board.series.week_ending(count)
                 if not (last and latest is not None) and book.judged(board.plan.board, METRIC, week_end):
                     continue  # judged in an earlier round: the book would add nothing
                 assessment = assess_week(board, count, rules)
-                events.extend(event | assessment.alert_fields() for event in book.evaluate(assessment))
+                events.extend(book.evaluate(assessment))
                 if latest is not None and last:
                     latest[board.plan.board] = assessment
     return events

@@ -9,8 +9,8 @@ topic                     parse                                       what fails
 event topics              :func:`bcfwatch.core.events.parse_wire`     ``PREFIX.dead_letter``
 ``PREFIX.board_days``     :func:`streams.published.parse_board_day`   ``PREFIX.dead_letter``
 ``bcfwatch-PREFIX-state`` :func:`streams.published.parse_snapshot`    ``PREFIX.dead_letter``
-``PREFIX.alerts``         :func:`parse_alert` -> Alert                 ``PREFIX.delivery_dead_letter``
-``PREFIX.deliveries``     :func:`parse_delivery` -> DeliveryRecord     ``PREFIX.delivery_dead_letter``
+``PREFIX.alerts``         :func:`parse_alert` -> Alert                ``PREFIX.delivery_dead_letter``
+``PREFIX.deliveries``     :func:`parse_delivery` -> DeliveryRecord    ``PREFIX.delivery_dead_letter``
 ========================  ==========================================  ==============================
 
 Invalid alerts are never delivered.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from bcfwatch.core.messages import (
@@ -35,48 +34,16 @@ from bcfwatch.core.messages import (
     require_fields,
     string_field,
 )
+from monitors.alerts import Alert, AlertState
+from monitors.drift import Severity
 from monitors.spc import Assurance, Variation
 
 log = logging.getLogger(__name__)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- PREFIX.alerts ---------------------------------------------------------------------------------------
-ALERT_STATES = frozenset({"raised", "updated", "resolved"})
-SEVERITIES = frozenset({"critical", "warning"})
+ALERT_STATES = frozenset(AlertState)
+SEVERITIES = frozenset(Severity)
 METRICS = frozenset({"emergency_admissions"})
 ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 RULE = re.compile(r"[A-Za-z0-9 _:,.()+'-]{1,80}")  # includes "baseline year (board's own shape)"
@@ -84,30 +51,16 @@ ALERT_NUMBERS = ("actual", "planned", "variance_pct", "z", "projected_year_end",
                  "money_at_risk_gbp")
 ALERT_REQUIRED = {"event_id", "alert_id", "sequence", "state", "severity", "board", "metric", "as_of", "spc_rules",
                   "spc_variation", "assurance", *ALERT_NUMBERS}
-# What an assessment adds (``monitors/drift.py``, Assessment.alert_fields): optional, checked when present.
+# What an assessment adds (``monitors/alerts.py``, alert_event): optional, checked when present.
 ALERT_OPTIONAL_NUMBERS = ("projected_year_end_low", "projected_year_end_high", "window_z", "window_variance_pct",
                           "threshold_z", "dispersion")
 ALERT_OPTIONAL_TEXT = ("expected_pattern", "noise_source")
 ALERT_OPTIONAL = frozenset({*ALERT_OPTIONAL_NUMBERS, *ALERT_OPTIONAL_TEXT, "window_weeks"})
 
 
-@dataclass(frozen=True)
-class Alert:
-    """One alert event (``monitors/alerts.py``). ``payload`` is the checked document, delivered as is."""
-
-    event_id: str
-    alert_id: str
-    sequence: int
-    state: str
-    severity: str
-    board: str
-    metric: str
-    as_of: date
-    payload: dict[str, Any]
-
-
 def parse_alert(value: bytes | None) -> Alert:
-    """One ``PREFIX.alerts`` message; raises :class:`InvalidMessage`."""
+    """One ``PREFIX.alerts`` message as an :class:`~monitors.alerts.Alert` (the type the alert book produces);
+    raises :class:`InvalidMessage`. Numbers keep the value they have on the wire (checked, not converted)."""
     document = json_object(value, "alert")
     require_fields(document, "alert", ALERT_REQUIRED, ALERT_OPTIONAL)
     alert_id = string_field(document["alert_id"], "alert: alert_id", ALERT_ID)
@@ -115,29 +68,34 @@ def parse_alert(value: bytes | None) -> Alert:
     event_id = string_field(document["event_id"], "alert: event_id")
     if event_id != f"{alert_id}-{sequence}":
         raise InvalidMessage(SchemaReason.INVALID_VALUE, "alert: event_id is not alert_id-sequence")
-    state = string_field(document["state"], "alert: state", choices=ALERT_STATES)
-    severity = string_field(document["severity"], "alert: severity", choices=SEVERITIES)
+    state = AlertState(string_field(document["state"], "alert: state", choices=ALERT_STATES))
+    severity = Severity(string_field(document["severity"], "alert: severity", choices=SEVERITIES))
     board = board_field(document["board"], "alert: board")
     metric = string_field(document["metric"], "alert: metric", choices=METRICS)
     as_of = iso_date_field(document["as_of"], "alert: as_of")
-    for name in ALERT_NUMBERS:
-        number_field(document[name], f"alert: {name}")
+    numbers = {name: _number(document, name) for name in ALERT_NUMBERS}
     rules = document["spc_rules"]
     if not isinstance(rules, list):
         raise InvalidMessage(SchemaReason.WRONG_TYPE, "alert: spc_rules is not a list")
-    for rule in rules:
-        string_field(rule, "alert: spc_rules item", RULE)
-    string_field(document["spc_variation"], "alert: spc_variation", choices=frozenset(Variation))
-    string_field(document["assurance"], "alert: assurance", choices=frozenset(Assurance))
-    for name in ALERT_OPTIONAL_NUMBERS:
-        if name in document:
-            number_field(document[name], f"alert: {name}")
+    spc_rules = tuple(string_field(rule, "alert: spc_rules item", RULE) for rule in rules)
+    variation = Variation(string_field(document["spc_variation"], "alert: spc_variation",
+                                       choices=frozenset(Variation)))
+    assurance = Assurance(string_field(document["assurance"], "alert: assurance", choices=frozenset(Assurance)))
+    optional: dict[str, Any] = {name: _number(document, name) for name in ALERT_OPTIONAL_NUMBERS if name in document}
     for name in ALERT_OPTIONAL_TEXT:
         if name in document:
-            string_field(document[name], f"alert: {name}", RULE)
+            optional[name] = string_field(document[name], f"alert: {name}", RULE)
     if "window_weeks" in document:
-        integer_field(document["window_weeks"], "alert: window_weeks", 0)
-    return Alert(event_id, alert_id, sequence, state, severity, board, metric, as_of, document)
+        optional["window_weeks"] = integer_field(document["window_weeks"], "alert: window_weeks", 0)
+    return Alert(event_id=event_id, alert_id=alert_id, sequence=sequence, state=state, severity=severity,
+                 board=board, metric=metric, as_of=as_of, spc_rules=spc_rules, spc_variation=variation,
+                 assurance=assurance, **numbers, **optional)
+
+
+def _number(document: dict[str, Any], name: str) -> float:
+    """A number field, checked, as it is on the wire (an integer stays one, so it serialises back the same)."""
+    number_field(document[name], f"alert: {name}")
+    return document[name]
 
 
 # -- PREFIX.deliveries -----------------------------------------------------------------------------------
@@ -164,9 +122,3 @@ def parse_delivery(value: bytes | None) -> DeliveryRecord:
     return DeliveryRecord(key, string_field(document["outcome"], "delivery: outcome", choices=DELIVERY_OUTCOMES),
                           integer_field(document["attempts"], "delivery: attempts", 0),
                           string_field(document["at"], "delivery: at"))
-
-
-
-
-
-

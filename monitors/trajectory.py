@@ -24,19 +24,15 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from bcfwatch.core.calendar import financial_quarter, year_earlier
+from bcfwatch.core.calendar import WEEKLY, financial_quarter, year_days, year_earlier
 from bcfwatch.core.national import daily_profile
 from bcfwatch.core.plans import BoardPlan
-
-
-def _year_days(year_start: date) -> pd.DatetimeIndex:
-    return pd.date_range(year_start, pd.Timestamp(year_start) + pd.DateOffset(years=1) - pd.Timedelta(days=1))
 
 
 @lru_cache(maxsize=64)
 def _year_shape(year_start: date) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
     """The year's days, their daily profile and their financial quarter (the same for every board)."""
-    days = _year_days(year_start)
+    days = year_days(year_start)
     return days, daily_profile(days), financial_quarter(days)
 
 
@@ -47,11 +43,6 @@ def quarter_anchored(quarter_totals: np.ndarray, baseline_days: pd.DatetimeIndex
     per_quarter = np.bincount(financial_quarter(baseline_days), weights=baseline_pattern, minlength=4)
     rate = np.asarray(quarter_totals, dtype=float) / np.where(per_quarter > 0, per_quarter, np.inf)
     return rate[financial_quarter(days)] * pattern
-
-
-def year_days(year_start: date) -> pd.DatetimeIndex:
-    """Every day of the (financial) year starting ``year_start``."""
-    return _year_days(year_start)
 
 
 # Trajectories depend only on the plan (frozen) and dates, and the monitor asks for them every round:
@@ -85,13 +76,13 @@ def planned_metric_days(plan: BoardPlan, metric: str, plan_year_start: date) -> 
     evenly over its days (both are reported monthly, with no weekly shape to follow)."""
     yearly = {"delayed_days": plan.planned_delayed_days,
               "care_home_admissions_65": plan.planned_care_home_admissions_65}[metric]
-    days = _year_days(plan_year_start)
+    days = year_days(plan_year_start)
     return pd.Series(yearly / len(days), index=days, name=plan.board)
 
 
 def planned_by_period(daily: pd.Series, period: str) -> pd.Series:
     """Sum a daily trajectory by ``week`` (Monday-Sunday) or ``month``."""
-    rule = {"week": "W-SUN", "month": "MS"}[period]
+    rule = {"week": WEEKLY, "month": "MS"}[period]
     return daily.resample(rule).sum()
 
 

@@ -35,14 +35,25 @@ import numpy as np
 import pandas as pd
 
 from bcfwatch.core.boards import BoardList, load_boards
-from bcfwatch.core.calendar import financial_year_start
+from bcfwatch.core.calendar import (
+    DAYS_PER_YEAR,
+    SECONDS_PER_DAY,
+    england_bank_holidays,
+    next_financial_year_start,
+    week_numbers,
+)
 from bcfwatch.core.national import (
+    CARE_HOME_PER_100K_65,
+    GENERATOR_BANK_HOLIDAY_FACTOR,
     NATIONAL_EMERGENCY_ADMISSIONS,
     NATIONAL_REDUCTION,
     SEASONAL_AMPLITUDE,
-    WEEKEND_FACTOR,
+    WEEKDAY_FACTORS,
+    WINTER_PEAK_DAY,
     board_weights,
+    weekday_and_winter,
 )
+from bcfwatch.core.nhs_number import valid_nhs_numbers
 from producers.logformat import LOG_COLUMNS
 
 OTHER_NON_ELECTIVE_SHARE = 0.10  # maternity + other non-elective, relative to emergency
@@ -52,7 +63,6 @@ DELAYED_MEAN_DAYS = 9.0
 DELAY_ATTRIBUTION = (("nhs", 0.62), ("social_care", 0.31), ("both", 0.07))
 REABLEMENT_SHARE_65 = 0.12  # of 65+ discharged home
 ADVERSE_AFTER_REABLEMENT = 0.22  # readmission or care home within 1..110 days (~18% within 91)
-CARE_HOME_PER_100K_65 = 659.0
 EMERGENCY_METHODS = (("21", 0.70), ("22", 0.08), ("23", 0.04), ("24", 0.05), ("25", 0.02),
                      ("2A", 0.04), ("2B", 0.03), ("2C", 0.02), ("2D", 0.015), ("28", 0.005))
 OTHER_METHODS = (("31", 0.55), ("32", 0.15), ("81", 0.2), ("82", 0.05), ("83", 0.05))
@@ -98,11 +108,8 @@ class Drift:
         return cls(board, float(change) / 100, first, bool(creep))
 
 
-# The shape the monitor's plan trajectories assume (monitors/trajectory.py): weekends 18% lower, a 5% winter peak
-# on 15 January.
-DEFAULT_WEEKDAY_PROFILE = (1.0, 1.0, 1.0, 1.0, 1.0, WEEKEND_FACTOR, WEEKEND_FACTOR)
-DEFAULT_WINTER_PEAK_DAY = 15  # day of the year
-BANK_HOLIDAY_FACTOR = 0.725  # a bank holiday: 27.5% below the same weekday when it is not a holiday
+# The defaults are the national shape the monitor's plan trajectories assume (bcfwatch/core/national.py): weekends
+# 18% lower, a 5% winter peak on 15 January, bank holidays (when asked for) 27.5% below the same weekday.
 NOISE_STREAM = 13  # the shape-and-noise draws come from their own stream, so the defaults draw nothing new
 
 
@@ -131,12 +138,12 @@ class AdmissionsModel:
       have the same ratio); 1 is Poisson.
     """
 
-    weekday_profile: tuple[float, ...] = DEFAULT_WEEKDAY_PROFILE
+    weekday_profile: tuple[float, ...] = WEEKDAY_FACTORS
     winter_peak: float = SEASONAL_AMPLITUDE
-    winter_peak_day: int = DEFAULT_WINTER_PEAK_DAY
+    winter_peak_day: int = WINTER_PEAK_DAY
     winter_varies: float = 0.0
     bank_holidays: bool = False
-    bank_holiday_factor: float = BANK_HOLIDAY_FACTOR
+    bank_holiday_factor: float = GENERATOR_BANK_HOLIDAY_FACTOR
     weekly_noise: float = 0.0
     weekly_persistence: float = 0.0
     dispersion: float = 1.0
@@ -182,15 +189,6 @@ def parse_peak_day(text: str) -> int:
         raise GenerateError(f"--winter-peak-on {text!r} is not a day of the year as MM-DD, e.g. 01-15") from None
 
 
-def england_bank_holidays(days: pd.DatetimeIndex) -> np.ndarray:
-    """True on England's bank holidays (Monday to Friday, as gov.uk lists them, substitute days included)."""
-    import holidays
-
-    years = range(days[0].year, days[-1].year + 1) if len(days) else range(0)
-    dates = [d for d in holidays.country_holidays("GB", subdiv="ENG", years=years) if d.weekday() < 5]
-    return np.asarray(days.isin(pd.DatetimeIndex(dates)))
-
-
 def _winter_amplitude(model: AdmissionsModel, boards: int, days: pd.DatetimeIndex,
                       rng: np.random.Generator) -> float | np.ndarray:
     """The seasonal amplitude: the model's, or (boards x days) when each winter and board has its own."""
@@ -214,13 +212,10 @@ def admissions_shape(model: AdmissionsModel, boards: int, days: pd.DatetimeIndex
                      rng: np.random.Generator) -> np.ndarray:
     """Relative daily volume, mean ~1 over a year: (days,) or (boards x days) when winters vary by board.
 
-    With the default model this is exactly ``monitors.trajectory.daily_profile``.
+    With the default model this is exactly ``bcfwatch.core.national.daily_profile``.
     """
     amplitude = _winter_amplitude(model, boards, days, rng)
-    day_of_year = np.asarray(days.day_of_year)
-    seasonal = 1 + amplitude * np.cos(2 * np.pi * (day_of_year - model.winter_peak_day) / 365.25)
-    weekday = np.asarray(model.weekday_profile)[np.asarray(days.day_of_week)]
-    shape = weekday * seasonal / math.fsum(model.weekday_profile) * 7
+    shape = weekday_and_winter(days, model.weekday_profile, amplitude, model.winter_peak_day)
     if model.bank_holidays:
         shape = shape * np.where(england_bank_holidays(days), model.bank_holiday_factor, 1.0)
     return shape
@@ -229,7 +224,7 @@ def admissions_shape(model: AdmissionsModel, boards: int, days: pd.DatetimeIndex
 def local_pressure(model: AdmissionsModel, boards: int, days: pd.DatetimeIndex,
                    rng: np.random.Generator) -> np.ndarray:
     """(boards x days) lognormal multiplier, mean 1, constant from Monday to Sunday, AR(1) across weeks."""
-    week = (np.asarray((days - days[0]).days) + days[0].day_of_week) // 7
+    week = week_numbers(days)
     weeks = int(week[-1]) + 1
     innovations = rng.normal(0.0, model.weekly_noise, (boards, weeks))
     rho = model.weekly_persistence
@@ -267,14 +262,8 @@ def nhs_numbers(rng: np.random.Generator, size: int) -> np.ndarray:
     """Valid NHS numbers (Modulus 11), as 10-character strings, vectorised."""
     out = np.empty(size, dtype=np.int64)
     filled = 0
-    weights = np.array([10, 9, 8, 7, 6, 5, 4, 3, 2])
     while filled < size:
-        base = rng.integers(400_000_000, 999_999_999, size=size - filled + 16)
-        digits = (base[:, None] // 10 ** np.arange(8, -1, -1)) % 10
-        check = 11 - (digits @ weights) % 11
-        check[check == 11] = 0
-        good = check != 10
-        numbers = base[good] * 10 + check[good]
+        numbers = valid_nhs_numbers(rng.integers(400_000_000, 999_999_999, size=size - filled + 16))
         take = min(len(numbers), size - filled)
         out[filled:filled + take] = numbers[:take]
         filled += take
@@ -312,8 +301,7 @@ def check_spec(spec: GeneratorSpec) -> None:
 
 def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) -> np.ndarray:
     """(boards x days) multiplier: 1 in the baseline year, plan (x drift) after it."""
-    baseline_start = pd.Timestamp(financial_year_start(spec.start))
-    plan_start = baseline_start + pd.DateOffset(years=1)
+    plan_start = pd.Timestamp(next_financial_year_start(spec.start))  # the first financial year is the baseline
     after_baseline = np.asarray(days >= plan_start)
     planned = spec.reductions if spec.reductions is not None else sample_plan_reductions()
     reductions = np.array([planned.get(b, NATIONAL_REDUCTION) for b in boards])
@@ -354,7 +342,7 @@ def expected_emergency(spec: GeneratorSpec, codes: list[str], days: pd.DatetimeI
     per_board_year = NATIONAL_EMERGENCY_ADMISSIONS * spec.scale * share
     shape = admissions_shape(model, len(codes), days, noise)
     shape = shape if shape.ndim == 2 else shape[None, :]
-    expected = per_board_year[:, None] / 365.25 * shape * plan_factor(spec, codes, days)
+    expected = per_board_year[:, None] / DAYS_PER_YEAR * shape * plan_factor(spec, codes, days)
     if model.weekly_noise > 0:
         expected = expected * local_pressure(model, len(codes), days, noise)
     return expected
@@ -395,7 +383,7 @@ def _poisson_events(rng: np.random.Generator, expected: np.ndarray) -> tuple[np.
 
 
 def _seconds_in_day(rng: np.random.Generator, size: int) -> np.ndarray:
-    return rng.integers(0, 86_400, size=size)
+    return rng.integers(0, SECONDS_PER_DAY, size=size)
 
 
 def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
@@ -409,7 +397,7 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     board_codes = np.array(codes, dtype=object)
     population_65 = np.array([b.population_65_plus for b in boards], dtype=float)
     days = pd.date_range(spec.start, spec.end, freq="D")
-    epoch = days[0]
+    origin = days[0]  # the events' "t" are seconds from the first day
 
     say("admissions")
     emergency = draw_emergency(spec, codes, days, rng)
@@ -422,7 +410,7 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
                               _choice(rng, OTHER_METHODS, len(ot_board))])
     old = rng.random(n_adm) < SHARE_65_PLUS_ADMITTED
     age = np.where(old, rng.integers(65, 101, n_adm), rng.integers(0, 65, n_adm))
-    adm_seconds = adm_day * 86_400 + _seconds_in_day(rng, n_adm)
+    adm_seconds = adm_day * SECONDS_PER_DAY + _seconds_in_day(rng, n_adm)
     patients = nhs_numbers(rng, n_adm)
     provider = np.char.add("R", rng.integers(0, PROVIDERS, n_adm).astype(str))
     admissions = pd.DataFrame({
@@ -432,7 +420,7 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
 
     say("discharges")
     length_of_stay = rng.geometric(1 / 5.0, n_adm) - 1
-    dis_seconds = adm_seconds + length_of_stay * 86_400 + rng.integers(3_600, 12 * 3_600, n_adm)
+    dis_seconds = adm_seconds + length_of_stay * SECONDS_PER_DAY + rng.integers(3_600, 12 * 3_600, n_adm)
     destination = _choice(rng, DESTINATIONS, n_adm)
     died = destination == "79"
     delayed = (rng.random(n_adm) < DELAYED_SHARE) & ~died
@@ -448,7 +436,7 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     say("reablement outcomes")
     reabled = np.nonzero(reablement)[0]
     adverse = reabled[rng.random(len(reabled)) < ADVERSE_AFTER_REABLEMENT]
-    adverse_seconds = dis_seconds[adverse] + rng.integers(1, 111, len(adverse)) * 86_400
+    adverse_seconds = dis_seconds[adverse] + rng.integers(1, 111, len(adverse)) * SECONDS_PER_DAY
     is_readmission = rng.random(len(adverse)) < 0.65
     readmissions = pd.DataFrame({
         "type": "admission", "board": admissions["board"].to_numpy()[adverse][is_readmission],
@@ -464,7 +452,7 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     })
 
     say("care-home placements")
-    expected_homes = (population_65 * CARE_HOME_PER_100K_65 / 1e5 * spec.scale * 1.3 / 365.25)[:, None] \
+    expected_homes = (population_65 * CARE_HOME_PER_100K_65 / 1e5 * spec.scale * 1.3 / DAYS_PER_YEAR)[:, None] \
         * np.ones(len(days))[None, :]
     ch_board, ch_day = _poisson_events(rng, expected_homes)
     n_ch = len(ch_board)
@@ -472,28 +460,28 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     ch_age = np.where(rng.random(n_ch) < 0.9, rng.integers(65, 101, n_ch), rng.integers(18, 65, n_ch))
     placements = pd.DataFrame({
         "type": "care_home_placement", "board": board_codes[ch_board],
-        "t": ch_day * 86_400 + _seconds_in_day(rng, n_ch), "nhs_number": nhs_numbers(rng, n_ch),
+        "t": ch_day * SECONDS_PER_DAY + _seconds_in_day(rng, n_ch), "nhs_number": nhs_numbers(rng, n_ch),
         "age": ch_age, "setting": _choice(rng, (("residential", 0.6), ("nursing", 0.4)), n_ch),
         "permanent": permanent,
     })
 
     say("ordering, late and duplicate events")
     events = pd.concat([admissions, discharges, readmissions, placements_after, placements], ignore_index=True)
-    last_second = len(days) * 86_400
+    last_second = len(days) * SECONDS_PER_DAY
     events = events[events["t"] < last_second].reset_index(drop=True)
     n = len(events)
     events["event_id"] = f"g{spec.seed}-" + pd.Series(np.arange(n)).astype(str).str.zfill(9)
     delay = rng.integers(0, 6 * 3_600, n)
     late = rng.random(n) < spec.late_share
     beyond = late & (rng.random(n) < spec.beyond_lateness_share)
-    delay = np.where(late, rng.integers(86_400, 10 * 86_400, n), delay)
-    delay = np.where(beyond, rng.integers(15 * 86_400, 40 * 86_400, n), delay)
+    delay = np.where(late, rng.integers(SECONDS_PER_DAY, 10 * SECONDS_PER_DAY, n), delay)
+    delay = np.where(beyond, rng.integers(15 * SECONDS_PER_DAY, 40 * SECONDS_PER_DAY, n), delay)
     events["arrival"] = events["t"] + delay
     duplicates = events[rng.random(n) < spec.duplicate_share].copy()
     duplicates["arrival"] += rng.integers(1, 2 * 3_600, len(duplicates))
     events = pd.concat([events, duplicates], ignore_index=True)
     events = events.sort_values(["arrival", "event_id"], kind="stable").reset_index(drop=True)
-    stamps = np.datetime_as_string((epoch.to_datetime64().astype("datetime64[s]")
+    stamps = np.datetime_as_string((origin.to_datetime64().astype("datetime64[s]")
                                     + events["t"].to_numpy().astype("timedelta64[s]")), unit="s")
     events["occurred_at"] = pd.Series(stamps, dtype=object) + "+00:00"
     for column in ("delayed_days",):

@@ -1,7 +1,8 @@
 """The historic event log: JSON Lines or CSV, one event per line (docs/log-format.md).
 
 Every reader of a log (``bcfwatch replay`` here, ``backtest``/``report`` through
-``streams/columnar_log``) decides about a line with the same two steps:
+``streams/columnar_log``, which finds the same lines with :func:`line_spans`) decides about a line with
+the same two steps:
 :func:`parse_json_line` / :func:`parse_csv_line` turn a physical line into a row
 (or say why it is not one), and :func:`check_line` puts the row through the
 contract. Rows carry the raw NHS number; :func:`row_to_event` validates it and
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from bcfwatch.core.boards import BoardList
@@ -97,6 +99,19 @@ def line_content(raw: bytes) -> bytes:
     if raw.endswith(b"\n"):
         raw = raw[:-1]
     return raw[:-1] if raw.endswith(b"\r") else raw
+
+
+def line_spans(chunk: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`line_content` of every line of a chunk of whole lines, as offsets: the start and end of each
+    line, each end before its ``\\n`` or ``\\r\\n`` (the column readers' way to the same lines)."""
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    starts = np.concatenate([[0], newlines + 1])
+    ends = np.concatenate([newlines, [len(chunk)]])
+    if starts[-1] == len(chunk):
+        starts, ends = starts[:-1], ends[:-1]
+    carriage = (ends > starts) & (data[np.maximum(ends - 1, 0)] == 13) if len(data) else ends > starts
+    return starts.astype(np.int64), (ends - carriage).astype(np.int64)
 
 
 def is_blank(raw: bytes) -> bool:

@@ -40,6 +40,7 @@ from kafka.producer.future import FutureRecordMetadata
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.events import PACKED_HEADERS, RECORDS, InvalidEvent, wire_fields
+from bcfwatch.core.messages import dead_letter_record
 from bcfwatch.core.topics import Topics
 from bcfwatch.infra.kafka_admin import ensure_topics
 from bcfwatch.infra.kafka_security import kafka_python_options
@@ -81,14 +82,6 @@ class ReplayReport:
     @property
     def events_per_second(self) -> float:
         return self.lines / self.seconds if self.seconds else 0.0
-
-
-def dead_letter_record(source: str, reason: str, raw: str, **where: object) -> bytes:
-    """The JSON shape every dead-letter message has, from the replay or the worker."""
-    return orjson.dumps(
-        {"source": source, "reason": reason, **where, "raw": raw,
-         "dead_lettered_at": datetime.now(UTC).isoformat()}
-    )
 
 
 def make_producer(bootstrap: str, delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT) -> KafkaProducer:
@@ -361,8 +354,8 @@ def replay(
         report.rejected.append((line.number, reason))
         report.rejected_by_reason[code] += 1
         send(registered_as, topics.dead_letter, None,
-             dead_letter_record("replay", reason, redacted_line(line, pseudonymiser),
-                                reason_code=code, file=path.name, line=line.number))
+             dead_letter_record("replay", error, redacted_line(line, pseudonymiser), file=path.name,
+                                line=line.number))
 
     def send_line(line: LogLine) -> None:
         try:

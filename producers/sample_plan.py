@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bcfwatch.core.boards import load_boards
-from bcfwatch.core.calendar import financial_quarter
+from bcfwatch.core.calendar import financial_quarter, year_days
 from bcfwatch.core.national import (
     CARE_HOME_PER_100K_65,
     CARE_HOME_REDUCTION,
@@ -43,7 +43,7 @@ def sample_plan(scale: float = 1.0, seed: int = 2015, baseline_year: date = date
     rng = np.random.default_rng(seed)
     boards = list(load_boards())
     codes, share = board_weights()
-    days = pd.date_range(baseline_year, pd.Timestamp(baseline_year) + pd.DateOffset(years=1) - pd.Timedelta(days=1))
+    days = year_days(baseline_year)
     profile = daily_profile(days)
     quarter_share = np.bincount(financial_quarter(days), weights=profile, minlength=4) / 365.25
     yearly = NATIONAL_EMERGENCY_ADMISSIONS * scale * share

@@ -20,6 +20,9 @@ second signal at once). Faust's own wait for every fetched message to be acknowl
 
 Health: ``/healthz`` and ``/readyz`` on the metrics port (with ``/metrics``) and on the web port; the
 ``bcf_up``, ``bcf_ready``, ``bcf_broker_connected`` gauges; a broker probe logs "disconnected since ...".
+
+The worker's configuration, :class:`WorkerConfig`, is in ``streams/config.py`` (no Faust there, for its
+readers); it is imported here too, as before.
 """
 
 from __future__ import annotations
@@ -27,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -38,41 +39,17 @@ from faust.types import TP
 from kafka.partitioner.default import murmur2
 
 from bcfwatch.core.events import InvalidEvent, is_packed, parse_event, parse_wire, unpack
+from bcfwatch.core.messages import dead_letter_fields
 from bcfwatch.core.nhs_number import redact
-from bcfwatch.core.settings import max_ahead_days
-from bcfwatch.core.topics import EVENT_TYPES, Topics
+from bcfwatch.core.topics import EVENT_TYPES
+from bcfwatch.infra.kafka_io import messages_behind
 from bcfwatch.infra.kafka_security import faust_broker_credentials
 from bcfwatch.infra.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
 from streams import metrics
 from streams.board_state import Applied, Outcome, apply_event
+from streams.config import WorkerConfig
 from streams.partition_state import PartitionStates
 from streams.views import board_metrics
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    bootstrap: str = "127.0.0.1:9092"
-    topic_prefix: str = "bcf"
-    partitions: int = 8
-    lateness_days: int = 14
-    max_ahead_days: int = field(default_factory=max_ahead_days)
-    datadir: Path = field(default_factory=lambda: Path(".bcfwatch-worker"))
-    web_port: int = 6066
-    web_host: str = "127.0.0.1"
-    snapshot_seconds: float = 1.0
-    metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz on web_host (None: not served)
-
-    @property
-    def app_id(self) -> str:
-        return f"bcfwatch-{self.topic_prefix}"
-
-    @property
-    def topics(self) -> Topics:
-        return Topics(self.topic_prefix)
-
-    @property
-    def state_topic(self) -> str:
-        return f"{self.app_id}-state"
 
 
 def ensure_worker_topics(config: WorkerConfig) -> None:
@@ -230,13 +207,10 @@ def create_app(config: WorkerConfig) -> faust.App:
         try:
             record = parse_wire(event.value)
         except InvalidEvent as error:
-            metrics.DEAD_LETTERED.labels(error.reason).inc()
-            await side_output(topics.dead_letter, message.key, {
-                "source": "worker", "reason": str(error), "reason_code": str(error.reason), "topic": message.topic,
-                "partition": message.partition, "offset": message.offset,
-                "raw": redact(bytes(event.value).decode("utf-8", "replace")),
-                "dead_lettered_at": datetime.now(UTC).isoformat(),
-            })
+            metrics.count_dead_letter(error.reason)
+            await side_output(topics.dead_letter, message.key, dead_letter_fields(
+                "worker", error, redact(bytes(event.value).decode("utf-8", "replace")), topic=message.topic,
+                partition=message.partition, offset=message.offset))
         else:
             for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
                 await report_outcome(state, applied, message)
@@ -269,13 +243,10 @@ def create_app(config: WorkerConfig) -> faust.App:
         metrics.observe_events(outcomes, latest, message.timestamp)
 
     async def dead_letter_packed(message, error: InvalidEvent, raw: str, index: int | None = None) -> None:
-        metrics.DEAD_LETTERED.labels(error.reason).inc()
-        await side_output(topics.dead_letter, message.key, {
-            "source": "worker", "reason": str(error), "reason_code": str(error.reason), "topic": message.topic,
-            "partition": message.partition, "offset": message.offset,
-            **({} if index is None else {"index": index}), "packed": True,
-            "raw": redact(raw), "dead_lettered_at": datetime.now(UTC).isoformat(),
-        })
+        metrics.count_dead_letter(error.reason)
+        await side_output(topics.dead_letter, message.key, dead_letter_fields(
+            "worker", error, redact(raw), topic=message.topic, partition=message.partition, offset=message.offset,
+            **({} if index is None else {"index": index}), packed=True))
 
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
@@ -290,9 +261,8 @@ def create_app(config: WorkerConfig) -> faust.App:
         for partition, state in list(states.owned.items()):
             behind = 0
             for topic in topics.events:
-                highwater = app.consumer.highwater(TP(topic, partition))
-                if highwater is not None:
-                    behind += max(0, highwater - state.applied.get(topic, -1) - 1)
+                behind += messages_behind(app.consumer.highwater(TP(topic, partition)),
+                                          state.applied.get(topic, -1) + 1)
             metrics.CONSUMER_LAG.labels(str(partition)).set(behind)
 
     @app.task

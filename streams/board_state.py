@@ -42,12 +42,13 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from enum import Enum
 from typing import Any
 
 from bcfwatch.core import codes
+from bcfwatch.core.calendar import SECONDS_PER_DAY, day_text, epoch_day
 from bcfwatch.core.events import Admission, CareHomePlacement, Discharge, Event, parse_wire
+from bcfwatch.core.settings import DEFAULTS
 
 COUNTERS = (
     "emergency_admissions",
@@ -62,14 +63,12 @@ COUNTERS = (
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 REABLEMENT_WINDOW_DAYS = 91
-SECONDS_PER_DAY = 86_400
-EPOCH = date(1970, 1, 1)
 
 # Reablement discharge outcome while it is followed
 PENDING, AT_HOME, NOT_AT_HOME = 0, 1, 2
 
 
-DEFAULT_MAX_AHEAD_DAYS = 31
+DEFAULT_MAX_AHEAD_DAYS = DEFAULTS.max_ahead_days  # BCFWATCH_MAX_AHEAD_DAYS's default (bcfwatch/core/settings.py)
 
 
 class Outcome(Enum):
@@ -79,26 +78,21 @@ class Outcome(Enum):
     HELD = "held"
 
 
-def epoch_day(seconds: float) -> int:
-    return int(seconds // SECONDS_PER_DAY)
-
-
-def day_text(day: int) -> str:
-    return (EPOCH + timedelta(days=day)).isoformat()
-
-
 def day_key(board: str, day: int) -> str:
     """Key of a board's day in the counts table: ``E09000012|2015-06-01`` (sorts by day)."""
     return f"{board}|{day_text(day)}"
 
 
-def is_late(occurred: float, stream_time: float | None, lateness_seconds: float) -> bool:
-    return stream_time is not None and occurred < stream_time - lateness_seconds
+def is_late(occurred_seconds: float, stream_time_seconds: float | None, lateness_seconds: float) -> bool:
+    """Whether an event at ``occurred_seconds`` is more than the lateness older than its clock (times in seconds
+    since the epoch)."""
+    return stream_time_seconds is not None and occurred_seconds < stream_time_seconds - lateness_seconds
 
 
-def settled_through(discharge_stream_time: float, lateness_seconds: float) -> int:
-    """The last discharge day whose 91-day window no on-time event can still reach."""
-    return epoch_day(discharge_stream_time - lateness_seconds) - (REABLEMENT_WINDOW_DAYS + 1)
+def last_settled_reablement_day(discharge_stream_time_seconds: float, lateness_seconds: float) -> int:
+    """The last reablement discharge day (epoch day) whose 91-day window no on-time event can still reach.
+    (Not the monitor's last settled admission day: ``monitors.timeline``.)"""
+    return epoch_day(discharge_stream_time_seconds - lateness_seconds) - (REABLEMENT_WINDOW_DAYS + 1)
 
 
 def increments(event: Event) -> dict[int, int]:
@@ -145,12 +139,12 @@ class BoardTables:
     """The worker's state; Faust tables in the worker, dicts in unit tests.
 
     * ``day_counts``: ``board|YYYY-MM-DD`` -> list of the COUNTERS
-    * ``stream_times``: ``board|type`` -> latest occurred_at (epoch seconds);
-      ``board|settled`` -> last settled reablement discharge day
+    * ``stream_times``: ``board|type`` -> latest occurred_at (seconds since the epoch);
+      ``board|settled`` -> last settled reablement discharge day (an epoch day: :func:`last_settled_reablement_day`)
     * ``seen_events``: ``type|event_id`` -> epoch day (dedup)
     * ``reablement_patients``: ``board|patient`` -> {"discharges": [[day, outcome]], "adverse": [days]}
     * ``reablement_due``: ``board|day`` -> patients discharged into reablement that day, awaiting day 91
-    * ``held_events``: ``board|type`` -> events held far ahead of the clock, ``[occurred_at, wire JSON]`` in
+    * ``held_events``: ``board|type`` -> events held far ahead of the clock, ``[occurred_at seconds, wire JSON]`` in
       arrival order
     """
 
@@ -187,30 +181,31 @@ def apply_event(tables: BoardTables, event: Event, lateness_seconds: float,
     seen_key = f"{event.type}|{event.event_id}"
     if seen_key in tables.seen_events:
         return [Applied(event, Outcome.DUPLICATE)]
-    occurred = event.occurred_at.timestamp()
-    tables.seen_events[seen_key] = epoch_day(occurred)
+    occurred_seconds = event.occurred_at.timestamp()
+    tables.seen_events[seen_key] = epoch_day(occurred_seconds)
     clock_key = f"{event.board}|{event.type}"
     applied = [Applied(released, _apply_on_clock(tables, released, lateness_seconds))
-               for released in _corroborated(tables, clock_key, occurred, max_ahead_seconds)]
-    clock = tables.stream_times.get(clock_key)
-    if clock is None or occurred > clock + max_ahead_seconds:
+               for released in _corroborated(tables, clock_key, occurred_seconds, max_ahead_seconds)]
+    clock_seconds = tables.stream_times.get(clock_key)
+    if clock_seconds is None or occurred_seconds > clock_seconds + max_ahead_seconds:
         held = tables.held_events.get(clock_key) or []
-        tables.held_events[clock_key] = [*held, [occurred, event.to_wire().decode()]]
+        tables.held_events[clock_key] = [*held, [occurred_seconds, event.to_wire().decode()]]
         applied.append(Applied(event, Outcome.HELD))
     else:
         applied.append(Applied(event, _apply_on_clock(tables, event, lateness_seconds)))
     return applied
 
 
-def _corroborated(tables: BoardTables, clock_key: str, occurred: float, max_ahead_seconds: float) -> list[Event]:
-    """Take out of hold, in arrival order, the held events that an event at ``occurred`` corroborates."""
+def _corroborated(tables: BoardTables, clock_key: str, occurred_seconds: float,
+                  max_ahead_seconds: float) -> list[Event]:
+    """Take out of hold, in arrival order, the held events that an event at ``occurred_seconds`` corroborates."""
     held = tables.held_events.get(clock_key)
     if not held:
         return []
-    released = [wire for at, wire in held if occurred >= at - max_ahead_seconds]
+    released = [wire for held_at_seconds, wire in held if occurred_seconds >= held_at_seconds - max_ahead_seconds]
     if not released:
         return []
-    remaining = [entry for entry in held if occurred < entry[0] - max_ahead_seconds]
+    remaining = [entry for entry in held if occurred_seconds < entry[0] - max_ahead_seconds]
     if remaining:
         tables.held_events[clock_key] = remaining
     else:
@@ -220,16 +215,16 @@ def _corroborated(tables: BoardTables, clock_key: str, occurred: float, max_ahea
 
 def _apply_on_clock(tables: BoardTables, event: Event, lateness_seconds: float) -> Outcome:
     """Count an event the clock accepts (or tally it late); advance the clock."""
-    occurred = event.occurred_at.timestamp()
-    day = epoch_day(occurred)
+    occurred_seconds = event.occurred_at.timestamp()
+    day = epoch_day(occurred_seconds)
     clock_key = f"{event.board}|{event.type}"
-    stream_time = tables.stream_times.get(clock_key)
-    if is_late(occurred, stream_time, lateness_seconds):
+    stream_time_seconds = tables.stream_times.get(clock_key)
+    if is_late(occurred_seconds, stream_time_seconds, lateness_seconds):
         tables.add(event.board, day, {COUNTER_INDEX["late_events"]: 1})
         return Outcome.LATE
-    if stream_time is None or occurred > stream_time:
-        tables.stream_times[clock_key] = occurred
-        stream_time = occurred
+    if stream_time_seconds is None or occurred_seconds > stream_time_seconds:
+        tables.stream_times[clock_key] = occurred_seconds
+        stream_time_seconds = occurred_seconds
     counts = increments(event)
     if counts:
         tables.add(event.board, day, counts)
@@ -238,7 +233,7 @@ def _apply_on_clock(tables: BoardTables, event: Event, lateness_seconds: float) 
     elif is_adverse(event):
         _record_adverse(tables, event, day)
     if isinstance(event, Discharge):
-        _settle(tables, event.board, settled_through(stream_time, lateness_seconds))
+        _settle(tables, event.board, last_settled_reablement_day(stream_time_seconds, lateness_seconds))
     return Outcome.COUNTED
 
 
@@ -263,16 +258,16 @@ def _record_adverse(tables: BoardTables, event: Event, day: int) -> None:
     tables.reablement_patients[patient_key] = {"discharges": discharges, "adverse": [*record["adverse"], day]}
 
 
-def _settle(tables: BoardTables, board: str, through: int) -> None:
-    """Settle every reablement discharge of ``board`` up to day ``through`` not settled yet."""
+def _settle(tables: BoardTables, board: str, through_day: int) -> None:
+    """Settle every reablement discharge of ``board`` up to epoch day ``through_day`` not settled yet."""
     settled_key = f"{board}|settled"
-    previous = tables.stream_times.get(settled_key)
-    if previous is not None and through <= previous:
+    previous = tables.stream_times.get(settled_key)  # an epoch day, kept in the clocks table
+    if previous is not None and through_day <= previous:
         return
-    tables.stream_times[settled_key] = through
+    tables.stream_times[settled_key] = through_day
     if previous is None:
         return  # the first discharge of this board: nothing can be due yet (every due day is in the future)
-    for discharge_day in range(int(previous) + 1, through + 1):
+    for discharge_day in range(int(previous) + 1, through_day + 1):
         due_key = day_key(board, discharge_day)
         patients = tables.reablement_due.get(due_key)
         if not patients:

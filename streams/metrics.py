@@ -33,16 +33,27 @@ LAST_EVENT_TIME = Gauge("bcf_last_event_timestamp_seconds", "Latest event time (
                         ["type"])
 
 
-_latest_event_time: dict[str, float] = {}
+_latest_event_time_seconds: dict[str, float] = {}  # by type: the latest occurred_at, in seconds since the epoch
 
 
-def observe_event(event_type: str, outcome: str, occurred_at: float, kafka_timestamp: float | None) -> None:
+def observe_event(event_type: str, outcome: str, occurred_at_seconds: float,
+                  kafka_timestamp_seconds: float | None) -> None:
+    """One applied event: its outcome, its event time and its latency (both times in seconds since the epoch)."""
     EVENTS_PROCESSED.labels(event_type, outcome).inc()
-    if occurred_at > _latest_event_time.get(event_type, float("-inf")):
-        _latest_event_time[event_type] = occurred_at
-        LAST_EVENT_TIME.labels(event_type).set(occurred_at)
-    if kafka_timestamp:
-        PROCESSING_LATENCY.observe(max(0.0, time.time() - kafka_timestamp))
+    _observe_event_time(event_type, occurred_at_seconds)
+    if kafka_timestamp_seconds:
+        PROCESSING_LATENCY.observe(max(0.0, time.time() - kafka_timestamp_seconds))
+
+
+def _observe_event_time(event_type: str, occurred_at_seconds: float) -> None:
+    if occurred_at_seconds > _latest_event_time_seconds.get(event_type, float("-inf")):
+        _latest_event_time_seconds[event_type] = occurred_at_seconds
+        LAST_EVENT_TIME.labels(event_type).set(occurred_at_seconds)
+
+
+def count_dead_letter(reason: Reason) -> None:
+    """One message the worker dead-lettered, labelled by its typed reason (never by the wording of its error)."""
+    DEAD_LETTERED.labels(Reason(reason).value).inc()
 
 
 def initialise(partitions: int) -> None:
@@ -52,22 +63,20 @@ def initialise(partitions: int) -> None:
         for outcome in OUTCOMES:
             EVENTS_PROCESSED.labels(event_type, outcome)
     for kind in DEAD_LETTER_KINDS:
-        DEAD_LETTERED.labels(kind)
+        DEAD_LETTERED.labels(kind.value)
     for partition in range(partitions):
         CONSUMER_LAG.labels(str(partition)).set(0)
 
 
-def observe_events(outcomes: dict[tuple[str, str], int], latest: dict[str, float],
-                   kafka_timestamp: float | None) -> None:
+def observe_events(outcomes: dict[tuple[str, str], int], latest_seconds: dict[str, float],
+                   kafka_timestamp_seconds: float | None) -> None:
     """:func:`observe_event` for all the events of one packed record at once: ``outcomes`` counts them by
-    (type, outcome), ``latest`` is the latest event time by type; each event observes the same latency."""
+    (type, outcome), ``latest_seconds`` is the latest event time by type; each event observes the same latency."""
     for (event_type, outcome), number in outcomes.items():
         EVENTS_PROCESSED.labels(event_type, outcome).inc(number)
-    for event_type, occurred_at in latest.items():
-        if occurred_at > _latest_event_time.get(event_type, float("-inf")):
-            _latest_event_time[event_type] = occurred_at
-            LAST_EVENT_TIME.labels(event_type).set(occurred_at)
-    if kafka_timestamp:
-        latency = max(0.0, time.time() - kafka_timestamp)
+    for event_type, occurred_at_seconds in latest_seconds.items():
+        _observe_event_time(event_type, occurred_at_seconds)
+    if kafka_timestamp_seconds:
+        latency = max(0.0, time.time() - kafka_timestamp_seconds)
         for _ in range(sum(outcomes.values())):
             PROCESSING_LATENCY.observe(latency)

@@ -17,12 +17,16 @@ import pyarrow as pa
 
 from bcfwatch.core import codes
 from bcfwatch.core.boards import load_boards
-from streams.board_state import COUNTERS, DEFAULT_MAX_AHEAD_DAYS, REABLEMENT_WINDOW_DAYS, SECONDS_PER_DAY
-from streams.columnar_log import ADMISSION_METHODS, DELAY_ATTRIBUTIONS, EVENT_TYPES, read_events
+from bcfwatch.core.calendar import SECONDS_PER_DAY, day_texts, epoch_days
+from bcfwatch.core.topics import EVENT_TYPES
+from streams.board_state import COUNTERS, DEFAULT_MAX_AHEAD_DAYS, REABLEMENT_WINDOW_DAYS
+from streams.columnar_log import ADMISSION_METHODS, DELAY_ATTRIBUTIONS, read_events
 from streams.daily_table import complete_grid
 
-ADMISSION, DISCHARGE, PLACEMENT = (EVENT_TYPES.index(name) for name in ("admission", "discharge",
-                                                                         "care_home_placement"))
+# the type codes of the event frame (its categories are EVENT_TYPES, in order)
+ADMISSION = EVENT_TYPES.index("admission")
+DISCHARGE = EVENT_TYPES.index("discharge")
+PLACEMENT = EVENT_TYPES.index("care_home_placement")
 EMERGENCY = [ADMISSION_METHODS.index(m) for m in sorted(codes.EMERGENCY_ADMISSION_METHODS)]
 OTHER_NON_ELECTIVE = [ADMISSION_METHODS.index(m) for m in
                       sorted(codes.MATERNITY_ADMISSION_METHODS | codes.OTHER_NON_ELECTIVE_ADMISSION_METHODS)]
@@ -111,7 +115,7 @@ def daily_counts(events: pd.DataFrame, lateness_seconds: float,
     decisions = decisions or event_time_decisions(events, lateness_seconds, max_ahead_seconds)
     board = events["board"].cat.codes.to_numpy().astype(np.int64)
     kind = events["type"].cat.codes.to_numpy().astype(np.int64)
-    day = np.floor_divide(events["ts"].to_numpy(), SECONDS_PER_DAY).astype(np.int64)
+    day = epoch_days(events["ts"].to_numpy())
     counted, late = decisions.counted, decisions.late
 
     c_kind, old = kind[counted], events["age"].to_numpy()[counted] >= 65
@@ -157,8 +161,7 @@ def _first_seen(events: pd.DataFrame, rows: np.ndarray, kind: np.ndarray) -> np.
 def _at_home(board: np.ndarray, patient: np.ndarray, day: np.ndarray, reablement: np.ndarray, adverse: np.ndarray,
              discharge_clocks: pd.Series, lateness_seconds: float) -> np.ndarray:
     """For each counted event: 1 if it is a reablement discharge settled as still at home after 91 days."""
-    through = (np.floor_divide(discharge_clocks - lateness_seconds, SECONDS_PER_DAY).astype(np.int64)
-               - (REABLEMENT_WINDOW_DAYS + 1))
+    through = epoch_days(discharge_clocks - lateness_seconds) - (REABLEMENT_WINDOW_DAYS + 1)
     followed = pd.DataFrame({"row": np.flatnonzero(reablement), "board": board[reablement],
                              "patient": patient[reablement], "day": day[reablement]})
     settled = followed["day"].to_numpy() <= followed["board"].map(through).to_numpy()
@@ -188,7 +191,7 @@ def _grid(board: np.ndarray, day: np.ndarray, per_event: dict[str, np.ndarray], 
     table = pd.DataFrame(sums)[list(COUNTERS)]
     touched = np.flatnonzero(table.to_numpy().any(axis=1))
     table = table.iloc[touched]
-    dates = pd.to_datetime(first + touched % width, unit="D").strftime("%Y-%m-%d")
+    dates = day_texts(first + touched % width)
     table.insert(0, "date", dates)
     table.insert(0, "board", np.asarray(plan_codes)[touched // width])
     return complete_grid(table)

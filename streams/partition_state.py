@@ -54,6 +54,7 @@ from mode import Service
 from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES
 from bcfwatch.infra.kafka_security import aiokafka_options
 from streams.board_state import BoardTables
+from streams.published import SNAPSHOT_LOOK_BACK, parse_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -204,11 +205,10 @@ class PartitionStates(Service):
             pass
         await self.save_dirty()
 
-    async def _latest_snapshot(self, partition: int, look_back: int = 32) -> bytes | None:
+    async def _latest_snapshot(self, partition: int, look_back: int = SNAPSHOT_LOOK_BACK) -> bytes | None:
         """The last valid snapshot on the state topic; the local RocksDB copy if it is the same one, or if
         what came after it on the topic fails the snapshot schema."""
-        from bcfwatch.core.messages import InvalidMessage, dead_letter_record
-        from streams.published import parse_snapshot
+        from bcfwatch.core.messages import InvalidMessage, invalid_message_record
 
         tp = TopicPartition(self.state_topic, partition)
         end = (await self.reader.end_offsets([tp]))[tp]
@@ -229,8 +229,8 @@ class PartitionStates(Service):
                 log.error("snapshot %s[%d]@%d is invalid (%s): dead-lettered, trying the one before",
                           tp.topic, partition, record.offset, error)
                 if self.dead_letter_topic is not None:
-                    await self.producer.send_and_wait(self.dead_letter_topic, value=dead_letter_record(
-                        "worker", error, tp.topic, partition, record.offset, record.key, record.value))
+                    await self.producer.send_and_wait(self.dead_letter_topic,
+                                                      value=invalid_message_record("worker", error, record))
                 continue
             return record.value
         log.error("no valid snapshot of partition %d in the last %d on %s: starting it empty", partition,

@@ -46,7 +46,7 @@ class BoardClock:
 
     board: str
     event_type: str
-    stream_time: float
+    stream_time_seconds: float  # the wire field ``stream_time``: seconds since the epoch
 
     @property
     def key(self) -> str:
@@ -100,6 +100,7 @@ class PartitionSnapshot:
 
 
 SNAPSHOT_TABLES = ("day_counts", "stream_times", "seen_events", "reablement_patients", "reablement_due")
+SNAPSHOT_LOOK_BACK = 32  # how many earlier snapshots of a partition readers try when the latest fails its schema
 
 
 def parse_snapshot(value: bytes | None, partition: int | None = None) -> PartitionSnapshot:

@@ -64,3 +64,17 @@ def test_boards_lists_151_plans():
     result = bcfwatch("boards")
     assert result.returncode == 0
     assert result.stdout.count("E0") + result.stdout.count("E1") >= 151
+
+
+def test_every_command_group_is_registered():
+    listed = bcfwatch("--help").stdout
+    commands = {line.split()[0] for line in listed.split("Commands:", 1)[1].splitlines() if line.strip()}
+    assert commands == {"backtest", "boards", "counts", "demo", "evaluate", "generate", "kafka", "monitor", "notify",
+                        "plan", "replay", "report", "worker"}
+
+
+def test_a_bad_setting_in_the_environment_names_the_variable():
+    result = bcfwatch("replay", "README.md", env={"BCFWATCH_PARTITIONS": "abc"})
+    assert result.returncode == 1
+    assert "BCFWATCH_PARTITIONS='abc' is not a whole number (default 8)" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

@@ -38,7 +38,6 @@ from bcfwatch.core.settings import cache_dir
 from bcfwatch.core.topics import EVENT_TYPES
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.broker import Broker
-from monitors.backtest import timeline_key
 from tests.kafka_helpers import free_port, read_topic, wait_for
 from tests.receivers import smtp_server
 
@@ -377,6 +376,10 @@ def test_replay_worker_counts_export_monitor_notify(broker, topic_prefix, inputs
         assert re.search(rf"raised .*{BIRMINGHAM}", monitored.stdout), monitored.stdout
         alerts = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, f"{topic_prefix}.alerts")]
         offline = [orjson.loads(line) for line in _lines(backtested / "alerts.jsonl")]
+
+        def timeline_key(e: dict) -> tuple:  # the wire form of monitors.backtest.timeline_key
+            return e["as_of"], e["board"], e["event_id"]
+
         def timeline(events: list[dict]) -> list[tuple]:
             return [(*timeline_key(e), e["state"], e["severity"]) for e in sorted(events, key=timeline_key)]
 

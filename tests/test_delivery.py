@@ -15,6 +15,7 @@ from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.kafka_admin import ensure_topics
 from monitors.delivery import DeliveryFailed, Notifier, send_webhook
 from monitors.subscriptions import Subscriber
+from monitors.topic_schemas import parse_alert
 from tests.kafka_helpers import free_port, read_topic, wait_for
 from tests.receivers import smtp_server
 
@@ -69,6 +70,7 @@ def test_webhooks_survive_an_outage_and_arrive_once_in_order(broker, topic_prefi
         thread.join(30)
         notifier.close()
     assert [payload["event_id"] for _, payload in receiver.accepted] == [a["event_id"] for a in alerts]
+    assert [payload for _, payload in receiver.accepted] == alerts  # the body is the alert as on the topic
     assert [webhook_id for webhook_id, _ in receiver.accepted] == [f"ops:{a['event_id']}" for a in alerts]
     assert receiver.bad_signatures == 0
 
@@ -106,13 +108,14 @@ def test_exhausted_retries_are_dead_lettered_without_the_secret(broker, topic_pr
     assert receiver.bad_signatures == 3 and not receiver.accepted
     dead = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, f"{topic_prefix}.delivery_dead_letter")]
     assert len(dead) == 1 and dead[0]["attempts"] == 3 and "HTTP 401" in dead[0]["reason"]
+    assert dead[0]["alert"] == alert("E08000025", 1) and dead[0]["event_id"] == "e08000025-a1-1"
     assert wrong_secret not in orjson.dumps(dead).decode()
 
 
 def test_unreachable_webhook_is_a_clear_failure():
     subscriber = Subscriber("nobody", None, None, "webhook", url="http://127.0.0.1:9/hook", secret=SECRET)
     with pytest.raises(DeliveryFailed, match="unreachable"):
-        send_webhook(subscriber, alert("E08000025", 1), timeout=2)
+        send_webhook(subscriber, parse_alert(orjson.dumps(alert("E08000025", 1))), timeout=2)
 
 
 def test_email_subscribers_get_one_message_per_alert_for_their_boards(broker, topic_prefix):

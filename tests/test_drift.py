@@ -7,14 +7,17 @@ its rates over many simulated years are measured by `bcfwatch evaluate` (docs/ev
 from datetime import date, timedelta
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
 from bcfwatch.core.plans import load_plan
-from monitors.alerts import AlertBook
+from monitors.alerts import AlertBook, AlertState
 from monitors.baseline import baseline_model
-from monitors.drift import DriftRules, assess, board_weeks, first_drifting_week, weekly_series
+from monitors.drift import DriftRules, Severity, assess, board_weeks, first_drifting_week, weekly_series
+from monitors.spc import Assurance, Variation
 from monitors.timeline import alert_timeline
+from monitors.topic_schemas import parse_alert
 from monitors.trajectory import baseline_days, planned_days
 from producers.generate import Drift, GeneratorSpec, emergency_daily_counts
 from producers.sample_plan import sample_plan_path
@@ -68,9 +71,9 @@ def test_assessment_worked_by_hand(plans):
     assert result.projected_year_end == pytest.approx(planned.sum() * 1.15, rel=1e-3)
     assert result.projected_year_end_low < result.projected_year_end < result.projected_year_end_high
     assert result.money_at_risk_gbp == pytest.approx(result.planned_year_end * 0.15 * 1550, rel=1e-3)
-    assert result.projection_miss and result.severity == "critical" and result.window_weeks == 12
+    assert result.projection_miss and result.severity is Severity.CRITICAL and result.window_weeks == 12
     assert result.z >= result.threshold > 2.5
-    assert result.assurance == "consistently missed" or result.assurance == "hit and miss"
+    assert result.assurance in (Assurance.CONSISTENTLY_MISSED, Assurance.HIT_AND_MISS)
     # one board alone: its own baseline-year shape is learned; the noise (which needs the other boards to
     # pool with) is the national default, and the assessment says so
     assert result.expected_pattern.startswith("baseline year") and result.noise_source == "national default"
@@ -103,8 +106,8 @@ def test_on_plan_exactly_is_not_drifting(plans):
 def _first_raised(events):
     first = {}
     for event in events:
-        if event["state"] == "raised":
-            first.setdefault(event["board"], date.fromisoformat(event["as_of"]))
+        if event.state is AlertState.RAISED:
+            first.setdefault(event.board, event.as_of)
     return first
 
 
@@ -124,10 +127,11 @@ def test_exactly_the_three_drifting_boards_alert_within_bound(plans):
     for board, raised in first.items():
         weeks = (raised - PLAN_YEAR).days / 7
         assert weeks <= DETECTION_BOUND_WEEKS[board], f"{board} detected after {weeks:.0f} weeks"
-    raised = [e for e in events if e["state"] == "raised"]
-    assert all(e["money_at_risk_gbp"] > 0 and e["projected_year_end"] > e["planned_year_end"] for e in raised)
-    assert all(e["expected_pattern"].startswith("baseline year") and e["noise_source"] == "baseline year"
-               and e["window_z"] >= e["threshold_z"] and e["spc_variation"] for e in raised)
+    raised = [e for e in events if e.state is AlertState.RAISED]
+    assert all(e.money_at_risk_gbp > 0 and e.projected_year_end > e.planned_year_end for e in raised)
+    assert all(e.expected_pattern.startswith("baseline year") and e.noise_source == "baseline year"
+               and e.window_z >= e.threshold_z and isinstance(e.spc_variation, Variation) for e in raised)
+    assert all(isinstance(e.severity, Severity) and isinstance(e.assurance, Assurance) for e in events)
 
 
 def test_false_alert_rate_over_3_on_plan_years(plans):
@@ -146,13 +150,16 @@ def test_false_alert_rate_over_3_on_plan_years(plans):
 class _Week:
     """A minimal assessment for lifecycle tests."""
 
-    def __init__(self, week: int, drifting: bool, severity: str = "warning"):
+    def __init__(self, week: int, drifting: bool, severity: Severity = Severity.WARNING):
         self.board, self.metric = "E09000012", "emergency_admissions"
         self.as_of = date(2015, 4, 5) + timedelta(weeks=week)
         self.drifting, self.severity = drifting, severity if drifting else None
         self.actual_ytd = self.planned_ytd = self.variance_pct = self.z = 0.0
         self.projected_year_end = self.planned_year_end = self.money_at_risk_gbp = 0.0
-        self.rules_fired, self.variation, self.assurance = [], "common cause", "hit and miss"
+        self.projected_year_end_low = self.projected_year_end_high = self.window_z = self.window_variance_pct = 0.0
+        self.threshold, self.dispersion, self.window_weeks = 3.0, 1.0, 0
+        self.expected_pattern = self.noise_source = "baseline year"
+        self.rules_fired, self.variation, self.assurance = [], Variation.COMMON_CAUSE, Assurance.HIT_AND_MISS
 
 
 @pytest.mark.parametrize(
@@ -169,19 +176,31 @@ def test_alert_lifecycle(weeks, states):
     book = AlertBook(DriftRules(resolve_after_weeks=4))
     events = []
     for i, code in enumerate(weeks):
-        events += book.evaluate(_Week(i, code in "DC", "critical" if code == "C" else "warning"))
-    assert [e["state"] for e in events] == states
-    assert len({e["event_id"] for e in events}) == len(events)
+        events += book.evaluate(_Week(i, code in "DC", Severity.CRITICAL if code == "C" else Severity.WARNING))
+    assert [e.state for e in events] == [AlertState(state) for state in states]
+    assert len({e.event_id for e in events}) == len(events)
 
 
 def test_alert_book_rebuilt_from_its_events_continues_the_same_way():
     book = AlertBook()
-    events = book.evaluate(_Week(0, True)) + book.evaluate(_Week(1, True, "critical"))
+    events = book.evaluate(_Week(0, True)) + book.evaluate(_Week(1, True, Severity.CRITICAL))
     restored = AlertBook()
-    restored.restore(events)
-    assert restored.evaluate(_Week(1, True, "critical")) == []  # same week: already evaluated
-    assert restored.evaluate(_Week(2, True, "critical")) == []  # still open, same severity: nothing new
-    assert [e["state"] for e in restored.evaluate(_Week(3, True, "warning"))] == ["updated"]
+    restored.restore(parse_alert(event.to_wire()) for event in events)  # as read back from the alerts topic
+    assert restored.evaluate(_Week(1, True, Severity.CRITICAL)) == []  # same week: already evaluated
+    assert restored.evaluate(_Week(2, True, Severity.CRITICAL)) == []  # still open, same severity: nothing new
+    assert [e.state for e in restored.evaluate(_Week(3, True, Severity.WARNING))] == [AlertState.UPDATED]
+
+
+def test_an_alert_is_typed_until_serialised_and_reads_back_the_same():
+    book = AlertBook()
+    raised, = book.evaluate(_Week(0, True, Severity.CRITICAL))
+    assert raised.state is AlertState.RAISED and raised.severity is Severity.CRITICAL
+    wire = orjson.loads(raised.to_wire())
+    assert list(wire)[:8] == ["event_id", "alert_id", "sequence", "state", "severity", "board", "metric", "as_of"]
+    assert wire["state"] == "raised" and wire["severity"] == "critical" and wire["as_of"] == "2015-04-05"
+    assert wire["spc_variation"] == "common cause" and wire["assurance"] == "hit and miss"
+    assert parse_alert(raised.to_wire()) == raised  # one Alert type, produced or parsed
+    assert parse_alert(raised.to_wire()).to_wire() == raised.to_wire()
 
 
 def test_trajectories_of_the_other_metrics_and_periods(plans):

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from bcfwatch.cli import main
+from bcfwatch.core.calendar import england_bank_holidays
 from bcfwatch.core.national import daily_profile
 from bcfwatch.core.nhs_number import is_valid_nhs_number
 from producers.generate import (
@@ -18,7 +19,6 @@ from producers.generate import (
     admissions_shape,
     draw_emergency,
     emergency_daily_counts,
-    england_bank_holidays,
     generate_frame,
     parse_peak_day,
     parse_weekday_profile,

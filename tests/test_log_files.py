@@ -21,9 +21,15 @@ from producers.logformat import (
     row_to_event,
 )
 from producers.pseudonym import Pseudonymiser
-from streams import columnar_log
 from streams.columnar_log import read_log_events, rejected_by_reason, write_rejected
-from tests.test_columnar_log import VALID_ADMISSION, VALID_DISCHARGE, VALID_PLACEMENT, assert_same_read, variant
+from tests.test_columnar_log import (
+    VALID_ADMISSION,
+    VALID_DISCHARGE,
+    VALID_PLACEMENT,
+    assert_same_read,
+    lines_read_one_at_a_time,
+    variant,
+)
 
 
 def admission(n: int, **changes) -> dict:
@@ -185,20 +191,6 @@ def test_csv_short_and_long_rows_are_rejected_with_their_line(tmp_path):
 
 
 # --- how values are written -----------------------------------------------------------------------------
-
-def lines_read_one_at_a_time(monkeypatch) -> list:
-    """From now on, every line the columnar reader hands to the line-by-line contract is collected here."""
-    slow: list = []
-    line_by_line = columnar_log._line_by_line
-
-    def counting(lines, reading, rejects):
-        lines = list(lines)
-        slow.extend(lines)
-        return line_by_line(lines, reading, rejects)
-
-    monkeypatch.setattr(columnar_log, "_line_by_line", counting)
-    return slow
-
 
 def test_numbers_and_flags_written_as_strings_are_accepted_everywhere(tmp_path, monkeypatch):
     rows = []

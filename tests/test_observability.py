@@ -25,6 +25,7 @@ from bcfwatch import dashboards
 from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
+from monitors.alerts import AlertState
 from monitors.monitor import Monitor
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
@@ -111,7 +112,7 @@ def test_prometheus_alertmanager_and_dashboards_on_live_metrics(stack, broker, t
         events = monitor.evaluate()
     finally:
         monitor.close()
-    assert "E08000025" in {e["board"] for e in events if e["state"] == "raised"}
+    assert "E08000025" in {e.board for e in events if e.state is AlertState.RAISED}
 
     # A real scrape of each exporter passes promtool's lint.
     for port in (WORKER_METRICS, MONITOR_METRICS):

@@ -87,6 +87,8 @@ def test_schemas_reject_with_their_reason():
             parse_alert(value)
         assert raised.value.reason_code == reason, str(raised.value)
     assert parse_alert(orjson.dumps(alert("E08000025", 2))).sequence == 2
+    # one Alert type: read back, it serialises to the very message it was read from
+    assert parse_alert(orjson.dumps(alert("E08000025", 2))).to_wire() == orjson.dumps(alert("E08000025", 2))
 
 
 def test_monitor_survives_poison_on_board_days_and_alerts(broker, topic_prefix):
@@ -116,6 +118,8 @@ def test_monitor_survives_poison_on_board_days_and_alerts(broker, topic_prefix):
     dead = sorted(dead_letters(broker.bootstrap, topics.dead_letter, "monitor"), key=lambda d: d["offset"])
     assert [d["reason_code"] for d in dead] == [str(reason) for _, _, reason in BAD_BOARD_DAYS]
     assert all(d["topic"] == topics.board_days and d["reason"] for d in dead)
+    assert list(dead[0]) == ["source", "reason", "reason_code", "topic", "partition", "offset", "key", "raw",
+                             "dead_lettered_at"]  # the one dead-letter shape (bcfwatch.core.messages)
     assert [d["offset"] for d in dead] == list(range(len(good_before), len(good_before) + len(BAD_BOARD_DAYS)))
     restored = dead_letters(broker.bootstrap, topics.delivery_dead_letter, "monitor")
     assert [d["reason_code"] for d in restored] == [str(reason) for _, reason in bad_alerts()]

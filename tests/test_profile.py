@@ -1,20 +1,39 @@
 """The expected pattern and the noise model, learned from a baseline year (monitors/profile.py, noise.py,
 baseline.py), on small simulations whose truth is known."""
 
+import calendar as gregorian
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bcfwatch.core.calendar import BANK_HOLIDAY, day_types, england_bank_holidays
+from bcfwatch.core.calendar import (
+    BANK_HOLIDAY,
+    civil_epoch_days,
+    complete_weeks,
+    day_text,
+    day_texts,
+    day_types,
+    days_in_month,
+    england_bank_holidays,
+    epoch_day,
+    epoch_days,
+    epoch_microseconds,
+    financial_year_starting,
+    next_financial_year_start,
+    week_ending,
+    week_numbers,
+    year_days,
+)
+from bcfwatch.core.national import BANK_HOLIDAY_FACTOR, SEASONAL_AMPLITUDE, WEEKEND_FACTOR, seasonality
 from bcfwatch.core.plans import load_plan
 from monitors.baseline import baseline_model
 from monitors.drift import DriftRules, assess
 from monitors.evaluate import NoiseSetting, simulate_daily
 from monitors.noise import fit_noise
-from monitors.profile import PATTERN_DEFAULT, fit_pattern
+from monitors.profile import PATTERN_DEFAULT, default_pattern, fit_pattern
 from producers.sample_plan import sample_plan_path
 
 PLAN_YEAR = date(2015, 4, 1)
@@ -30,6 +49,37 @@ def test_bank_holidays_of_england_by_day_type():
     assert types[date(2016, 1, 1)] == BANK_HOLIDAY and types[date(2016, 1, 4)] == 0
     easter = pd.date_range("2016-03-21", "2016-04-03")
     assert [d.isoformat() for d in easter[england_bank_holidays(easter)].date] == ["2016-03-25", "2016-03-28"]
+
+
+def test_calendar_weeks_years_and_epoch_days():
+    assert week_ending(date(2015, 6, 1)) == date(2015, 6, 7) == week_ending(date(2015, 6, 7))  # Monday, Sunday
+    days = pd.date_range("2015-04-01", "2015-04-30")  # a Wednesday to a Thursday
+    assert week_numbers(days).tolist() == [0] * 5 + [1] * 7 + [2] * 7 + [3] * 7 + [4] * 4
+    span = complete_weeks(days)
+    assert (days[span.start].day_of_week, days[span.stop - 1].day_of_week, span.stop - span.start) == (0, 6, 21)
+    assert financial_year_starting(2015) == date(2015, 4, 1) == next_financial_year_start(date(2015, 3, 31))
+    assert len(year_days(date(2015, 4, 1))) == 366 and len(year_days(date(2014, 4, 1), 2)) == 731
+    rng = np.random.default_rng(3)
+    ordinals = rng.integers(date(1900, 1, 1).toordinal(), date(2100, 12, 31).toordinal(), 5000)
+    dates = [date.fromordinal(int(n)) for n in ordinals]
+    year, month, day = (np.array([getattr(d, part) for d in dates]) for part in ("year", "month", "day"))
+    expected = ordinals - date(1970, 1, 1).toordinal()
+    assert civil_epoch_days(year, month, day).tolist() == expected.tolist()
+    assert days_in_month(year, month).tolist() == [gregorian.monthrange(y, m)[1]
+                                                  for y, m in zip(year, month, strict=True)]
+    seconds = expected * 86_400.0 + rng.uniform(0, 86_400, len(expected))
+    assert epoch_days(seconds).tolist() == [epoch_day(s) for s in seconds] == expected.tolist()
+    assert list(day_texts(expected[:50])) == [day_text(int(n)) for n in expected[:50]] == \
+        [d.isoformat() for d in dates[:50]]
+    moment = datetime(2015, 6, 1, 9, 30, 0, 123456, tzinfo=UTC)
+    assert epoch_microseconds(moment) == (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def test_default_pattern_is_the_national_default_shape():
+    days = pd.date_range("2015-12-21", "2015-12-27")  # Monday to Sunday; Christmas on the Friday
+    assert default_pattern(days) / seasonality(days) == pytest.approx(
+        [1, 1, 1, 1, BANK_HOLIDAY_FACTOR, WEEKEND_FACTOR, WEEKEND_FACTOR])
+    assert default_pattern(pd.DatetimeIndex(["2016-01-15"]))[0] == pytest.approx(1 + SEASONAL_AMPLITUDE)
 
 
 def _baseline(boards: int, volume: float, seed: int, setting: NoiseSetting) -> pd.DataFrame:

@@ -2,9 +2,20 @@ import base64
 import hashlib
 import secrets
 
+import numpy as np
 import pytest
 
-from bcfwatch.core.nhs_number import check_digit, contains_nhs_number, is_valid_nhs_number, normalise_nhs_number, redact
+from bcfwatch.core.nhs_number import (
+    NO_CHECK_DIGIT,
+    check_digit,
+    check_digits,
+    contains_nhs_number,
+    is_valid_nhs_number,
+    normalise_nhs_number,
+    passes_check,
+    redact,
+    valid_nhs_numbers,
+)
 from producers.pseudonym import Pseudonymiser, PseudonymKeyError, load_key
 
 VALID = "9434765919"  # the NHS's published example of a valid number
@@ -46,6 +57,19 @@ def test_check_digit_ten_is_invalid_whatever_the_last_digit():
     assert not any(is_valid_nhs_number(prefix + str(d)) for d in range(10))
     with pytest.raises(ValueError, match="would be 10"):
         normalise_nhs_number(prefix + "0")
+
+
+def test_column_check_is_the_one_value_check():
+    prefixes = np.concatenate([np.random.default_rng(1).integers(0, 1_000_000_000, 20_000),
+                               [0, 943476591, int(_prefix_with_remainder(0)), int(_prefix_with_remainder(1))]])
+    expected = [check_digit(str(p).zfill(9)) for p in prefixes]
+    assert check_digits(prefixes).tolist() == [NO_CHECK_DIGIT if d is None else d for d in expected]
+    numbers = valid_nhs_numbers(prefixes)
+    assert numbers.tolist() == [p * 10 + d for p, d in zip(prefixes.tolist(), expected, strict=True) if d is not None]
+    assert passes_check(numbers).all()
+    assert all(is_valid_nhs_number(str(n).zfill(10)) for n in numbers[:2000])
+    wrong = prefixes * 10 + (np.array([0 if d is None else d for d in expected]) + 1) % 10
+    assert passes_check(wrong).tolist() == [False] * len(wrong)
 
 
 @pytest.mark.parametrize("value", ["943476591", "94347659190", "943476591X", "", None, "9434765918"])

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from bcfwatch.core.plans import load_plan
+from monitors.alerts import AlertState
 from monitors.backtest import backtest, write_outputs
 from monitors.report import write_report
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
@@ -37,7 +38,7 @@ def test_backtest_writes_counts_and_alerts(analysed):
                                                        "care_home_admissions_65,reablement_discharges_65,"
                                                        "at_home_91d,late_events")
     assert len(counts_path.read_text().splitlines()) == len(result.counts) + 1
-    assert "E08000025" in {a["board"] for a in result.alerts if a["state"] == "raised"}
+    assert "E08000025" in {a.board for a in result.alerts if a.state is AlertState.RAISED}
     assert len(alerts_path.read_text().splitlines()) == len(result.alerts)
 
 

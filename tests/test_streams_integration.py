@@ -23,10 +23,12 @@ from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
+from monitors.alerts import AlertState
 from monitors.backtest import backtest, settled_from_events, timeline_key
 from monitors.board_days import BoardDays
 from monitors.monitor import Monitor
 from monitors.timeline import alert_timeline, daily_emergency_admissions
+from monitors.topic_schemas import parse_alert
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -152,8 +154,8 @@ def test_one_worker_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_p
             assert monitor.evaluate() == []  # a second round on the same data adds nothing
         finally:
             monitor.close()
-        assert "E08000025" in {e["board"] for e in events if e["state"] == "raised"}
-        on_topic = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, config.topics.alerts)]
+        assert "E08000025" in {e.board for e in events if e.state is AlertState.RAISED}
+        on_topic = [parse_alert(r.value) for r in read_topic(broker.bootstrap, config.topics.alerts)]
         assert on_topic == events
         settled = settled_from_log(event_log)
         expected = alert_timeline(plans, daily_emergency_admissions(oracle), PLAN_YEAR, settled)

@@ -3,7 +3,7 @@ the subscriber, the key and the reason, never a traceback and never a secret in 
 
 import base64
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,9 @@ from click.testing import CliRunner
 from standardwebhooks.webhooks import Webhook
 
 from monitors import subscriptions
+from monitors.alerts import Alert, AlertState
+from monitors.drift import Severity
+from monitors.spc import Assurance, Variation
 from monitors.subscriptions import Subscriber, SubscriptionError, load_subscriptions
 
 ROOT = Path(__file__).parents[1]
@@ -113,8 +116,16 @@ def test_a_board_list_and_metrics_load(tmp_path):
     (subscriber,) = load_subscriptions(write(tmp_path, text))
     assert subscriber.boards == {"E08000025", "E09000012"}
     assert subscriber.metrics == {"emergency_admissions", "delayed_days"}
-    assert subscriber.wants({"board": "E09000012", "metric": "delayed_days"})
-    assert not subscriber.wants({"board": "E08000026", "metric": "delayed_days"})
+    assert subscriber.wants(_alert("E09000012", "delayed_days"))
+    assert not subscriber.wants(_alert("E08000026", "delayed_days"))
+    assert not subscriber.wants(_alert("E09000012", "care_home_admissions_65"))
+
+
+def _alert(board: str, metric: str) -> Alert:
+    return Alert(event_id="a1-1", alert_id="a1", sequence=1, state=AlertState.RAISED, severity=Severity.WARNING,
+                 board=board, metric=metric, as_of=date(2015, 6, 28), actual=0.0, planned=0.0, variance_pct=0.0,
+                 z=0.0, spc_rules=(), spc_variation=Variation.COMMON_CAUSE, assurance=Assurance.HIT_AND_MISS,
+                 projected_year_end=0.0, planned_year_end=0.0, money_at_risk_gbp=0.0)
 
 
 def test_known_metrics_are_the_ones_alerts_are_raised_on():

@@ -8,7 +8,6 @@ to a topic), so :func:`parse_event` is the single validator for both sides.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -20,16 +19,16 @@ import orjson
 from bcfwatch.core import codes
 from bcfwatch.core.boards import BoardList, load_boards
 from bcfwatch.core.nhs_number import contains_nhs_number, redact
+from bcfwatch.core.settings import DEFAULTS, current
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 MAX_AGE = 120
-DEFAULT_EARLIEST_DATE = date(2014, 4, 1)  # first day of the BCF plans' baseline year (2014-15)
+DEFAULT_EARLIEST_DATE = DEFAULTS.earliest_date  # first day of the BCF plans' baseline year (2014-15)
 
 
 def earliest_date() -> date:
     """Events before this day are rejected (``BCFWATCH_EARLIEST_DATE``, default the plans' first baseline year)."""
-    text = os.environ.get("BCFWATCH_EARLIEST_DATE", "").strip()
-    return date.fromisoformat(text) if text else DEFAULT_EARLIEST_DATE
+    return current().earliest_date
 
 
 def earliest_moment() -> datetime:
@@ -58,6 +57,11 @@ class InvalidEvent(ValueError):
     def __init__(self, message: str, reason: Reason = Reason.INVALID_VALUE) -> None:
         super().__init__(redact(message))  # a reason never quotes an NHS number (docs/security.md)
         self.reason = reason
+
+    @property
+    def reason_code(self) -> Reason:
+        """The dead-letter ``reason_code`` (as :attr:`bcfwatch.core.messages.InvalidMessage.reason_code`)."""
+        return self.reason
 
 
 class Event(faust.Record, abstract=True, serializer="json", include_metadata=False, isodates=True):

@@ -2,9 +2,10 @@
 checkers every topic schema is built from, and the dead-letter record (one shape for every service).
 
 A failure raises :class:`InvalidMessage` with a machine-readable ``reason_code`` and a sentence;
-:func:`dead_letter_record` turns it into the dead-letter message, which carries the source topic, partition
+:func:`invalid_message_record` turns it into the dead-letter message, which carries the source topic, partition
 and offset (a reader drops repeats by them) and the raw message with anything that looks like an NHS number
-redacted.
+redacted. Events that break the contract (:class:`~bcfwatch.core.events.InvalidEvent`, from the replay or the
+worker) are dead-lettered in the same shape: :func:`dead_letter_fields` builds every dead-letter record.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 
 from bcfwatch.core.boards import load_boards
+from bcfwatch.core.events import InvalidEvent
 from bcfwatch.core.nhs_number import redact
 
 log = logging.getLogger(__name__)
@@ -126,14 +128,31 @@ def _shown(raw: bytes | None) -> str | None:
     return redact(raw[:RAW_LIMIT].decode("utf-8", "replace"))
 
 
-def dead_letter_record(source: str, error: InvalidMessage, topic: str, partition: int, offset: int,
-                       key: bytes | None, value: bytes | None) -> bytes:
-    """The dead-letter message for a message that failed its schema (NHS-number-like digits redacted)."""
-    return orjson.dumps({
-        "source": source, "reason": str(error), "reason_code": str(error.reason_code), "topic": topic,
-        "partition": partition, "offset": offset, "key": _shown(key), "raw": _shown(value),
-        "dead_lettered_at": datetime.now(UTC).isoformat(),
-    })
+def dead_letter_fields(source: str, error: InvalidEvent | InvalidMessage, raw: str | None,
+                       **where: object) -> dict[str, Any]:
+    """The one dead-letter shape, for every service and every kind of failure.
+
+    ``source`` is the service that rejected it; ``reason`` the error's sentence and ``reason_code`` its typed
+    reason (:class:`~bcfwatch.core.events.Reason` for an event that breaks the contract, :class:`SchemaReason`
+    for a message that breaks its topic's schema); ``where`` says where it was (topic, partition, offset and
+    key, or file and line; packed records add index and packed), in the order given; ``raw`` is the rejected
+    text as it may be kept (NHS numbers already redacted or pseudonymised by the caller).
+    """
+    return {"source": source, "reason": str(error), "reason_code": str(error.reason_code), **where, "raw": raw,
+            "dead_lettered_at": datetime.now(UTC).isoformat()}
+
+
+def dead_letter_record(source: str, error: InvalidEvent | InvalidMessage, raw: str | None,
+                       **where: object) -> bytes:
+    """:func:`dead_letter_fields` as the dead-letter message."""
+    return orjson.dumps(dead_letter_fields(source, error, raw, **where))
+
+
+def invalid_message_record(source: str, error: InvalidMessage, record: Any) -> bytes:
+    """The dead-letter message for a consumed ``record`` (kafka-python or aiokafka: topic, partition, offset,
+    key, value) that failed its topic's schema; key and value shown truncated, NHS-number-like digits redacted."""
+    return dead_letter_record(source, error, _shown(record.value), topic=record.topic, partition=record.partition,
+                              offset=record.offset, key=_shown(record.key))
 
 
 class DeadLetters:
@@ -150,6 +169,5 @@ class DeadLetters:
         log.warning("%s: dead-lettering %s[%d]@%d to %s: %s", self.source, record.topic, record.partition,
                     record.offset, self.topic, error)
         key = None if record.key is None else _shown(record.key).encode()
-        self.producer.send(self.topic, key=key, value=dead_letter_record(
-            self.source, error, record.topic, record.partition, record.offset, record.key, record.value))
+        self.producer.send(self.topic, key=key, value=invalid_message_record(self.source, error, record))
         self.sent += 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from bcfwatch.core.boards import load_boards
+from bcfwatch.core.calendar import DAYS_PER_YEAR
 
 NATIONAL_EMERGENCY_ADMISSIONS = 5_500_000
 
@@ -38,14 +41,56 @@ def board_weights() -> tuple[list[str], np.ndarray]:
     return [b.code for b in boards], weight / weight.sum()
 
 
-WEEKEND_FACTOR = 0.82
+# --- the national default shape of daily emergency admissions ------------------------------------------
+# The plans' trajectories, the sample plan and the generator's defaults are built on it, and the drift
+# monitor falls back on it without baseline-year counts (docs/drift.md, "national default").
+
+WEEKEND_FACTOR = 0.82  # Saturday and Sunday, of an ordinary weekday (DESIGN.md: 14-22% lower)
 
 
-SEASONAL_AMPLITUDE = 0.05
+WEEKDAY_FACTORS = (1.0, 1.0, 1.0, 1.0, 1.0, WEEKEND_FACTOR, WEEKEND_FACTOR)  # Monday..Sunday
+
+
+# A weekday bank holiday, of an ordinary weekday (25-30% lower): the monitor's national default pattern.
+BANK_HOLIDAY_FACTOR = 0.73
+
+
+# The generator's bank-holiday default (``--bank-holiday-drop 27.5``%): the same concept as
+# BANK_HOLIDAY_FACTOR, unrounded. Kept apart only because making them one value would change either the
+# generated logs (``--bank-holidays``) or the monitor's national-default figures.
+GENERATOR_BANK_HOLIDAY_FACTOR = 0.725
+
+
+DAY_TYPE_FACTORS = (*WEEKDAY_FACTORS, BANK_HOLIDAY_FACTOR)  # in the order of calendar.DAY_TYPES
+
+
+SEASONAL_AMPLITUDE = 0.05  # the winter peak 5% above the yearly mean, the summer trough 5% below
+
+
+WINTER_PEAK_DAY = 15  # day of the year of the winter peak: 15 January
+
+
+def annual_phase(days: pd.DatetimeIndex, zero_day: float = WINTER_PEAK_DAY) -> np.ndarray:
+    """Each day's angle in the yearly cycle (radians), 0 on day of the year ``zero_day`` (the winter peak)."""
+    return 2 * np.pi * (np.asarray(days.day_of_year) - zero_day) / DAYS_PER_YEAR
+
+
+def seasonality(days: pd.DatetimeIndex, amplitude: float | np.ndarray = SEASONAL_AMPLITUDE,
+                peak_day: float = WINTER_PEAK_DAY) -> np.ndarray:
+    """Relative volume of the winter cosine: 1 + amplitude at the peak day, 1 - amplitude half a year on
+    (``amplitude`` may be an array that broadcasts against the days, e.g. boards x days)."""
+    return 1 + amplitude * np.cos(annual_phase(days, peak_day))
+
+
+def weekday_and_winter(days: pd.DatetimeIndex, weekday_factors: tuple[float, ...] = WEEKDAY_FACTORS,
+                       amplitude: float | np.ndarray = SEASONAL_AMPLITUDE,
+                       peak_day: float = WINTER_PEAK_DAY) -> np.ndarray:
+    """Relative daily volume, mean ~1 over a year: the weekday factors (Monday..Sunday, rescaled to average
+    1 over a week) x :func:`seasonality`. The defaults are the national shape (:func:`daily_profile`)."""
+    weekday = np.asarray(weekday_factors)[np.asarray(days.day_of_week)]
+    return weekday * seasonality(days, amplitude, peak_day) / math.fsum(weekday_factors) * 7
 
 
 def daily_profile(days: pd.DatetimeIndex) -> np.ndarray:
-    """Relative daily volume: weekday pattern x winter seasonality, mean ~1 over a year."""
-    weekday = np.where(days.day_of_week >= 5, WEEKEND_FACTOR, 1.0)
-    seasonal = 1 + SEASONAL_AMPLITUDE * np.cos(2 * np.pi * (days.day_of_year - 15) / 365.25)
-    return np.asarray(weekday * seasonal) / (5 + 2 * WEEKEND_FACTOR) * 7
+    """Relative daily volume of the national shape: weekdays 1, weekends 0.82, a 5% winter peak on 15 January."""
+    return weekday_and_winter(days)

@@ -1,5 +1,9 @@
 """NHS numbers: the Modulus 11 check (one value or a whole column) and redaction from free text.
 
+The check lives here only: :func:`check_digit` for one number written as text (the contract, replay),
+:func:`check_digits` / :func:`passes_check` for whole columns of numbers (the columnar log reader) and
+:func:`valid_nhs_numbers` to turn nine-digit prefixes into valid numbers (the synthetic log generator).
+
 Raw NHS numbers stop at the producers; :func:`redact` scrubs them from text that must be kept (dead-letter
 records, rejection reasons) and :func:`contains_nhs_number` finds them in free-text identifiers.
 """
@@ -9,7 +13,12 @@ from __future__ import annotations
 import operator
 import re
 
-_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+import numpy as np
+
+_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)  # of the first nine digits, most significant first
+_WEIGHTS_ARRAY = np.array(_WEIGHTS, dtype=np.int64)
+_NINE_PLACES = 10 ** np.arange(8, -1, -1, dtype=np.int64)
+NO_CHECK_DIGIT = 10  # what check_digits gives for nine digits no valid NHS number starts with
 
 
 # Characters the validator (and redaction) treat as separators inside an NHS number. normalise_nhs_number
@@ -42,6 +51,29 @@ def check_digit(first_nine: str) -> int | None:
     if digit == 10:
         return None
     return digit
+
+
+def check_digits(first_nine: np.ndarray) -> np.ndarray:
+    """:func:`check_digit` of a column: the first nine digits of each number as one integer
+    (0..999_999_999) -> its Modulus 11 check digit, :data:`NO_CHECK_DIGIT` (10) where it would be 10."""
+    digits = (np.asarray(first_nine, dtype=np.int64)[:, None] // _NINE_PLACES) % 10
+    digit = 11 - (digits @ _WEIGHTS_ARRAY) % 11
+    return np.where(digit == 11, 0, digit)
+
+
+def passes_check(numbers: np.ndarray) -> np.ndarray:
+    """Whether each ten-digit integer passes the Modulus 11 check (a check digit of 10 never does)."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    return check_digits(numbers // 10) == numbers % 10
+
+
+def valid_nhs_numbers(first_nine: np.ndarray) -> np.ndarray:
+    """The valid NHS numbers (ten-digit integers) the given nine-digit prefixes start, in order; a prefix
+    whose check digit would be 10 gives none and is left out."""
+    first_nine = np.asarray(first_nine, dtype=np.int64)
+    check = check_digits(first_nine)
+    good = check != NO_CHECK_DIGIT
+    return first_nine[good] * 10 + check[good]
 
 
 def normalise_nhs_number(value: object) -> str:

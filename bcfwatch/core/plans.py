@@ -245,6 +245,11 @@ class NationalSummary:
     def avoided_admissions_value_gbp(self) -> float:
         return self.avoided_admissions * self.unit_cost_gbp
 
+    @property
+    def delayed_days_change(self) -> float:
+        """Planned delayed transfer of care days against the baseline, as a fraction (-0.05: 5% fewer)."""
+        return self.planned_delayed_days / max(self.baseline_delayed_days, 1) - 1
+
 
 def national_summary(plans: dict[str, BoardPlan], unit_cost_gbp: float = DEFAULT_UNIT_COST_GBP) -> NationalSummary:
     baseline = sum(p.baseline_emergency for p in plans.values())

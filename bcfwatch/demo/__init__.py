@@ -23,9 +23,8 @@ from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from producers.sample_plan import write_sample_plan
-from streams.app import WorkerConfig
-from streams.daily_table import from_state, write_csv
-from streams.state_reader import day_counts, wait_until_caught_up
+from streams.config import WorkerConfig
+from streams.live_counts import export_counts
 
 # Large enough to stand out from the noise of a 1%-scale log (small boards see a few admissions a day).
 DEMO_DRIFTS = ("E08000025:+30%", "E09000012:+40%", "E10000016:creep+30%")
@@ -98,10 +97,10 @@ def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_
                    "money at risk", "SPC"):
         table.add_column(column, justify="right" if column in ("YTD variance", "money at risk") else "left")
     for event in events:
-        table.add_row(event["as_of"], event["state"], event["severity"], event["board"],
-                      f"{event['variance_pct']:+.1f}%",
-                      f"{event['projected_year_end']:,.0f} vs {event['planned_year_end']:,.0f}",
-                      f"£{event['money_at_risk_gbp']:,.0f}", ", ".join(event["spc_rules"]) or event["spc_variation"])
+        table.add_row(event.as_of.isoformat(), event.state.value, event.severity.value, event.board,
+                      f"{event.variance_pct:+.1f}%",
+                      f"{event.projected_year_end:,.0f} vs {event.planned_year_end:,.0f}",
+                      f"£{event.money_at_risk_gbp:,.0f}", ", ".join(event.spc_rules) or event.spc_variation.value)
     console.print(table)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     receiver = WebhookReceiver(secret, WEBHOOK_PORT).start()
@@ -150,18 +149,17 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
             + f", {len(report.rejected):,} dead-lettered"
         )
         with console.status("waiting for the worker to catch up") as status:
-            snapshots = wait_until_caught_up(config, 1800,
-                                             lambda behind: status.update(f"worker: {behind:,} events to go"))
-        counts = from_state(day_counts(snapshots))
-        write_csv(counts, work / "counts.csv")
-        console.print(f"per-board daily counts: {work / 'counts.csv'} ({len(counts):,} board-days)")
+            exported = export_counts(config, work / "counts.csv", timeout=1800,
+                                     on_progress=lambda behind: status.update(f"worker: {behind:,} events to go"))
+        counts = exported.table
+        console.print(f"per-board daily counts: {exported.path} ({exported.board_days:,} board-days)")
         plan_path = work / "plan.csv"
         write_sample_plan(plan_path, scale=scale)
         plans = load_plan(plan_path)
         print_variance_table(console, counts, {code: plan.planned_reduction for code, plan in plans.items()})
         live_alerts = alert_and_deliver(console, config, plans, plan_path)
         with console.status("backtesting the same log offline and drawing the report"):
-            result = backtest(log, plans, PLAN_YEAR)
+            result = backtest(log, plans, PLAN_YEAR, config.lateness_days, max_ahead_days=config.max_ahead_days)
             report = write_report(result, plans, PLAN_YEAR, work / "report.html")
         same_counts = result.counts.reset_index(drop=True).equals(counts.reset_index(drop=True))
         same_alerts = sorted(result.alerts, key=timeline_key) == sorted(live_alerts, key=timeline_key)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.app import WorkerConfig
+from streams.config import WorkerConfig
 
 
 class WorkerProcess:

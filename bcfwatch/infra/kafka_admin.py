@@ -8,7 +8,6 @@ and grants each service principal only what it needs (:func:`service_acls`, docs
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,14 +16,13 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
+from bcfwatch.core.settings import current
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.infra.broker import BrokerError
 
 if TYPE_CHECKING:
     from bcfwatch.infra.kafka_security import KafkaSecurity
 
-RETENTION_ENV = "BCFWATCH_EVENT_RETENTION_DAYS"
-DEFAULT_RETENTION_DAYS = 30
 # Topic name suffixes (after "PREFIX.") whose messages are patient-level events or rejected lines.
 EVENT_TOPIC_SUFFIXES = (*EVENT_TYPES, "dead_letter", "late_events", "held_events")
 
@@ -45,15 +43,8 @@ def require_broker(bootstrap: str, timeout: float = 3.0) -> None:
 
 
 def event_retention_ms() -> int:
-    """How long event topics keep messages (``BCFWATCH_EVENT_RETENTION_DAYS``, default 30 days)."""
-    text = os.environ.get(RETENTION_ENV, "").strip()
-    try:
-        days = float(text) if text else DEFAULT_RETENTION_DAYS
-    except ValueError:
-        raise BrokerError(f"{RETENTION_ENV}={text!r} is not a number of days") from None
-    if days <= 0:
-        raise BrokerError(f"{RETENTION_ENV} must be a positive number of days")
-    return int(days * 86_400_000)
+    """How long event topics keep messages (``BCFWATCH_EVENT_RETENTION_DAYS``, default 30 days: ``Settings``)."""
+    return int(current().event_retention_days * 86_400_000)
 
 
 def is_event_topic(name: str) -> bool:

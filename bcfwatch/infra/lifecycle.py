@@ -32,10 +32,12 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
+from bcfwatch.core.settings import DEFAULTS, current
+
 log = logging.getLogger("bcfwatch.health")
 
-DEFAULT_STOP_SECONDS = 10.0
-DEFAULT_BIND_ADDRESS = "127.0.0.1"
+DEFAULT_STOP_SECONDS = DEFAULTS.stop_seconds  # declared once, in bcfwatch.core.settings.Settings
+DEFAULT_BIND_ADDRESS = DEFAULTS.bind_address
 
 UP = Gauge("bcf_up", "1 while the service runs and is not stopping")
 READY = Gauge("bcf_ready", "1 while the service is ready: live, broker reachable, started, not stopping")
@@ -50,12 +52,12 @@ CONSUMER_LAG = Gauge("bcf_consumer_lag_messages",
 
 def stop_seconds() -> float:
     """How long a service may take to stop gracefully before it is ended (``BCFWATCH_STOP_SECONDS``)."""
-    return float(os.environ.get("BCFWATCH_STOP_SECONDS", DEFAULT_STOP_SECONDS))
+    return current().stop_seconds
 
 
 def bind_address() -> str:
     """Where the metrics and health endpoints listen (``BCFWATCH_BIND_ADDRESS``, loopback by default)."""
-    return os.environ.get("BCFWATCH_BIND_ADDRESS", DEFAULT_BIND_ADDRESS)
+    return current().bind_address
 
 
 # -- stopping --------------------------------------------------------------------------------------------
