@@ -40,6 +40,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from bcfwatch.core.calendar import week_ending
 from bcfwatch.core.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
 from monitors.noise import Noise, weekly_covariance
@@ -90,7 +91,7 @@ class WeeklySeries:
 
     def week_ending(self, count: int) -> date:
         """The Sunday that ends the ``count``-th week."""
-        return (self.start[count - 1] + pd.Timedelta(days=6)).date()
+        return week_ending(self.start[count - 1].date())
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,13 @@ Its own alerts are checked against the same schema before they are produced.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import date
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.plans import BoardPlan
@@ -34,6 +36,8 @@ from monitors.drift import DriftRules
 from monitors.timeline import alert_timeline, last_settled_admission_days
 from monitors.topic_schemas import parse_alert
 from streams.config import WorkerConfig  # the workers' topics, partitions and lateness; no Faust app
+
+log = logging.getLogger(__name__)
 
 
 def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = None) -> list[Alert]:
@@ -103,7 +107,16 @@ class Monitor:
         """Evaluate every ``interval`` seconds (``rounds`` times, or until :attr:`stop` is set)."""
         done = 0
         while (rounds is None or done < rounds) and not self.stop.is_set():
-            events = self.evaluate()
+            try:
+                events = self.evaluate()
+            except KafkaError as error:
+                if rounds is not None:
+                    raise
+                # A broker restart or outage: what was read stays applied (board_days holds absolute counts),
+                # so the next round carries on. No heartbeat meanwhile: /healthz fails if it lasts.
+                log.warning("monitor: Kafka did not answer (%s); evaluating again in %.0f s", error, interval)
+                self.stop.wait(interval)
+                continue
             if on_round is not None:
                 on_round(events)
             done += 1

@@ -104,3 +104,38 @@ def test_monitor_and_notifier_serve_health(broker, topic_prefix, tmp_path):
             process.terminate()
             process.wait(30)
     assert [process.returncode for process in processes] == [0, 0]
+
+
+def test_a_monitor_rides_out_a_broker_outage_between_rounds(caplog):
+    """A Kafka error in one round (a broker restart) is logged and the next round runs; with --once it fails."""
+    import threading
+
+    from kafka.errors import KafkaTimeoutError
+
+    from monitors.monitor import Monitor
+
+    monitor = object.__new__(Monitor)  # the loop only: evaluate() is replaced below
+    monitor.stop = threading.Event()
+    outcomes = [KafkaTimeoutError("Failed to get offsets by timestamps in 30000 ms"), [], []]
+
+    def evaluate():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monitor.evaluate = evaluate
+    rounds: list[list] = []
+    with caplog.at_level("WARNING"):
+        def on_round(events):
+            rounds.append(events)
+            if len(rounds) == 2:
+                monitor.stop.set()
+        monitor.run(0.01, on_round)
+    assert rounds == [[], []]
+    assert "Kafka did not answer" in caplog.text
+
+    monitor.stop.clear()
+    outcomes[:] = [KafkaTimeoutError("again")]
+    with pytest.raises(KafkaTimeoutError):
+        monitor.run(0.01, rounds.append, rounds=1)

@@ -18,6 +18,7 @@ from bcfwatch.cli.common import (
     print_table,
     progress_bar,
 )
+from bcfwatch.core.national import GENERATOR_BANK_HOLIDAY_FACTOR
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 
 
@@ -71,7 +72,7 @@ def boards_command() -> None:
 @click.option("--bank-holidays/--no-bank-holidays", default=False, show_default=True,
               help="England's bank holidays (holidays package, GB subdivision ENG, Monday-Friday, so Easter "
                    "and substitute days fall on the right dates) --bank-holiday-drop below the same weekday.")
-@click.option("--bank-holiday-drop", default=27.5, show_default=True,
+@click.option("--bank-holiday-drop", default=round((1 - GENERATOR_BANK_HOLIDAY_FACTOR) * 100, 1), show_default=True,
               type=click.FloatRange(0, 100, max_open=True), metavar="PCT",
               help="How much lower a bank holiday is than the same weekday otherwise (admissions are lost, "
                    "not moved); only with --bank-holidays.")
@@ -149,7 +150,7 @@ def _speed(_ctx, param, value: str) -> float | None:
 @click.option("--speed", default="max", show_default=True, callback=_speed,
               help="Events per second, or 'max' for as fast as the broker takes them.")
 @click.option("--topic-prefix", **from_settings("topic_prefix"),
-              help="Topics are PREFIX.admission, PREFIX.discharge, PREFIX.care_home_placement, PREFIX.dead_letter.")
+              help=f"Topics are {', '.join(f'PREFIX.{name}' for name in (*EVENT_TYPES, 'dead_letter'))}.")
 @click.option("--bootstrap", **from_settings("bootstrap"),
               help="Kafka bootstrap servers.")
 @click.option("--partitions", **from_settings("partitions"), type=click.IntRange(1, 256),

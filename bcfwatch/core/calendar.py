@@ -29,6 +29,11 @@ def financial_year_starting(year: int) -> date:
     return date(year, FIRST_MONTH, 1)
 
 
+def financial_years(days: pd.DatetimeIndex) -> np.ndarray:
+    """The calendar year each day's financial year starts in (2016-03-31 -> 2015), for a whole column."""
+    return np.asarray(days.year) - (np.asarray(days.month) < FIRST_MONTH)
+
+
 def financial_year_start(day: date) -> date:
     return financial_year_starting(day.year if day.month >= FIRST_MONTH else day.year - 1)
 

@@ -20,6 +20,7 @@ from bcfwatch.core import codes
 from bcfwatch.core.boards import BoardList, load_boards
 from bcfwatch.core.nhs_number import contains_nhs_number, redact
 from bcfwatch.core.settings import DEFAULTS, current
+from bcfwatch.core.topics import EVENT_TYPES
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 MAX_AGE = 120
@@ -103,11 +104,7 @@ class CareHomePlacement(Event):
     type: str = "care_home_placement"
 
 
-RECORDS: dict[str, type[Event]] = {
-    "admission": Admission,
-    "discharge": Discharge,
-    "care_home_placement": CareHomePlacement,
-}
+RECORDS: dict[str, type[Event]] = dict(zip(EVENT_TYPES, (Admission, Discharge, CareHomePlacement), strict=True))
 
 
 def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str | None:

@@ -13,10 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from bcfwatch.core.boards import load_boards
+from bcfwatch.core.calendar import financial_years
 from bcfwatch.core.national import NATIONAL_REDUCTION
 from bcfwatch.core.plans import load_plan
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
+from monitors.alerts import Alert
 from monitors.backtest import backtest, timeline_key
 from monitors.report import write_report
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
@@ -51,7 +53,7 @@ PARTITIONS = 8
 
 def year_on_year(counts: pd.DataFrame, reductions: dict[str, float]) -> pd.DataFrame:
     """Emergency admissions per board, 2015-16 against 2014-15, and the variance against each board's planned cut."""
-    year = counts.assign(fy=counts["date"].str[:7].map(lambda m: int(m[:4]) - (int(m[5:7]) < 4)))
+    year = counts.assign(fy=financial_years(pd.DatetimeIndex(pd.to_datetime(counts["date"]))))
     totals = year.pivot_table(index="board", columns="fy", values="emergency_admissions", aggfunc="sum")
     result = pd.DataFrame({"baseline": totals[2014], "actual": totals[2015]})
     result["planned"] = (result["baseline"] * (1 - result.index.map(reductions))).round()
@@ -73,7 +75,7 @@ def print_variance_table(console: Console, counts: pd.DataFrame, reductions: dic
     console.print(table)
 
 
-def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_path: Path) -> list[dict]:
+def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_path: Path) -> list[Alert]:
     """Run the monitor over the live counts and deliver its alerts to a local signed-webhook receiver."""
     import base64
     import secrets
