@@ -8,7 +8,12 @@ Rows (each on the same N events, P partitions):
 5. alert latency at a live rate (bench/latency.py): event that settles a drifting week -> signed webhook;
 6. memory: the worker's peak RSS while holding 151 boards x two years of days;
 7. packed records (docs/wire-format.md): `replay --packed` and the worker(s) on packed input, each with its
-   ratio to the single-event row (``--only packed`` runs just the replay and product rows, both ways).
+   ratio to the single-event row (``--only packed`` runs just the replay and product rows, both ways);
+8. the Quix Streams peer (bench/quix_peer.py, own venv) on the same single-event topics; every row's rate is
+   also given as a ratio to it;
+9. a national year end to end: a generated year at scale 1.0 (about 12M events) from log file to settled
+   per-board counts (`replay --packed` and the workers running together), with the workers' peak RSS
+   (``--national-scale`` sets the scale, ``--skip-national`` leaves it out).
 Writes bench/RESULTS.md and prints the table.
 """
 
@@ -34,13 +39,14 @@ from rich.table import Table
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
+from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.testing import free_port, wait_for
 from bench.latency import LatencyResult, alert_latency
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
-from tests.kafka_helpers import free_port, wait_for
 
 EVENTS_AT_SCALE_1_TWO_YEARS = 24_400_000
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -167,6 +173,35 @@ def product(broker: Broker, topics: Topics, partitions: int, workers: int, work:
     return elapsed, rss
 
 
+def national_year(broker: Broker, scale: float, partitions: int, workers: int, work: Path,
+                  pseudonymiser: Pseudonymiser) -> tuple[int, float, str]:
+    """A financial year at ``scale`` from log file to settled per-board counts: `replay --packed` and the
+    workers run together, timed from the replay's start until the snapshots cover every event."""
+    log = work / "national.jsonl"
+    write_log(generate_frame(GeneratorSpec(date(2015, 4, 1), date(2016, 3, 31), seed=12, scale=scale)), log)
+    topics = Topics(f"national{int(time.time())}")
+    ensure_topics(broker.bootstrap, [*topics.events, topics.dead_letter, topics.late_events], partitions)
+    processes = [WorkerProcess(WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topics.prefix,
+                                            partitions=partitions, datadir=work / f"{topics.prefix}-{i}",
+                                            web_port=free_port(), metrics_port=free_port()),
+                               work / f"{topics.prefix}-{i}.log") for i in range(workers)]
+    started = time.monotonic()
+    try:
+        for process in processes:
+            process.start()
+        report = replay(log, broker.bootstrap, topics, pseudonymiser, partitions, packed=True)
+        replayed = time.monotonic() - started
+        wait_until_caught_up(processes[0].config, 7200, poll_seconds=5.0)
+        elapsed = time.monotonic() - started
+        rss = [peak_rss_mib(p.process.pid) for p in processes]
+    finally:
+        for process in processes:
+            process.stop()
+    log.unlink()
+    return report.lines, elapsed, (f"scale {scale}, {workers} worker(s); replay done after {replayed:.0f} s; "
+                                   "peak RSS " + ", ".join(f"{r:,.0f} MiB" for r in rss))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -175,6 +210,9 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true", help="Leave out row 5 (about 5 minutes).")
     parser.add_argument("--workers", default="1,2", help="Worker counts of the product rows (default 1,2).")
     parser.add_argument("--skip-quix", action="store_true", help="Leave out the Quix Streams peer row.")
+    parser.add_argument("--national-scale", type=float, default=1.0,
+                        help="Scale of the national-year row (1.0: England, about 12M events).")
+    parser.add_argument("--skip-national", action="store_true", help="Leave out the national-year row.")
     parser.add_argument("--only", choices=("all", "packed"), default="all",
                         help="'packed': only the replay and product rows, single-event and packed (row 7).")
     args = parser.parse_args()
@@ -236,24 +274,31 @@ def main() -> None:
                 table.add_row(what, f"{count:,}", f"{seconds:.1f}", f"{count / seconds:,.0f}", notes)
             console.print(table)
             return
+        if not args.skip_national:
+            results["national year end to end (replay --packed + 1 worker)"] = national_year(
+                broker, args.national_scale, args.partitions, 1, work, pseudonymiser)
         python_rate = results["Python limit (bare aiokafka + orjson)"][0] / \
             results["Python limit (bare aiokafka + orjson)"][1]
         consumer_rate = results["consumer limit (ConsumerPerformance)"][0] / \
             results["consumer limit (ConsumerPerformance)"][1]
+        quix = results.get("Quix Streams peer (dedupe + board/day counters)")
+        quix_rate = quix[0] / quix[1] if quix else float("nan")
         table = Table(title=f"bcfwatch bench: N={n:,} events, {args.partitions} partitions, Kafka {KAFKA_VERSION}")
-        for column in ("what", "events", "seconds", "events/s", "vs Python limit", "vs consumer limit", "notes"):
+        for column in ("what", "events", "seconds", "events/s", "vs Quix peer", "vs Python limit", "vs consumer limit",
+                       "notes"):
             table.add_column(column, justify="left" if column in ("what", "notes") else "right")
         for what, (count, seconds, notes) in results.items():
             rate = count / seconds
             rows.append((what, count, f"{seconds:.1f}", rate, notes))
-            table.add_row(what, f"{count:,}", f"{seconds:.1f}", f"{rate:,.0f}", f"{rate / python_rate:.2f}",
+            table.add_row(what, f"{count:,}", f"{seconds:.1f}", f"{rate:,.0f}", f"{rate / quix_rate:.2f}",
+                          f"{rate / python_rate:.2f}",
                           f"{rate / consumer_rate:.3f}", notes)
         console.print(table)
         latency = None
         if not args.skip_latency:
             latency = alert_latency(broker, work, args.partitions, say=console.print)
             console.print(latency_summary(latency))
-        write_results(rows, python_rate, consumer_rate, args, latency)
+        write_results(rows, quix_rate, python_rate, consumer_rate, args, latency)
     finally:
         broker.stop()
 
@@ -268,18 +313,20 @@ def latency_summary(latency: LatencyResult) -> str:
             f"{setup.monitor_interval} s")
 
 
-def write_results(rows, python_rate: float, consumer_rate: float, args, latency: LatencyResult | None) -> None:
+def write_results(rows, quix_rate: float, python_rate: float, consumer_rate: float, args,
+                  latency: LatencyResult | None) -> None:
     lines = [
         "# bcfwatch benchmark results", "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python "
         f"{platform.python_version()}, Kafka {KAFKA_VERSION} (local KRaft, one node). Command: "
         f"`make bench` (`python -m bench.bench --events {args.events} --partitions {args.partitions}`).", "",
-        "| what | events | seconds | events/s | vs Python limit | vs consumer limit | notes |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| what | events | seconds | events/s | vs Quix peer | vs Python limit | vs consumer limit | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for what, count, seconds, rate, notes in rows:
-        lines.append(f"| {what} | {count:,} | {seconds} | {rate:,.0f} | {rate / python_rate:.2f} | "
+        lines.append(f"| {what} | {count:,} | {seconds} | {rate:,.0f} | {rate / quix_rate:.2f} | "
+                     f"{rate / python_rate:.2f} | "
                      f"{rate / consumer_rate:.3f} | {notes} |")
     lines += ["", "The product rows run from an empty state to the last event reflected in the durable "
               "snapshots (what `bcfwatch counts export` reads, checked every 5 s), including worker start-up and "

@@ -29,13 +29,13 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import Broker
+from bcfwatch.testing import free_port, read_topic, wait_for
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
-from tests.kafka_helpers import free_port, read_topic, wait_for
 
 PLAN_YEAR = date(2015, 4, 1)
 LATENESS_DAYS = 14

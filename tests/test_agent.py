@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from bcfwatch.core.events import parse_event
+from bcfwatch.testing import free_port, read_topic, wait_for
 from streams.app import WorkerConfig, create_app, ensure_worker_topics
 from streams.board_state import COUNTER_INDEX, day_key, epoch_day
-from tests.kafka_helpers import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 BOARD = "E08000025"

@@ -8,7 +8,7 @@ from kafka import KafkaProducer
 
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 from bcfwatch.infra.kafka_admin import ensure_topics
-from tests.kafka_helpers import read_topic
+from bcfwatch.testing import read_topic
 
 pytestmark = pytest.mark.kafka
 

@@ -38,7 +38,7 @@ from bcfwatch.core.settings import cache_dir
 from bcfwatch.core.topics import EVENT_TYPES
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.broker import Broker
-from tests.kafka_helpers import free_port, read_topic, wait_for
+from bcfwatch.testing import free_port, read_topic, wait_for
 from tests.receivers import smtp_server
 
 SCALE = "0.003"

@@ -13,10 +13,10 @@ from kafka import KafkaProducer
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.testing import free_port, read_topic, wait_for
 from monitors.delivery import DeliveryFailed, Notifier, send_webhook
 from monitors.subscriptions import Subscriber
 from monitors.topic_schemas import parse_alert
-from tests.kafka_helpers import free_port, read_topic, wait_for
 from tests.receivers import smtp_server
 
 pytestmark = pytest.mark.kafka

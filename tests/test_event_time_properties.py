@@ -23,6 +23,7 @@ from bcfwatch.core.boards import load_boards
 from bcfwatch.core.events import InvalidEvent
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.testing import free_port
 from producers.logformat import read_log, row_to_event
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -33,7 +34,6 @@ from streams.daily_table import from_state
 from streams.oracle import daily_counts, event_time_decisions
 from streams.partition_state import empty_tables
 from streams.state_reader import day_counts, wait_until_caught_up
-from tests.kafka_helpers import free_port
 
 LATENESS = 14 * 86_400
 MAX_AHEAD = 31 * 86_400

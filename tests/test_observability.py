@@ -25,6 +25,7 @@ from bcfwatch import dashboards
 from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.testing import free_port, wait_for
 from monitors.alerts import AlertState
 from monitors.monitor import Monitor
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
@@ -33,7 +34,6 @@ from producers.replay import replay
 from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
-from tests.kafka_helpers import free_port, wait_for
 from tests.receivers import JsonReceiver
 
 pytestmark = pytest.mark.kafka

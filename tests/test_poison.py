@@ -16,6 +16,7 @@ from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import STATE_TOPIC_CONFIG, Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.testing import free_port, read_topic, wait_for
 from monitors.delivery import Notifier
 from monitors.monitor import Monitor
 from monitors.subscriptions import Subscriber
@@ -25,7 +26,6 @@ from streams.app import WorkerConfig
 from streams.partition_state import PartitionState
 from streams.published import parse_board_day
 from streams.state_reader import latest_snapshots
-from tests.kafka_helpers import free_port, read_topic, wait_for
 from tests.test_delivery import alert
 
 pytestmark = pytest.mark.kafka

@@ -32,6 +32,7 @@ from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import SERVICES, Broker
 from bcfwatch.infra.kafka_admin import authorise_prefix, event_retention_ms, prefix_topics
 from bcfwatch.infra.kafka_security import KafkaSecurity, KafkaSecurityError
+from bcfwatch.testing import free_port, wait_for
 from monitors.backtest import backtest, write_outputs, write_side_outputs
 from monitors.delivery import Notifier
 from monitors.monitor import Monitor
@@ -45,7 +46,6 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, wait_until_caught_up
-from tests.kafka_helpers import free_port, wait_for
 
 pytestmark = pytest.mark.kafka
 PREFIX = "sec"

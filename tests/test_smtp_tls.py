@@ -12,10 +12,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from bcfwatch.testing import free_port
 from monitors.delivery import DeliveryFailed, send_email
 from monitors.subscriptions import Subscriber, SubscriptionError, load_subscriptions
 from monitors.topic_schemas import parse_alert
-from tests.kafka_helpers import free_port
 from tests.receivers import MailSink
 
 ALERT = parse_alert(orjson.dumps({

@@ -23,6 +23,7 @@ from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.testing import free_port, read_topic, wait_for
 from monitors.alerts import AlertState
 from monitors.backtest import backtest, settled_from_events, timeline_key
 from monitors.board_days import BoardDays
@@ -38,7 +39,6 @@ from streams.columnar_log import read_events
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
-from tests.kafka_helpers import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 8

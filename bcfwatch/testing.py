@@ -1,0 +1,41 @@
+"""Helpers for the tests and the benchmarks on the real broker: read a topic back, poll with a deadline, a free
+port. Production code never imports this module (import-linter's "forbidden" contract in pyproject.toml)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from bcfwatch.infra.kafka_io import read_partitions_to_end, reader, topic_partitions
+
+T = TypeVar("T")
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
+    """Every committed record on ``topic`` (all partitions, from the beginning), partition by partition."""
+    consumer = reader(bootstrap, "bcfwatch-test-reader", isolation_level="read_committed")
+    try:
+        return read_partitions_to_end(consumer, topic_partitions(consumer, topic), topic, timeout)
+    finally:
+        consumer.close()
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A loopback port nobody is listening on right now (so parallel runs never collide on fixed ports)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
