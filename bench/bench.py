@@ -27,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 from bcfwatch.infra.kafka_admin import ensure_topics
 from bcfwatch.testing import free_port, wait_for
 from bench.latency import LatencyResult, alert_latency
+from bench.spy import Profile, profile
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -174,9 +176,11 @@ def product(broker: Broker, topics: Topics, partitions: int, workers: int, work:
 
 
 def national_year(broker: Broker, scale: float, partitions: int, workers: int, work: Path,
-                  pseudonymiser: Pseudonymiser) -> tuple[int, float, str]:
+                  pseudonymiser: Pseudonymiser, profiles: list[Profile],
+                  profile_seconds: float = 60.0) -> tuple[int, float, str]:
     """A financial year at ``scale`` from log file to settled per-board counts: `replay --packed` and the
-    workers run together, timed from the replay's start until the snapshots cover every event."""
+    workers run together, timed from the replay's start until the snapshots cover every event. Meanwhile
+    py-spy samples the replay (this process) and the first worker for ``profile_seconds`` each (0: not)."""
     log = work / "national.jsonl"
     write_log(generate_frame(GeneratorSpec(date(2015, 4, 1), date(2016, 3, 31), seed=12, scale=scale)), log)
     topics = Topics(f"national{int(time.time())}")
@@ -185,14 +189,27 @@ def national_year(broker: Broker, scale: float, partitions: int, workers: int, w
                                             partitions=partitions, datadir=work / f"{topics.prefix}-{i}",
                                             web_port=free_port(), metrics_port=free_port()),
                                work / f"{topics.prefix}-{i}.log") for i in range(workers)]
+    samplers: list[threading.Thread] = []
+
+    def sample(pid: int, what: str) -> None:
+        time.sleep(30)  # a sampling schedule: past start-up and the group join, into the steady state
+        profiles.append(profile(pid, profile_seconds, what))
+
     started = time.monotonic()
     try:
         for process in processes:
             process.start()
+        if profile_seconds > 0:
+            samplers = [threading.Thread(target=sample, args=(os.getpid(), "replay --packed (this process)")),
+                        threading.Thread(target=sample, args=(processes[0].process.pid, "worker, packed input"))]
+            for sampler in samplers:
+                sampler.start()
         report = replay(log, broker.bootstrap, topics, pseudonymiser, partitions, packed=True)
         replayed = time.monotonic() - started
         wait_until_caught_up(processes[0].config, 7200, poll_seconds=5.0)
         elapsed = time.monotonic() - started
+        for sampler in samplers:
+            sampler.join()
         rss = [peak_rss_mib(p.process.pid) for p in processes]
     finally:
         for process in processes:
@@ -213,15 +230,18 @@ def main() -> None:
     parser.add_argument("--national-scale", type=float, default=1.0,
                         help="Scale of the national-year row (1.0: England, about 12M events).")
     parser.add_argument("--skip-national", action="store_true", help="Leave out the national-year row.")
+    parser.add_argument("--profile-seconds", type=float, default=60.0,
+                        help="py-spy samples the replay and a worker this long during the national year (0: not).")
     parser.add_argument("--only", choices=("all", "packed"), default="all",
                         help="'packed': only the replay and product rows, single-event and packed (row 7).")
     args = parser.parse_args()
     only_packed = args.only == "packed"
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     broker = Broker(port=args.port)
     broker.start(fresh=True)
     work = Path(tempfile.mkdtemp(prefix="bcfwatch-bench-"))
     rows: list[tuple[str, int, str, float, str]] = []
+    profiles: list[Profile] = []
     try:
         log = work / "events.jsonl"
         spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), seed=7,
@@ -276,7 +296,7 @@ def main() -> None:
             return
         if not args.skip_national:
             results["national year end to end (replay --packed + 1 worker)"] = national_year(
-                broker, args.national_scale, args.partitions, 1, work, pseudonymiser)
+                broker, args.national_scale, args.partitions, 1, work, pseudonymiser, profiles, args.profile_seconds)
         python_rate = results["Python limit (bare aiokafka + orjson)"][0] / \
             results["Python limit (bare aiokafka + orjson)"][1]
         consumer_rate = results["consumer limit (ConsumerPerformance)"][0] / \
@@ -298,7 +318,9 @@ def main() -> None:
         if not args.skip_latency:
             latency = alert_latency(broker, work, args.partitions, say=console.print)
             console.print(latency_summary(latency))
-        write_results(rows, quix_rate, python_rate, consumer_rate, args, latency)
+        for sampled in profiles:
+            console.print(sampled.table())
+        write_results(rows, quix_rate, python_rate, consumer_rate, args, latency, profiles)
     finally:
         broker.stop()
 
@@ -314,7 +336,7 @@ def latency_summary(latency: LatencyResult) -> str:
 
 
 def write_results(rows, quix_rate: float, python_rate: float, consumer_rate: float, args,
-                  latency: LatencyResult | None) -> None:
+                  latency: LatencyResult | None, profiles: list[Profile]) -> None:
     lines = [
         "# bcfwatch benchmark results", "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, "
@@ -338,6 +360,10 @@ def write_results(rows, quix_rate: float, python_rate: float, consumer_rate: flo
                   "alerted week (the board's first admission at or past the week's end + lateness + 1 day) was "
                   "handed to the producer. Path: replay producer -> worker (snapshot + `board_days`) -> "
                   "`bcfwatch monitor` -> alerts topic -> `bcfwatch notify` -> webhook (see bench/latency.py)."]
+    if profiles:
+        lines += ["", "## Where the time goes (py-spy, during the national year)", ""]
+        for sampled in profiles:
+            lines += [sampled.table(), ""]
     RESULTS.write_text("\n".join(lines) + "\n")
 
 
