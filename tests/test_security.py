@@ -46,6 +46,7 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, wait_until_caught_up
+from tests.receivers import SAMPLE_ALERT
 
 pytestmark = pytest.mark.kafka
 PREFIX = "sec"
@@ -304,7 +305,7 @@ def test_replay_worker_monitor_notify_over_sasl_ssl_leak_nothing(secure_broker, 
     _as(monkeypatch, secure_broker, "monitor")
     monitor = Monitor(config, load_plan(plan_path), date(2015, 4, 1))
     alerts = monitor.evaluate()
-    assert BIRMINGHAM in {event["board"] for event in alerts}
+    assert BIRMINGHAM in {event.board for event in alerts}
 
     _as(monkeypatch, secure_broker, "notifier")
     receiver = WebhookReceiver(WEBHOOK_SECRET, free_port()).start()
@@ -328,7 +329,7 @@ def test_replay_worker_monitor_notify_over_sasl_ssl_leak_nothing(secure_broker, 
     assert any("looks like an NHS number" in d["reason"] for d in dead_letters)
     _assert_no_number((tmp_path / "worker.log").read_text(errors="replace"), hidden, "the worker's log")
     _assert_no_number(metrics, hidden, "the worker's metrics")
-    _assert_no_number(orjson.dumps(alerts).decode(), hidden, "the alerts")
+    _assert_no_number(b"\n".join(alert.to_wire() for alert in alerts).decode(), hidden, "the alerts")
     _assert_no_number(orjson.dumps([payload for _, payload in receiver.accepted]).decode(), hidden, "the webhooks")
     result = backtest(log, load_plan(plan_path), date(2015, 4, 1))
     outputs = [*write_outputs(result, tmp_path / "out"), *write_side_outputs(result, tmp_path / "out"),
@@ -362,9 +363,8 @@ def test_webhook_redirects_are_not_followed():
     try:
         subscriber = Subscriber("ops", None, None, "webhook", url=f"http://127.0.0.1:{server.port}/hook",
                                 secret=WEBHOOK_SECRET)
-        alert = {"event_id": "a-1", "board": BIRMINGHAM}
         with pytest.raises(DeliveryFailed, match="HTTP 307"):
-            send_webhook(subscriber, alert)
+            send_webhook(subscriber, SAMPLE_ALERT)
         assert server.posts == 1  # the redirect target was never posted to
     finally:
         server.stop()

@@ -7,7 +7,6 @@ import ssl
 import subprocess
 from pathlib import Path
 
-import orjson
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -15,15 +14,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from bcfwatch.testing import free_port
 from monitors.delivery import DeliveryFailed, send_email
 from monitors.subscriptions import Subscriber, SubscriptionError, load_subscriptions
-from monitors.topic_schemas import parse_alert
-from tests.receivers import MailSink
+from tests.receivers import SAMPLE_ALERT, MailSink
 
-ALERT = parse_alert(orjson.dumps({
-    "event_id": "e08000025-a1-1", "alert_id": "e08000025-a1", "sequence": 1, "state": "raised",
-    "severity": "critical", "board": "E08000025", "metric": "emergency_admissions", "as_of": "2015-06-28",
-    "actual": 11_000.0, "planned": 10_000.0, "variance_pct": 10.0, "z": 10.0, "spc_rules": ["shift"],
-    "spc_variation": "special cause: concern", "assurance": "consistently missed",
-    "projected_year_end": 44_000.0, "planned_year_end": 40_000.0, "money_at_risk_gbp": 6_200_000.0}))
+ALERT = SAMPLE_ALERT
 
 
 @pytest.fixture(scope="module")
