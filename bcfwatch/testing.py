@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bcfwatch.infra.kafka_io import read_partitions_to_end, reader, topic_partitions
+from bcfwatch.infra.kafka import read_partitions_to_end, reader, topic_partitions
 
 T = TypeVar("T")
 

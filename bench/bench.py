@@ -40,7 +40,7 @@ from rich.table import Table
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
-from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.infra.kafka import ensure_topics
 from bcfwatch.testing import free_port, wait_for
 from bench.latency import LatencyResult, alert_latency
 from bench.spy import Profile, profile
@@ -117,7 +117,7 @@ def quix_python() -> Path:
     python = QUIX_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "quixstreams"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "quixstreams==3.28.1"], check=True)
     return python
 
 

@@ -22,7 +22,7 @@ from kafka import TopicPartition
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
-from bcfwatch.infra.kafka_io import consumer_lag, poll_to_end, reader, topic_partitions
+from bcfwatch.infra.kafka import consumer_lag, poll_to_end, reader, topic_partitions
 from streams.board_state import COUNTER_INDEX
 from streams.published import BoardClock, parse_board_day
 

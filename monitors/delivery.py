@@ -37,8 +37,7 @@ from tenacity import RetryError, Retrying, stop_after_attempt, stop_after_delay,
 
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.topics import Topics
-from bcfwatch.infra.kafka_admin import ensure_topics
-from bcfwatch.infra.kafka_io import consumer_lag, read_topic_records
+from bcfwatch.infra.kafka import consumer_lag, ensure_topics, read_topic_records
 from bcfwatch.infra.kafka_security import kafka_python_options
 from monitors.alerts import Alert
 from monitors.subscriptions import Subscriber

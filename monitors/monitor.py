@@ -42,8 +42,7 @@ log = logging.getLogger(__name__)
 
 def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = None) -> list[Alert]:
     """The valid alert events on the alerts topic, in order; invalid ones are dead-lettered (if given)."""
-    from bcfwatch.infra.kafka_admin import ensure_topics
-    from bcfwatch.infra.kafka_io import read_topic_records
+    from bcfwatch.infra.kafka import ensure_topics, read_topic_records
 
     ensure_topics(config.bootstrap, [config.topics.alerts], 1)  # one partition: one order for the notifier
     events = []
@@ -66,7 +65,7 @@ class Monitor:
         self.book = AlertBook(self.rules)
         self.producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True,
                                       client_id="bcfwatch-monitor", **kafka_python_options())
-        from bcfwatch.infra.kafka_admin import ensure_topics
+        from bcfwatch.infra.kafka import ensure_topics
 
         topics = config.topics
         ensure_topics(config.bootstrap, [topics.dead_letter], config.partitions)

@@ -42,7 +42,7 @@ from bcfwatch.core.boards import load_boards
 from bcfwatch.core.events import PACKED_HEADERS, RECORDS, InvalidEvent, wire_fields
 from bcfwatch.core.messages import dead_letter_record
 from bcfwatch.core.topics import Topics
-from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.infra.kafka import ensure_topics
 from bcfwatch.infra.kafka_security import kafka_python_options
 from bcfwatch.infra.lifecycle import broker_reachable
 from producers.logformat import LogLine, check_line, line_to_event, read_log, redacted_line

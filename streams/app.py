@@ -42,7 +42,7 @@ from bcfwatch.core.events import InvalidEvent, is_packed, parse_event, parse_wir
 from bcfwatch.core.messages import dead_letter_fields
 from bcfwatch.core.nhs_number import redact
 from bcfwatch.core.topics import EVENT_TYPES
-from bcfwatch.infra.kafka_io import messages_behind
+from bcfwatch.infra.kafka import messages_behind
 from bcfwatch.infra.kafka_security import faust_broker_credentials
 from bcfwatch.infra.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
 from streams import metrics
@@ -55,7 +55,7 @@ from streams.views import board_metrics
 def ensure_worker_topics(config: WorkerConfig) -> None:
     """Create the topics a worker reads and writes, if missing (idempotent)."""
     from bcfwatch.core.topics import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
-    from bcfwatch.infra.kafka_admin import ensure_topics
+    from bcfwatch.infra.kafka import ensure_topics
 
     topics = config.topics
     ensure_topics(config.bootstrap, [*topics.events, topics.dead_letter, topics.late_events, topics.held_events],

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES
-from bcfwatch.infra.kafka_io import end_offsets, messages_behind, poll_to_end, reader, topic_partitions
+from bcfwatch.infra.kafka import end_offsets, messages_behind, poll_to_end, reader, topic_partitions
 from bcfwatch.infra.kafka_security import kafka_python_options
 from streams.config import WorkerConfig
 from streams.published import SNAPSHOT_LOOK_BACK, parse_snapshot
@@ -73,7 +73,7 @@ def _valid_snapshot(record, tp: TopicPartition, config: WorkerConfig) -> dict | 
         if (tp.topic, tp.partition, offset) not in _dead_lettered:
             log.warning("snapshot %s[%d]@%d is invalid (%s): dead-lettered, using the one before", tp.topic,
                         tp.partition, offset, error)
-            from bcfwatch.infra.kafka_admin import ensure_topics
+            from bcfwatch.infra.kafka import ensure_topics
 
             ensure_topics(config.bootstrap, [config.topics.dead_letter], config.partitions)
             producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", **kafka_python_options())

@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaProducer
 
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
-from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.infra.kafka import ensure_topics
 from bcfwatch.testing import read_topic
 
 pytestmark = pytest.mark.kafka

@@ -470,7 +470,7 @@ def test_kafka_fetch_start_status_stop():
         assert "already running" in run("kafka", "start", *args).stdout
 
         # It is a real broker: a topic can be made and read back.
-        from bcfwatch.infra.kafka_admin import ensure_topics
+        from bcfwatch.infra.kafka import ensure_topics
         ensure_topics(f"127.0.0.1:{port}", ["e2e.probe"], 1)
         assert read_topic(f"127.0.0.1:{port}", "e2e.probe") == []
 

@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
-from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.infra.kafka import ensure_topics
 from bcfwatch.testing import free_port, read_topic, wait_for
 from monitors.delivery import DeliveryFailed, Notifier, send_webhook
 from monitors.subscriptions import Subscriber

@@ -15,7 +15,7 @@ from bcfwatch.core.messages import InvalidMessage, SchemaReason
 from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import STATE_TOPIC_CONFIG, Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
-from bcfwatch.infra.kafka_admin import ensure_topics
+from bcfwatch.infra.kafka import ensure_topics
 from bcfwatch.testing import free_port, read_topic, wait_for
 from monitors.delivery import Notifier
 from monitors.monitor import Monitor

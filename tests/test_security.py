@@ -30,7 +30,7 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import SERVICES, Broker
-from bcfwatch.infra.kafka_admin import authorise_prefix, event_retention_ms, prefix_topics
+from bcfwatch.infra.kafka import authorise_prefix, event_retention_ms, prefix_topics
 from bcfwatch.infra.kafka_security import KafkaSecurity, KafkaSecurityError
 from bcfwatch.testing import free_port, wait_for
 from monitors.backtest import backtest, write_outputs, write_side_outputs

@@ -94,7 +94,7 @@ def test_current_reads_once_and_again_when_the_environment_changes(clean_env):
 
 def test_the_readers_of_the_settings_follow_the_environment(clean_env):
     from bcfwatch.core.events import earliest_date
-    from bcfwatch.infra.kafka_admin import event_retention_ms
+    from bcfwatch.infra.kafka import event_retention_ms
     from bcfwatch.infra.lifecycle import bind_address, stop_seconds
     from streams.config import WorkerConfig
 

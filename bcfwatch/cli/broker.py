@@ -42,7 +42,7 @@ def kafka_start(port: int, fresh: bool, secure: bool, topic_prefix: str, partiti
     console.print(f"Kafka {KAFKA_VERSION} is up at {broker.bootstrap} ({mode}; pid {broker.pid()}, "
                   f"data {broker.home})")
     if secure:
-        from bcfwatch.infra.kafka_admin import authorise_prefix
+        from bcfwatch.infra.kafka import authorise_prefix
 
         acls = authorise_prefix(broker.bootstrap, topic_prefix, partitions, broker.client_security("admin"))
         console.print(f"topics for prefix {topic_prefix!r} created; {acls} ACLs for "

@@ -96,7 +96,7 @@ def counts() -> None:
 @friendly_errors
 def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, timeout: float) -> None:
     """Write the committed live state as CSV (board, date, counts)."""
-    from bcfwatch.infra.kafka_admin import require_broker
+    from bcfwatch.infra.kafka import require_broker
     from streams.live_counts import export_counts
 
     require_broker(bootstrap)
@@ -142,7 +142,7 @@ def monitor_command(plan_path: Path | None, sample_plan: bool, plan_year: date, 
     if sample_plan:
         err_console.print("[yellow]judging against the synthetic sample plan (--sample-plan): alerts are against "
                           "invented plans, not the boards' own[/yellow]")
-    from bcfwatch.infra.kafka_admin import require_broker
+    from bcfwatch.infra.kafka import require_broker
     from bcfwatch.infra.lifecycle import GracefulStop
     from monitors.services import MonitorService
     from producers.sample_plan import sample_plan_path
@@ -183,7 +183,7 @@ def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str, 
                    stop_timeout: float, bind_address: str) -> None:
     """Deliver alerts to subscribers (signed webhooks, e-mail), each exactly once, in order."""
     from bcfwatch.core.topics import Topics
-    from bcfwatch.infra.kafka_admin import require_broker
+    from bcfwatch.infra.kafka import require_broker
     from bcfwatch.infra.lifecycle import GracefulStop
     from monitors.services import NotifierService
     from monitors.subscriptions import SubscriptionError, load_subscriptions

@@ -9,7 +9,7 @@ exercised against it in tests/test_broker.py.
 
 ``secure=True`` (``bcfwatch kafka start --secure``) runs the same broker with one SASL_SSL listener
 (TLS with a certificate made locally by the JDK's keytool; SCRAM-SHA-512 users created at format time,
-KIP-900), the StandardAuthorizer and per-service ACLs (``bcfwatch/kafka_admin.py``). Passwords and
+KIP-900), the StandardAuthorizer and per-service ACLs (``bcfwatch/infra/kafka.py``). Passwords and
 keystores are generated into ``<cache>/broker-PORT/secrets`` (mode 0700, files 0600). The controller
 listener stays on loopback, authenticated with SASL/PLAIN (its principal is a super user, as the
 broker's and the admin's are). See docs/security.md.
