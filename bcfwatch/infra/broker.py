@@ -226,8 +226,12 @@ class Broker:
     def _java(self, main: str, *args: str, **popen: object) -> list[str]:
         classpath = os.pathsep.join(str(p) for p in sorted(self.libs.glob("*.jar")))
         log4j = self.home / "log4j.properties"
-        return ["java", "-Xms256m", "-Xmx1g", f"-Dlog4j.configuration=file:{log4j}",
-                "-cp", classpath, main, *args]
+        # The JDK caches one temporary direct buffer per thread as large as the largest socket or file write it
+        # has done; with multi-MB snapshot records that cache filled the 1 GiB of direct memory at national
+        # scale (OutOfMemoryError: Cannot reserve ... bytes of direct buffer memory). Kafka's own advice: cap
+        # the cached size, and give direct memory its own limit.
+        return ["java", "-Xms256m", "-Xmx1g", "-XX:MaxDirectMemorySize=1g", "-Djdk.nio.maxCachedBufferSize=262144",
+                f"-Dlog4j.configuration=file:{log4j}", "-cp", classpath, main, *args]
 
     # -- configuration ----------------------------------------------------
     def _write_config(self) -> Path:
