@@ -232,8 +232,9 @@ def main() -> None:
     parser.add_argument("--skip-national", action="store_true", help="Leave out the national-year row.")
     parser.add_argument("--profile-seconds", type=float, default=60.0,
                         help="py-spy samples the replay and a worker this long during the national year (0: not).")
-    parser.add_argument("--only", choices=("all", "packed"), default="all",
-                        help="'packed': only the replay and product rows, single-event and packed (row 7).")
+    parser.add_argument("--only", choices=("all", "packed", "national"), default="all",
+                        help="'packed': only the replay and product rows, single-event and packed (row 7); "
+                             "'national': only the national-year row and its profiles (printed, RESULTS.md untouched).")
     args = parser.parse_args()
     only_packed = args.only == "packed"
     console = Console(width=None if sys.stdout.isatty() else 200)
@@ -243,6 +244,14 @@ def main() -> None:
     rows: list[tuple[str, int, str, float, str]] = []
     profiles: list[Profile] = []
     try:
+        if args.only == "national":
+            row = national_year(broker, args.national_scale, args.partitions, 1, work,
+                                Pseudonymiser(load_key(dev=True)), profiles, args.profile_seconds)
+            print(f"national year end to end: {row[0]:,} events in {row[1]:.1f} s = {row[0] / row[1]:,.0f} events/s; "
+                  f"{row[2]}", flush=True)
+            for sampled in profiles:
+                console.print(sampled.table())
+            return
         log = work / "events.jsonl"
         spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), seed=7,
                              scale=args.events / EVENTS_AT_SCALE_1_TWO_YEARS)
