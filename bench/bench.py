@@ -150,11 +150,17 @@ def peak_rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
+def worker_processes(broker: Broker, topics: Topics, partitions: int, workers: int,
+                     work: Path) -> list[WorkerProcess]:
+    """``workers`` worker processes (not started yet) on ``topics``, each with its own data folder and log."""
+    return [WorkerProcess(WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topics.prefix,
+                                       partitions=partitions, datadir=work / f"{topics.prefix}-{i}",
+                                       web_port=free_port(), metrics_port=free_port()),
+                          work / f"{topics.prefix}-{i}.log") for i in range(workers)]
+
+
 def product(broker: Broker, topics: Topics, partitions: int, workers: int, work: Path) -> tuple[float, list[float]]:
-    processes = [WorkerProcess(WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topics.prefix,
-                                            partitions=partitions, datadir=work / f"{topics.prefix}-{i}",
-                                            web_port=free_port(), metrics_port=free_port()),
-                               work / f"{topics.prefix}-{i}.log") for i in range(workers)]
+    processes = worker_processes(broker, topics, partitions, workers, work)
 
     def still_running(_behind: int) -> None:
         for process in processes:
@@ -185,10 +191,7 @@ def national_year(broker: Broker, scale: float, partitions: int, workers: int, w
     write_log(generate_frame(GeneratorSpec(date(2015, 4, 1), date(2016, 3, 31), seed=12, scale=scale)), log)
     topics = Topics(f"national{int(time.time())}")
     ensure_topics(broker.bootstrap, [*topics.events, topics.dead_letter, topics.late_events], partitions)
-    processes = [WorkerProcess(WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topics.prefix,
-                                            partitions=partitions, datadir=work / f"{topics.prefix}-{i}",
-                                            web_port=free_port(), metrics_port=free_port()),
-                               work / f"{topics.prefix}-{i}.log") for i in range(workers)]
+    processes = worker_processes(broker, topics, partitions, workers, work)
     samplers: list[threading.Thread] = []
 
     def sample(pid: int, what: str) -> None:

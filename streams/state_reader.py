@@ -2,7 +2,7 @@
 
 Each snapshot read is checked against the state topic's schema (``streams/published.py``); one that
 fails is sent to ``PREFIX.dead_letter`` with its reason (once per process) and the one before it is used.
-Reading to a topic's end and counting what is behind are :mod:`bcfwatch.infra.kafka_io`'s.
+Reading to a topic's end and counting what is behind are :mod:`bcfwatch.infra.kafka`'s.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from bcfwatch.core.messages import InvalidMessage, invalid_message_record
 from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES
-from bcfwatch.infra.kafka import end_offsets, messages_behind, poll_to_end, reader, topic_partitions
+from bcfwatch.infra.kafka import end_offsets, ensure_topics, messages_behind, poll_to_end, reader, topic_partitions
 from bcfwatch.infra.kafka_security import kafka_python_options
 from streams.config import WorkerConfig
 from streams.published import SNAPSHOT_LOOK_BACK, parse_snapshot
@@ -64,8 +65,6 @@ def _tail(consumer: KafkaConsumer, tp: TopicPartition, end: int, look_back: int)
 
 
 def _valid_snapshot(record, tp: TopicPartition, config: WorkerConfig) -> dict | None:
-    from bcfwatch.core.messages import InvalidMessage, invalid_message_record
-
     offset = record.offset
     try:
         return parse_snapshot(record.value, tp.partition).document
@@ -73,8 +72,6 @@ def _valid_snapshot(record, tp: TopicPartition, config: WorkerConfig) -> dict | 
         if (tp.topic, tp.partition, offset) not in _dead_lettered:
             log.warning("snapshot %s[%d]@%d is invalid (%s): dead-lettered, using the one before", tp.topic,
                         tp.partition, offset, error)
-            from bcfwatch.infra.kafka import ensure_topics
-
             ensure_topics(config.bootstrap, [config.topics.dead_letter], config.partitions)
             producer = KafkaProducer(bootstrap_servers=config.bootstrap, acks="all", **kafka_python_options())
             try:

@@ -166,9 +166,9 @@ def test_prometheus_scrapes_ports_the_services_serve_on_a_non_loopback_address()
     assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     assert "--web.listen-address" not in " ".join(services["alertmanager"]["command"])  # default :9093, all addresses
     # Outside a container the default stays loopback.
-    from bcfwatch.infra.lifecycle import DEFAULT_BIND_ADDRESS
+    from bcfwatch.core.settings import DEFAULTS
 
-    assert DEFAULT_BIND_ADDRESS in LOOPBACK
+    assert DEFAULTS.bind_address in LOOPBACK
 
 
 def test_every_mounted_file_is_in_the_repository_or_documented_as_operator_provided():

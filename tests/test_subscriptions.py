@@ -330,9 +330,9 @@ def test_subscription_error_is_still_a_value_error_and_keeps_one_line_for_one_pr
 
 def test_notify_prints_the_problems_and_exits_1_without_a_traceback(tmp_path, monkeypatch):
     from bcfwatch import cli
-    from bcfwatch.infra import kafka as kafka_admin
+    from bcfwatch.infra import kafka as infra_kafka
 
-    monkeypatch.setattr(kafka_admin, "require_broker", lambda bootstrap: None)  # no broker needed to fail early
+    monkeypatch.setattr(infra_kafka, "require_broker", lambda bootstrap: None)  # no broker needed to fail early
     path = write(tmp_path, EMAIL.format(to='"a@b"', port='"twenty-five"'))
     result = CliRunner().invoke(cli.main, ["notify", "--subscriptions", str(path)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)

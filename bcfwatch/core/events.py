@@ -19,12 +19,11 @@ import orjson
 from bcfwatch.core import codes
 from bcfwatch.core.boards import BoardList, load_boards
 from bcfwatch.core.nhs_number import contains_nhs_number, redact
-from bcfwatch.core.settings import DEFAULTS, current
+from bcfwatch.core.settings import current
 from bcfwatch.core.topics import EVENT_TYPES
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 MAX_AGE = 120
-DEFAULT_EARLIEST_DATE = DEFAULTS.earliest_date  # first day of the BCF plans' baseline year (2014-15)
 
 
 def earliest_date() -> date:

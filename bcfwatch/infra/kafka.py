@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
@@ -29,10 +29,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorization
 from bcfwatch.core.settings import current
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.infra.broker import BrokerError
-from bcfwatch.infra.kafka_security import kafka_python_options
-
-if TYPE_CHECKING:
-    from bcfwatch.infra.kafka_security import KafkaSecurity
+from bcfwatch.infra.kafka_security import KafkaSecurity, kafka_python_options
 
 # Topic name suffixes (after "PREFIX.") whose messages are patient-level events or rejected lines.
 EVENT_TOPIC_SUFFIXES = (*EVENT_TYPES, "dead_letter", "late_events", "held_events")
@@ -70,8 +67,6 @@ def default_topic_configs(name: str) -> dict[str, str]:
 
 
 def admin_client(bootstrap: str, security: KafkaSecurity | None = None) -> KafkaAdminClient:
-    from bcfwatch.infra.kafka_security import KafkaSecurity
-
     security = security or KafkaSecurity.from_env()
     return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bcfwatch-admin",
                             **security.kafka_python_options())
@@ -206,7 +201,7 @@ def authorise_prefix(bootstrap: str, prefix: str, partitions: int, security: Kaf
     return grant_service_acls(bootstrap, prefix, security)
 
 
-# -- reading ---
+# -- reading a topic to its end, and lag -----------------------------------------------------------------
 def reader(bootstrap: str, client_id: str, **options: Any) -> KafkaConsumer:
     """A consumer with no group and no auto-commit (it only reads), with the broker's security options."""
     return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id=client_id,

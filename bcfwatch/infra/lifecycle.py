@@ -32,12 +32,10 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
-from bcfwatch.core.settings import DEFAULTS, current
+from bcfwatch.core.settings import current
 
 log = logging.getLogger("bcfwatch.health")
 
-DEFAULT_STOP_SECONDS = DEFAULTS.stop_seconds  # declared once, in bcfwatch.core.settings.Settings
-DEFAULT_BIND_ADDRESS = DEFAULTS.bind_address
 
 UP = Gauge("bcf_up", "1 while the service runs and is not stopping")
 READY = Gauge("bcf_ready", "1 while the service is ready: live, broker reachable, started, not stopping")
