@@ -60,7 +60,7 @@ def ensure_worker_topics(config: WorkerConfig) -> None:
     topics = config.topics
     ensure_topics(config.bootstrap, [*topics.events, topics.dead_letter, topics.late_events, topics.held_events],
                   config.partitions)
-    ensure_topics(config.bootstrap, [config.state_topic], config.partitions, STATE_TOPIC_CONFIG)
+    ensure_topics(config.bootstrap, [config.state_topic, config.seen_topic], config.partitions, STATE_TOPIC_CONFIG)
     ensure_topics(config.bootstrap, [topics.board_days], config.partitions, BOARD_DAYS_TOPIC_CONFIG)
 
 
@@ -139,7 +139,9 @@ def create_app(config: WorkerConfig) -> faust.App:
     events = app.topic(*topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=config.partitions)
     states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state",
-                                         topics.board_days, topics.dead_letter))
+                                         topics.board_days, topics.dead_letter, seen_topic=config.seen_topic,
+                                         seen_seal_after=config.seen_seal_after,
+                                         lateness_seconds=config.lateness_days * 86_400))
     app.partition_states = states
     probe = BrokerProbe(config.bootstrap, f"worker {config.app_id}")
     health = Health(f"worker {config.app_id}", probe, threading.Event(),

@@ -36,6 +36,10 @@ worker) and on dicts (in unit tests). The rules, which the pandas oracle in
   at 65+) on a day in (d, d + 91]. An adverse event that arrives on time after
   settlement (its own topic's clock may lag) corrects the count, so the final
   result is the same whatever the interleaving of topics.
+* **Bounded reablement state** (:func:`forget_settled_reablement`): what no on-time event can change any more
+  is forgotten: adverse days no pending or future discharge can reach, outcomes no future adverse event can
+  flip, patients with nothing left. Forgetting changes no count; it keeps a national year's state to the
+  reablement horizon rather than every 65+ patient ever admitted.
 """
 
 from __future__ import annotations
@@ -288,3 +292,50 @@ def _settle_patient(tables: BoardTables, board: str, patient: str, discharge_day
                 tables.add(board, day, {COUNTER_INDEX["at_home_91d"]: 1})
         discharges.append([day, outcome])
     tables.reablement_patients[patient_key] = {"discharges": discharges, "adverse": record["adverse"]}
+
+
+def _horizon_day(tables: BoardTables, board: str, event_type: str, lateness_seconds: float) -> int | None:
+    """The first day an on-time event of ``event_type`` can still fall on for ``board`` (None: no clock yet, so
+    any day)."""
+    clock_seconds = tables.stream_times.get(f"{board}|{event_type}")
+    return None if clock_seconds is None else epoch_day(clock_seconds - lateness_seconds)
+
+
+def forget_settled_reablement(tables: BoardTables, lateness_seconds: float) -> int:
+    """Forget reablement state no on-time event can use again (see the module rules); returns how many
+    patients were forgotten. Exact: the counts after any later events are the same as without it.
+
+    * an adverse day ``e`` matters to a pending discharge ``d < e`` and to future on-time discharges, which fall
+      on or after the discharge horizon ``D``: it is kept while ``e > D`` or ``e >`` the patient's earliest
+      pending discharge;
+    * an outcome of 'not at home' is final; 'at home' can be flipped only by an adverse event in
+      ``(d, d + 91]``, and future on-time adverse events fall on or after the adverse horizon ``A`` (the earlier
+      of the admission and care-home clocks, less the lateness): dropped once ``d + 91 < A``;
+    * pending discharges are always kept (they are settled later, by day).
+    """
+    horizons: dict[str, tuple[int | None, int | None]] = {}
+    forgotten = 0
+    for patient_key in list(tables.reablement_patients):
+        board = patient_key.partition("|")[0]
+        if board not in horizons:
+            adverse = [_horizon_day(tables, board, kind, lateness_seconds) for kind in ("admission",
+                                                                                         "care_home_placement")]
+            horizons[board] = (_horizon_day(tables, board, "discharge", lateness_seconds),
+                               None if None in adverse else min(adverse))
+        discharge_horizon, adverse_horizon = horizons[board]
+        record = tables.reablement_patients[patient_key]
+        pending = [day for day, outcome in record["discharges"] if outcome == PENDING]
+        discharges = [[day, outcome] for day, outcome in record["discharges"]
+                      if outcome == PENDING or (outcome == AT_HOME and (
+                          adverse_horizon is None or day + REABLEMENT_WINDOW_DAYS >= adverse_horizon))]
+        if discharge_horizon is None:
+            adverse_days = record["adverse"]
+        else:
+            reach = min([discharge_horizon, *pending])
+            adverse_days = [day for day in record["adverse"] if day > reach]
+        if not discharges and not adverse_days:
+            del tables.reablement_patients[patient_key]
+            forgotten += 1
+        elif len(discharges) != len(record["discharges"]) or len(adverse_days) != len(record["adverse"]):
+            tables.reablement_patients[patient_key] = {"discharges": discharges, "adverse": adverse_days}
+    return forgotten

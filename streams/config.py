@@ -33,6 +33,7 @@ class WorkerConfig:
     web_port: int = DEFAULT_WEB_PORT
     web_host: str = _from_settings("bind_address")
     snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS
+    seen_seal_after: int = _from_settings("seen_seal_after")
     metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz on web_host (None: not served)
 
     @classmethod
@@ -53,6 +54,11 @@ class WorkerConfig:
     @property
     def state_topic(self) -> str:
         return f"{self.app_id}-state"
+
+    @property
+    def seen_topic(self) -> str:
+        """The sealed event-id segments of each partition (``streams/seen_events.py``)."""
+        return f"{self.app_id}-seen"
 
 
 def default_datadir(topic_prefix: str, web_port: int) -> Path:

@@ -53,8 +53,9 @@ from mode import Service
 
 from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES
 from bcfwatch.infra.kafka_security import aiokafka_options
-from streams.board_state import BoardTables
+from streams.board_state import BoardTables, forget_settled_reablement
 from streams.published import SNAPSHOT_LOOK_BACK, parse_snapshot
+from streams.seen_events import SEAL_AFTER, SeenEvents, check_segment, parse_segment_key, segment_key
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ChangeTrackingDict(dict):
 
 
 def empty_tables() -> BoardTables:
-    return BoardTables(ChangeTrackingDict(), ChangeTrackingDict(), {}, {}, {})
+    return BoardTables(ChangeTrackingDict(), ChangeTrackingDict(), SeenEvents(), {}, {})
 
 
 def take_board_day_changes(tables: BoardTables) -> tuple[set[str], set[str]]:
@@ -106,6 +107,8 @@ class PartitionState:
     applied: dict[str, int] = field(default_factory=dict)  # topic -> offset of the last applied event
     unacked: list[Any] = field(default_factory=list)  # Faust events waiting for a durable snapshot
     dirty: bool = False
+    seen_segments: int = 0  # sealed event-id segments on the seen topic (streams/seen_events.py)
+    unsent_segments: list[bytes] = field(default_factory=list)  # sealed, to be written before the next snapshot
 
     def already_applied(self, topic: str, offset: int) -> bool:
         return offset <= self.applied.get(topic, -1)
@@ -122,29 +125,48 @@ class PartitionState:
             "applied": self.applied,
             "day_counts": tables.day_counts,
             "stream_times": tables.stream_times,
-            "seen_events": tables.seen_events,
+            "seen_events": tables.seen_events.recent,
+            "seen_segments": self.seen_segments + len(self.unsent_segments),
             "reablement_patients": tables.reablement_patients,
             "reablement_due": tables.reablement_due,
             "held_events": tables.held_events,
         })
 
+    def bound_state(self, lateness_seconds: float | None, seal_after: int = SEAL_AFTER) -> None:
+        """Once enough event ids are recent: seal them (the segment is written before the next snapshot) and
+        forget the reablement state no on-time event can use again. Neither changes any count."""
+        if self.tables.seen_events.due_for_sealing(seal_after):
+            self.unsent_segments.append(self.tables.seen_events.seal())
+            if lateness_seconds is not None:
+                forget_settled_reablement(self.tables, lateness_seconds)
+
     @classmethod
-    def from_snapshot(cls, partition: int, snapshot: bytes | None) -> PartitionState:
+    def from_snapshot(cls, partition: int, snapshot: bytes | None,
+                      segments: list[bytes] | None = None) -> PartitionState:
+        """The state a snapshot saved, with the seen-event segments it counts (``segments``, in order)."""
         if not snapshot:
             return cls(partition)
         saved = orjson.loads(snapshot)
+        segments = segments or []
+        if len(segments) != saved.get("seen_segments", 0):
+            raise ValueError(f"partition {partition}: the snapshot counts {saved.get('seen_segments', 0)} seen-event "
+                             f"segments, {len(segments)} given")
         tables = BoardTables(ChangeTrackingDict(saved["day_counts"]), ChangeTrackingDict(saved["stream_times"]),
-                             saved["seen_events"], saved["reablement_patients"], saved["reablement_due"],
-                             saved.get("held_events", {}))
-        return cls(partition, tables, {k: int(v) for k, v in saved["applied"].items()})
+                             SeenEvents(saved["seen_events"], segments), saved["reablement_patients"],
+                             saved["reablement_due"], saved.get("held_events", {}))
+        return cls(partition, tables, {k: int(v) for k, v in saved["applied"].items()}, seen_segments=len(segments))
 
 
 class PartitionStates(Service):
     """The partitions this worker owns: loaded lazily, snapshotted on a timer, dropped on revoke."""
 
     def __init__(self, bootstrap: str, state_topic: str, cache_dir: Path, board_days_topic: str,
-                 dead_letter_topic: str | None = None, **kwargs: Any) -> None:
+                 dead_letter_topic: str | None = None, seen_topic: str | None = None,
+                 seen_seal_after: int = SEAL_AFTER, lateness_seconds: float | None = None, **kwargs: Any) -> None:
         self.bootstrap = bootstrap
+        self.lateness_seconds = lateness_seconds
+        self.seen_seal_after = seen_seal_after
+        self.seen_topic = seen_topic or f"{state_topic.removesuffix('-state')}-seen"
         self.dead_letter_topic = dead_letter_topic
         self.applying = asyncio.Lock()  # held by the agent while it applies one event
         self.stopping = False  # once set, the agent applies no more events
@@ -194,7 +216,9 @@ class PartitionStates(Service):
         async with self._loading:  # one load at a time: the agent and the web view may ask together
             state = self.owned.get(partition)
             if state is None:
-                state = PartitionState.from_snapshot(partition, await self._latest_snapshot(partition))
+                snapshot = await self._latest_snapshot(partition)
+                count = orjson.loads(snapshot).get("seen_segments", 0) if snapshot else 0
+                state = PartitionState.from_snapshot(partition, snapshot, await self._seen_segments(partition, count))
                 self.owned[partition] = state
         return state
 
@@ -237,6 +261,27 @@ class PartitionStates(Service):
                   look_back, tp.topic)
         return None
 
+    async def _seen_segments(self, partition: int, count: int) -> list[bytes]:
+        """Segments 0..count-1 of a partition from the seen topic (the last written under each sequence)."""
+        if count == 0:
+            return []
+        tp = TopicPartition(self.seen_topic, partition)
+        end = (await self.reader.end_offsets([tp]))[tp]
+        self.reader.assign([tp])
+        await self.reader.seek_to_beginning(tp)
+        found: dict[int, bytes] = {}
+        while await self.reader.position(tp) < end:
+            batches = await self.reader.getmany(tp, timeout_ms=1000)
+            for record in batches.get(tp, []):
+                key = parse_segment_key(record.key)
+                if key is not None and key[0] == partition and key[1] < count:
+                    found[key[1]] = check_segment(record.value)
+        missing = [sequence for sequence in range(count) if sequence not in found]
+        if missing:
+            raise RuntimeError(f"partition {partition}: seen-event segments {missing[:5]} are not on "
+                               f"{self.seen_topic}; the duplicate rule cannot be kept exactly without them")
+        return [found[sequence] for sequence in range(count)]
+
     async def save(self, state: PartitionState) -> None:
         async with self._saving:  # one at a time, so the last snapshot on the topic is the latest taken
             await self._save(state)
@@ -245,11 +290,18 @@ class PartitionStates(Service):
         if not state.dirty:
             return
         async with self.applying:  # between two events, never in the middle of one
+            state.bound_state(self.lateness_seconds, self.seen_seal_after)
             snapshot, acknowledgeable = state.to_snapshot(), state.unacked
             days, clocks = take_board_day_changes(state.tables)
             changes = board_day_messages(state.tables, days, clocks)  # as of the snapshot, before any await
             state.unacked, state.dirty = [], False
         try:
+            while state.unsent_segments:  # before the snapshot that counts them
+                await self.producer.send_and_wait(self.seen_topic,
+                                                  key=segment_key(state.partition, state.seen_segments),
+                                                  value=state.unsent_segments[0], partition=state.partition)
+                state.seen_segments += 1
+                state.unsent_segments.pop(0)
             sent = [await self.producer.send(self.board_days_topic, key=key, value=value, partition=state.partition)
                     for key, value in changes]
             await asyncio.gather(*sent)

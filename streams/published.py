@@ -106,7 +106,9 @@ SNAPSHOT_LOOK_BACK = 32  # how many earlier snapshots of a partition readers try
 def parse_snapshot(value: bytes | None, partition: int | None = None) -> PartitionSnapshot:
     """One state-topic message; raises :class:`InvalidMessage`. ``partition``: the one it was read from."""
     document = json_object(value, "snapshot")
-    require_fields(document, "snapshot", {"partition", "applied", *SNAPSHOT_TABLES}, frozenset({"held_events"}))
+    require_fields(document, "snapshot", {"partition", "applied", *SNAPSHOT_TABLES},
+                   frozenset({"held_events", "seen_segments"}))
+    integer_field(document.get("seen_segments", 0), "snapshot: seen_segments", 0)
     number = integer_field(document["partition"], "snapshot: partition", 0)
     if partition is not None and number != partition:
         raise InvalidMessage(SchemaReason.INVALID_VALUE, f"snapshot: of partition {number}, read from {partition}")

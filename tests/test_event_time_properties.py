@@ -28,7 +28,7 @@ from producers.logformat import read_log, row_to_event
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
-from streams.board_state import Outcome, apply_event
+from streams.board_state import Outcome, apply_event, forget_settled_reablement
 from streams.columnar_log import read_events
 from streams.daily_table import from_state
 from streams.oracle import daily_counts, event_time_decisions
@@ -92,12 +92,16 @@ def event_lines(draw) -> list[str]:
     return lines
 
 
-def streamed(path: Path) -> tuple[pd.DataFrame, Counter]:
-    """The worker's rules, one event at a time, after the replay's line contract."""
+def streamed(path: Path, bound_every: int | None = None) -> tuple[pd.DataFrame, Counter]:
+    """The worker's rules, one event at a time, after the replay's line contract; every ``bound_every`` lines
+    the worker's state bounding (sealed event ids, forgotten reablement state), which must change no count."""
     tables, outcomes = empty_tables(), Counter()
     pseudonymiser, boards = Pseudonymiser(b"k" * 32), load_boards()
     held_at_end = 0
-    for line in read_log(path):
+    for number, line in enumerate(read_log(path)):
+        if bound_every and number % bound_every == 0:
+            tables.seen_events.seal()
+            forget_settled_reablement(tables, LATENESS)
         if line.row is None:
             outcomes["rejected"] += 1
             continue
@@ -116,12 +120,12 @@ def streamed(path: Path) -> tuple[pd.DataFrame, Counter]:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=event_lines())
-def test_batch_equals_streaming_and_every_line_is_accounted_for(tmp_path_factory, lines):
+@given(lines=event_lines(), bound_every=st.sampled_from([None, 1, 3, 10]))
+def test_batch_equals_streaming_and_every_line_is_accounted_for(tmp_path_factory, lines, bound_every):
     path = tmp_path_factory.mktemp("log") / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
 
-    live, outcomes = streamed(path)
+    live, outcomes = streamed(path, bound_every)
     events = read_events(path, processes=1)
     decisions = event_time_decisions(events, LATENESS, MAX_AHEAD)
     batch = daily_counts(events, LATENESS, decisions=decisions)

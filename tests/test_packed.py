@@ -162,6 +162,7 @@ def test_worker_killed_twice_on_packed_input_still_equals_the_oracle(broker, eve
                                                                      tmp_path, monkeypatch):
     # Small chunks make many small packed records, so the kills land while the worker is still applying them.
     monkeypatch.setattr(replay_module, "PACKED_CHUNK_LINES", 1_000)
+    monkeypatch.setenv("BCFWATCH_SEEN_SEAL_AFTER", "200")  # restarts load sealed event-id segments
     report = replay(event_log, broker.bootstrap, Topics(topic_prefix), Pseudonymiser(load_key()), PARTITIONS,
                     packed=True)
     assert report.packed_records > 1_000
@@ -178,6 +179,7 @@ def test_worker_killed_twice_on_packed_input_still_equals_the_oracle(broker, eve
             assert not worker.alive()
             worker = WorkerProcess(config, tmp_path / "worker.log").start()
         pd.testing.assert_frame_equal(_counts(config), oracle.reset_index(drop=True))
+        assert all(snapshot.get("seen_segments", 0) > 0 for snapshot in latest_snapshots(config).values())
     finally:
         worker.stop()
 

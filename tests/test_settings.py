@@ -22,6 +22,7 @@ DOCUMENTED = {  # README "Settings", docs/operations.md, docs/security.md
     "BCFWATCH_STOP_SECONDS": "10",
     "BCFWATCH_BIND_ADDRESS": "127.0.0.1",
     "BCFWATCH_EVENT_RETENTION_DAYS": "30",
+    "BCFWATCH_SEEN_SEAL_AFTER": "50000",
 }
 
 
@@ -46,11 +47,12 @@ def test_every_setting_can_be_overridden():
         "BCFWATCH_PARTITIONS": "4", "BCFWATCH_LATENESS_DAYS": " 0 ", "BCFWATCH_MAX_AHEAD_DAYS": "60",
         "BCFWATCH_EARLIEST_DATE": "2010-01-01", "BCFWATCH_STOP_SECONDS": "2.5",
         "BCFWATCH_BIND_ADDRESS": "0.0.0.0", "BCFWATCH_EVENT_RETENTION_DAYS": "7.5",
+        "BCFWATCH_SEEN_SEAL_AFTER": "1000",
     }
     assert Settings.from_env(values) == Settings(
         bootstrap="kafka-1:9092,kafka-2:9092", topic_prefix="trust.a-1", partitions=4, lateness_days=0,
         max_ahead_days=60, earliest_date=date(2010, 1, 1), stop_seconds=2.5, bind_address="0.0.0.0",
-        event_retention_days=7.5)
+        event_retention_days=7.5, seen_seal_after=1000)
 
 
 def test_blank_is_the_default():
@@ -71,6 +73,7 @@ def test_blank_is_the_default():
         ("BCFWATCH_STOP_SECONDS", "0.1", "BCFWATCH_STOP_SECONDS=0.1: must be at least 0.5"),
         ("BCFWATCH_EVENT_RETENTION_DAYS", "0", "BCFWATCH_EVENT_RETENTION_DAYS=0.0: must be a positive number"),
         ("BCFWATCH_EVENT_RETENTION_DAYS", "nan", "BCFWATCH_EVENT_RETENTION_DAYS='nan' is not a number"),
+        ("BCFWATCH_SEEN_SEAL_AFTER", "0", "BCFWATCH_SEEN_SEAL_AFTER=0: must be at least 1"),
         ("BCFWATCH_TOPIC_PREFIX", "my topics", "BCFWATCH_TOPIC_PREFIX='my topics': only letters, digits"),
     ],
 )

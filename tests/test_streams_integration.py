@@ -184,7 +184,10 @@ def settled_from_log(event_log: Path) -> dict:
     return settled_from_events(read_events(event_log), LATENESS // 86_400)
 
 
-def test_worker_killed_twice_mid_stream_still_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path):
+def test_worker_killed_twice_mid_stream_still_equals_oracle(broker, event_log, oracle, topic_prefix, tmp_path,
+                                                             monkeypatch):
+    # Seal event ids every 200 per partition, so the restarts load sealed segments (streams/seen_events.py).
+    monkeypatch.setenv("BCFWATCH_SEEN_SEAL_AFTER", "200")
     config = _config(broker, topic_prefix, tmp_path, free_port())
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
     replay_thread = threading.Thread(target=_replay, args=(broker, event_log, topic_prefix))
@@ -202,6 +205,7 @@ def test_worker_killed_twice_mid_stream_still_equals_oracle(broker, event_log, o
             worker = WorkerProcess(config, tmp_path / "worker.log").start()
         replay_thread.join(timeout=CATCH_UP_SECONDS)
         _assert_equal_to_oracle(config, oracle)
+        assert all(snapshot.get("seen_segments", 0) > 0 for snapshot in latest_snapshots(config).values())
     finally:
         replay_thread.join(timeout=CATCH_UP_SECONDS)
         worker.stop()

@@ -60,6 +60,9 @@ class Settings:
                                  "address the metrics and health endpoints listen on")
     event_retention_days: float = _setting("BCFWATCH_EVENT_RETENTION_DAYS", 30.0,
                                            "days event topics keep messages", positive=True)
+    seen_seal_after: int = _setting("BCFWATCH_SEEN_SEAL_AFTER", 50_000,
+                                    "event ids a worker partition keeps as keys before sealing them into a "
+                                    "segment of digests (streams/seen_events.py)", 1, 10_000_000)
 
     def __post_init__(self) -> None:
         for setting in fields(self):

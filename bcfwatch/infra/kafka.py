@@ -112,6 +112,7 @@ def prefix_topics(prefix: str, partitions: int) -> list[tuple[str, int, dict[str
         *((name, partitions, {}) for name in plain),
         (topics.board_days, partitions, BOARD_DAYS_TOPIC_CONFIG),
         (f"{app_id(prefix)}-state", partitions, STATE_TOPIC_CONFIG),
+        (f"{app_id(prefix)}-seen", partitions, STATE_TOPIC_CONFIG),  # sealed event-id segments
         (topics.alerts, 1, {}),  # one partition: one order for the notifier
         (topics.deliveries, 1, {}),
         (topics.delivery_dead_letter, 1, {}),
