@@ -12,10 +12,14 @@ Both were reproduced here. So the worker keeps its tables itself:
   of each topic holds the same boards; Faust's assignor gives all of them to one
   worker. The state of partition *p* is the board tables of those boards plus,
   per topic, the offset of the last event applied.
-* Every couple of seconds a dirty partition is snapshotted, state and offsets in
-  **one** message (so they can never disagree), to a compacted Kafka topic
+* Every couple of seconds (less often while its snapshots are costly: ``SNAPSHOT_TIME_SHARE``) a dirty
+  partition is snapshotted, state and offsets in **one** message (so they can never disagree), to a compacted
+  Kafka topic
   (``bcfwatch-PREFIX-state``, key = partition) and to a local RocksDB
   (rocksdict) cache next to the worker.
+* The state is bounded: event ids are sealed into immutable digest segments on ``APP-seen``
+  (``streams/seen_events.py``; the snapshot counts them) and reablement state no on-time event can use again
+  is forgotten (``board_state.forget_settled_reablement``), so a snapshot stays a few MB at national scale.
 * Events are acknowledged to Faust only once a snapshot covering them is on the
   broker (acks=all), so the committed consumer offsets never run ahead of the
   durable state. After a crash (kill -9) or a rebalance the new owner loads the
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +63,12 @@ from streams.published import SNAPSHOT_LOOK_BACK, parse_snapshot
 from streams.seen_events import SEAL_AFTER, SeenEvents, check_segment, parse_segment_key, segment_key
 
 log = logging.getLogger(__name__)
+
+# A partition's snapshots may take at most about this share of its time: after a snapshot that took d seconds the
+# timer skips the partition for d / share seconds (small live partitions still snapshot every timer tick; a
+# partition being bulk-loaded writes its larger snapshots less often). Stops, revokes and the final snapshot are
+# never skipped.
+SNAPSHOT_TIME_SHARE = 0.1
 
 
 
@@ -109,6 +120,7 @@ class PartitionState:
     dirty: bool = False
     seen_segments: int = 0  # sealed event-id segments on the seen topic (streams/seen_events.py)
     unsent_segments: list[bytes] = field(default_factory=list)  # sealed, to be written before the next snapshot
+    next_snapshot_at: float = 0.0  # time.monotonic() before which the timer leaves this partition alone
 
     def already_applied(self, topic: str, offset: int) -> bool:
         return offset <= self.applied.get(topic, -1)
@@ -199,7 +211,7 @@ class PartitionStates(Service):
 
     async def on_stop(self) -> None:
         try:
-            await self.save_dirty()
+            await self.save_dirty(every=True)
         finally:
             if self.reader is not None:
                 await self.reader.stop()
@@ -227,7 +239,7 @@ class PartitionStates(Service):
         self.stopping = True
         async with self.applying:
             pass
-        await self.save_dirty()
+        await self.save_dirty(every=True)
 
     async def _latest_snapshot(self, partition: int, look_back: int = SNAPSHOT_LOOK_BACK) -> bytes | None:
         """The last valid snapshot on the state topic; the local RocksDB copy if it is the same one, or if
@@ -289,6 +301,7 @@ class PartitionStates(Service):
     async def _save(self, state: PartitionState) -> None:
         if not state.dirty:
             return
+        started = time.monotonic()
         async with self.applying:  # between two events, never in the middle of one
             state.bound_state(self.lateness_seconds, self.seen_seal_after)
             snapshot, acknowledgeable = state.to_snapshot(), state.unacked
@@ -315,10 +328,14 @@ class PartitionStates(Service):
         self._cache[f"{state.partition}:offset"] = metadata.offset
         for event in acknowledgeable:
             event.ack()
+        finished = time.monotonic()
+        state.next_snapshot_at = finished + (finished - started) / SNAPSHOT_TIME_SHARE
 
-    async def save_dirty(self) -> None:
+    async def save_dirty(self, every: bool = False) -> None:
+        """Snapshot the dirty partitions (``every``: also those whose last snapshot was recent and costly)."""
         for state in list(self.owned.values()):
-            await self.save(state)
+            if every or time.monotonic() >= state.next_snapshot_at:
+                await self.save(state)
 
     async def release(self, partitions: set[int]) -> None:
         """Snapshot and forget partitions this worker no longer owns."""
