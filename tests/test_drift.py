@@ -5,6 +5,7 @@ its rates over many simulated years are measured by `bcfwatch evaluate` (docs/ev
 """
 
 from datetime import date, timedelta
+from itertools import pairwise
 
 import numpy as np
 import orjson
@@ -14,7 +15,15 @@ import pytest
 from bcfwatch.core.plans import load_plan
 from monitors.alerts import AlertBook, AlertState
 from monitors.baseline import baseline_model
-from monitors.drift import DriftRules, Severity, assess, board_weeks, first_drifting_week, weekly_series
+from monitors.drift import (
+    DriftRules,
+    Severity,
+    assess,
+    board_weeks,
+    boundary_scale,
+    first_drifting_week,
+    weekly_series,
+)
 from monitors.spc import Assurance, Variation
 from monitors.timeline import alert_timeline
 from monitors.topic_schemas import parse_alert
@@ -216,3 +225,15 @@ def test_trajectories_of_the_other_metrics_and_periods(plans):
     weekly = planned_by_period(delayed, "week")
     assert weekly.iloc[1] == pytest.approx(7 * plan.planned_delayed_days / 366)
     assert 0.7 < reablement_target(plan) < 0.95
+
+
+def test_boundary_shape_spends_the_budget_late_for_the_year_to_date():
+    rules = DriftRules()
+    year = 52
+    scales = [boundary_scale(0, week, year, rules) for week in range(4, year + 1)]
+    assert scales[-1] == 1.0  # the year end: the threshold itself
+    assert all(earlier > later for earlier, later in pairwise(scales))
+    assert scales[0] == pytest.approx((52 / 4) ** rules.year_to_date_shape)
+    assert boundary_scale(30, 43, year, rules) == boundary_scale(1, 14, year, rules) == rules.recent_window_factor
+    flat = DriftRules(year_to_date_shape=0.0, recent_window_factor=1.0)
+    assert {boundary_scale(0, 9, year, flat), boundary_scale(5, 18, year, flat)} == {1.0}
