@@ -64,10 +64,10 @@ from streams.seen_events import SEAL_AFTER, SeenEvents, check_segment, parse_seg
 
 log = logging.getLogger(__name__)
 
-# A partition's snapshots may take at most about this share of its time: after a snapshot that took d seconds the
-# timer skips the partition for d / share seconds (small live partitions still snapshot every timer tick; a
-# partition being bulk-loaded writes its larger snapshots less often). Stops, revokes and the final snapshot are
-# never skipped.
+# A partition's snapshots may take at most about this share of its time: a snapshot that took d seconds is followed
+# by the partition's next one no sooner than d / share seconds after it started (small live partitions, d of a few
+# ms, still snapshot every timer tick; a partition being bulk-loaded writes its larger snapshots less often).
+# Stops, revokes and the final snapshot are never skipped.
 SNAPSHOT_TIME_SHARE = 0.1
 
 
@@ -328,8 +328,7 @@ class PartitionStates(Service):
         self._cache[f"{state.partition}:offset"] = metadata.offset
         for event in acknowledgeable:
             event.ack()
-        finished = time.monotonic()
-        state.next_snapshot_at = finished + (finished - started) / SNAPSHOT_TIME_SHARE
+        state.next_snapshot_at = started + (time.monotonic() - started) / SNAPSHOT_TIME_SHARE
 
     async def save_dirty(self, every: bool = False) -> None:
         """Snapshot the dirty partitions (``every``: also those whose last snapshot was recent and costly)."""
