@@ -140,8 +140,7 @@ def create_app(config: WorkerConfig) -> faust.App:
                        value_serializer="raw", partitions=config.partitions)
     states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state",
                                          topics.board_days, topics.dead_letter, seen_topic=config.seen_topic,
-                                         seen_seal_after=config.seen_seal_after,
-                                         lateness_seconds=config.lateness_days * 86_400))
+                                         seen_seal_after=config.seen_seal_after, lateness_seconds=lateness_seconds))
     app.partition_states = states
     probe = BrokerProbe(config.bootstrap, f"worker {config.app_id}")
     health = Health(f"worker {config.app_id}", probe, threading.Event(),

@@ -144,21 +144,25 @@ class PartitionState:
             "held_events": tables.held_events,
         })
 
-    def bound_state(self, lateness_seconds: float | None, seal_after: int = SEAL_AFTER) -> None:
+    def bound_state(self, lateness_seconds: float, seal_after: int = SEAL_AFTER) -> None:
         """Once enough event ids are recent: seal them (the segment is written before the next snapshot) and
         forget the reablement state no on-time event can use again. Neither changes any count."""
         if self.tables.seen_events.due_for_sealing(seal_after):
             self.unsent_segments.append(self.tables.seen_events.seal())
-            if lateness_seconds is not None:
-                forget_settled_reablement(self.tables, lateness_seconds)
+            forget_settled_reablement(self.tables, lateness_seconds)
 
     @classmethod
     def from_snapshot(cls, partition: int, snapshot: bytes | None,
                       segments: list[bytes] | None = None) -> PartitionState:
         """The state a snapshot saved, with the seen-event segments it counts (``segments``, in order)."""
-        if not snapshot:
+        return cls.from_saved(partition, orjson.loads(snapshot) if snapshot else None, segments)
+
+    @classmethod
+    def from_saved(cls, partition: int, saved: dict[str, Any] | None,
+                   segments: list[bytes] | None = None) -> PartitionState:
+        """:meth:`from_snapshot` for a snapshot already decoded."""
+        if not saved:
             return cls(partition)
-        saved = orjson.loads(snapshot)
         segments = segments or []
         if len(segments) != saved.get("seen_segments", 0):
             raise ValueError(f"partition {partition}: the snapshot counts {saved.get('seen_segments', 0)} seen-event "
@@ -173,12 +177,12 @@ class PartitionStates(Service):
     """The partitions this worker owns: loaded lazily, snapshotted on a timer, dropped on revoke."""
 
     def __init__(self, bootstrap: str, state_topic: str, cache_dir: Path, board_days_topic: str,
-                 dead_letter_topic: str | None = None, seen_topic: str | None = None,
-                 seen_seal_after: int = SEAL_AFTER, lateness_seconds: float | None = None, **kwargs: Any) -> None:
+                 dead_letter_topic: str | None, seen_topic: str, seen_seal_after: int, lateness_seconds: float,
+                 **kwargs: Any) -> None:
         self.bootstrap = bootstrap
         self.lateness_seconds = lateness_seconds
         self.seen_seal_after = seen_seal_after
-        self.seen_topic = seen_topic or f"{state_topic.removesuffix('-state')}-seen"
+        self.seen_topic = seen_topic
         self.dead_letter_topic = dead_letter_topic
         self.applying = asyncio.Lock()  # held by the agent while it applies one event
         self.stopping = False  # once set, the agent applies no more events
@@ -229,8 +233,9 @@ class PartitionStates(Service):
             state = self.owned.get(partition)
             if state is None:
                 snapshot = await self._latest_snapshot(partition)
-                count = orjson.loads(snapshot).get("seen_segments", 0) if snapshot else 0
-                state = PartitionState.from_snapshot(partition, snapshot, await self._seen_segments(partition, count))
+                saved = orjson.loads(snapshot) if snapshot else None
+                segments = await self._seen_segments(partition, saved.get("seen_segments", 0) if saved else 0)
+                state = PartitionState.from_saved(partition, saved, segments)
                 self.owned[partition] = state
         return state
 

@@ -23,7 +23,7 @@ any hardware error rate, so the rule stays exact in practice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from hashlib import blake2b
 
 import numpy as np
@@ -80,14 +80,8 @@ class SeenEvents:
     def __setitem__(self, key: str, day: int) -> None:
         self.recent[key] = day
 
-    def __getitem__(self, key: str) -> int:
-        return self.recent[key]
-
     def __len__(self) -> int:
         return len(self.recent) + int(self._high.size)
-
-    def __iter__(self) -> Iterator[str]:  # the recent keys only (sealed ones are digests)
-        return iter(self.recent)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, SeenEvents):

@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
+from bcfwatch.core.events import parse_event
 from streams.board_state import Outcome, apply_event, forget_settled_reablement
 from streams.partition_state import PartitionState, empty_tables
 from streams.seen_events import SeenEvents, check_segment, digest, parse_segment_key, segment_key
@@ -147,8 +148,6 @@ def _advance(tables, event_type: str, to) -> None:
                   "occurred_at": at.isoformat(), "patient": "f" * 64, "age": 40}
         fields |= ({"admission_method": "11", "provider": "R1"} if event_type == "admission"
                    else {"setting": "nursing", "permanent": False})
-        from bcfwatch.core.events import parse_event
-
         apply_event(tables, parse_event(fields), LATENESS)
 
 
