@@ -144,9 +144,8 @@ def _fit(block: np.ndarray | None, days: pd.DatetimeIndex, codes: list[str], pla
     counts = table.to_numpy(dtype=float).T  # boards x days
     relative = np.array([pattern.relative(code, days) for code in table.columns])
     expected = relative / relative.sum(axis=1, keepdims=True) * counts.sum(axis=1, keepdims=True)
-    season_mode = weekly_sums(pattern.seasonal_modes(days), span)[0] / 7
     noise = fit_noise(weekly_sums(counts, span), weekly_sums(expected, span), quarter_of_weeks(days, span),
-                      list(table.columns), season_mode)
+                      list(table.columns))
     quarters = financial_quarter(days)
     observed = {code: np.bincount(quarters, weights=counts[i], minlength=4) for i, code in enumerate(table.columns)}
     return BaselineModel(plan_year_start, pattern, noise, observed)

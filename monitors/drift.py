@@ -52,7 +52,7 @@ import pandas as pd
 from bcfwatch.core.calendar import week_ending
 from bcfwatch.core.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
-from monitors.noise import Noise, quarter_sum_variance, weekly_covariance
+from monitors.noise import Noise, weekly_covariance
 from monitors.spc import Assurance, Limits, Rule, Variation, assurance, special_causes, xmr_chart, xmr_limits
 from monitors.trajectory import year_days
 
@@ -228,7 +228,11 @@ def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarr
     """The largest window z of each simulated on-plan year, for a board of this weekly size."""
     weeks = len(quarter_of_week)
     expected = np.full(weeks, weekly_expected)
-    baseline_variance = quarter_sum_variance(noise, "", expected, quarter_of_week) if from_counts else None
+    baseline_variance = None
+    if from_counts:
+        members = np.bincount(quarter_of_week, minlength=4)
+        baseline_variance = noise.kappa / np.maximum(members * weekly_expected, 1e-9) + noise.quarter + \
+            noise.local * np.array([_ar_sum(noise.rho, m) / max(m, 1) ** 2 for m in members])
     shared, count = weekly_covariance(noise, "", expected, quarter_of_week, baseline_variance, seasonal_modes)
     values, vectors = np.linalg.eigh(shared)
     root = vectors * np.sqrt(np.clip(values, 0, None))
@@ -246,18 +250,23 @@ def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarr
     return (z / scale).max(axis=1)
 
 
-def _rounded(noise: Noise) -> tuple[float, ...]:
+def _ar_sum(rho: float, length: int) -> float:
+    """Sum of rho**|i-j| over an length x length block."""
+    lags = np.abs(np.subtract.outer(np.arange(length), np.arange(length)))
+    return float((rho ** lags).sum())
+
+
+def _rounded(noise: Noise) -> tuple[float, float, float, float]:
     """The noise parameters on a fine grid (so that nearly equal fits share one calibration)."""
     def grid(value: float, step: float) -> float:
         return round(round(value / step) * step, 6)
 
     return (grid(noise.kappa, 0.05), grid(math.sqrt(noise.local), 0.0025) ** 2, grid(noise.rho, 0.05),
-            grid(math.sqrt(noise.quarter), 0.0025) ** 2, grid(math.sqrt(noise.white), 0.0025) ** 2,
-            grid(math.sqrt(noise.season), 0.01) ** 2)
+            grid(math.sqrt(noise.quarter), 0.0025) ** 2)
 
 
 @lru_cache(maxsize=64)
-def _calibrated(parameters: tuple[float, ...], quarters: tuple[int, ...],
+def _calibrated(parameters: tuple[float, float, float, float], quarters: tuple[int, ...],
                 modes: tuple[tuple[float, ...], ...], rules: DriftRules) -> dict[bool, np.ndarray]:
     noise = Noise(*parameters)
     weeks = np.array(quarters)

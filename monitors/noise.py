@@ -3,50 +3,41 @@
 Weekly admissions ``y`` against their expectation ``m`` (the baseline year's
 observed pattern, anchored to the board's own annual total) are modelled as
 
-    y = m * (1 + a_w + b_w + q_Q) + count noise,   Var(count noise) = kappa * m
+    y = m * (1 + a_w + q_Q) + count noise,   Var(count noise) = kappa * m
 
 * ``kappa``: overdispersion of the counts themselves (1 = Poisson; quasi-Poisson above 1);
 * ``a_w``: **local pressure** (outbreaks, bed pressure), variance ``local`` and
   autocorrelation ``rho`` from one week to the next (AR(1));
-* ``b_w``: **week-to-week swings** that do not persist (variance ``white``,
-  independent from week to week): day-level overdispersion that grows with
-  volume (negative binomial days) lands here, not in ``kappa``. Folding it into
-  the AR(1) would bias ``rho`` down and the local variance up, and overstate
-  the year's variance (measured: by a fifth);
-* ``q_Q``: a quarter's level against the expected seasonal shape (a winter
-  swing that differs by board and by year), variance ``quarter``. A season
-  moves admissions between quarters; it does not add to the year: the four
-  quarters' levels sum to zero (covariance ``quarter * (1{same quarter} - 1/4)``).
+* ``q_Q``: a quarter's level against the national seasonal shape (a winter
+  swing that differs by board and by year), variance ``quarter``, the same
+  for every week of a financial quarter.
 
 All of it is estimated from pooled relative residuals ``e = y/m - 1`` of
-every board's complete baseline-year weeks: ``kappa`` and ``white + local +
-quarter`` from how the residual variance falls with size (``E[e^2] = kappa/m +
-white + local + quarter`` across boards), then ``local``, ``rho``, ``quarter``
-and ``white`` from the autocovariances at lags 0-6: lags 1-6 hold ``local *
-rho**lag``, plus ``quarter`` when both weeks are in the same quarter; only lag 0
-holds ``white`` (a grid over ``rho``, non-negative least squares for the rest,
-with the bias of anchoring to the annual total removed). A board's own variance
-factor (observed / pooled prediction) is shrunk towards 1 by empirical Bayes,
-so a board keeps its own dispersion only as far as the boards really differ.
+every board's complete baseline-year weeks: ``kappa`` and ``local + quarter``
+from how the residual variance falls with size (``E[e^2] = kappa/m + local +
+quarter`` across boards), then ``local``, ``rho`` and ``quarter`` from the
+autocovariances at lags 1-6, which contain ``quarter`` only when both weeks are
+in the same quarter (a grid over ``rho``, least squares for the rest, with the
+bias of anchoring to the annual total removed). A board's own variance factor
+(observed / pooled prediction) is shrunk towards 1 by empirical Bayes, so a
+board keeps its own dispersion only as far as the boards really differ.
 
 :func:`weekly_covariance` turns the fit into the covariance of a plan year's
 weekly residuals against the plan. When the plan's quarterly baselines are
 the baseline year's counts themselves (the usual case: a plan built from last
 year's activity), those counts carry the same noise, and it enters every week
-of the quarter as a shared offset; the covariance then includes it (the
-baseline year's quarter levels, again summing to zero, count a second time).
+of the quarter as a shared offset; the covariance then includes it.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 NOISE_BASELINE = "baseline year"
 NOISE_DEFAULT = "national default"
-MAX_LAG = 13
+MAX_LAG = 6
 # A year's winter swing differs from the baseline year's (DESIGN.md: "a winter swing that differs by year";
 # monthly swings of 3-7%): one baseline year cannot show by how much, so this is a stated prior, the
 # difference between two years: the swing 33% stronger or weaker (uniform 3-7% around 5%, two years), its
@@ -61,9 +52,7 @@ class Noise:
     kappa: float  # count overdispersion (variance / mean)
     local: float  # variance of the week-to-week local pressure (relative, squared)
     rho: float  # its autocorrelation from one week to the next
-    quarter: float  # variance of a quarter's level against the expected seasonal shape (relative, squared)
-    white: float = 0.0  # variance of week-to-week swings that do not persist (relative, squared)
-    season: float = 0.0  # variance of a board-year's winter swing around the expected one (relative strength)
+    quarter: float  # variance of a quarter's level against the national seasonal shape (relative, squared)
     source: str = NOISE_BASELINE
     board_factor: dict[str, float] = field(default_factory=dict)  # shrunk own variance / pooled prediction
 
@@ -72,8 +61,7 @@ class Noise:
 
     def relative_sd(self, weekly_expected: float, board: str = "") -> float:
         """Standard deviation of one week's admissions as a share of its expectation."""
-        return float(np.sqrt(self.factor(board) * (self.kappa / weekly_expected + self.white + self.local
-                                                   + 0.75 * self.quarter)))
+        return float(np.sqrt(self.factor(board) * (self.kappa / weekly_expected + self.local + self.quarter)))
 
 
 # Without baseline-year counts: overdispersion 1.3, local pressure 3% a week with autocorrelation 0.5,
@@ -82,9 +70,8 @@ DEFAULT_NOISE = Noise(kappa=1.3, local=0.03 ** 2, rho=0.5, quarter=0.015 ** 2, s
 
 
 def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndarray,
-              boards: list[str], season_mode: np.ndarray | None = None) -> Noise:
-    """Fit from (boards x weeks) baseline-year weekly actual and expected admissions; ``season_mode``
-    (weeks) is how a week's log volume moves if the year's winter swing is 1 (relative) stronger."""
+              boards: list[str]) -> Noise:
+    """Fit from (boards x weeks) baseline-year weekly actual and expected admissions."""
     usable = expected.min(axis=1) > 0
     if usable.sum() < 3:
         return DEFAULT_NOISE
@@ -92,7 +79,6 @@ def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndar
     codes = [b for b, ok in zip(boards, usable, strict=True) if ok]
     weeks = y.shape[1]
     e = y / m - 1
-    mode = np.zeros(weeks) if season_mode is None else season_mode - season_mode.mean()
     inverse_mean = (1 / m).mean(axis=1)
     second = (e ** 2).mean(axis=1)
     # lag 0 across boards: second ~ kappa * inverse_mean + total (weighted: precise boards count more)
@@ -106,78 +92,62 @@ def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndar
     weight = 1 / (kappa * inverse_mean + total) ** 2
     weight /= weight.sum()
     # pooled autocovariances at lags 1..MAX_LAG, split by whether both weeks are in one quarter
-    # (and what a board's own season strength would put in each: the mode's products at that lag)
     within, across = np.full(MAX_LAG, np.nan), np.full(MAX_LAG, np.nan)
-    season_within, season_across = np.zeros(MAX_LAG), np.zeros(MAX_LAG)
     for lag in range(1, min(MAX_LAG, weeks - 1) + 1):
         same = quarter_of_week[lag:] == quarter_of_week[:-lag]
         products = e[:, lag:] * e[:, :-lag]
-        mode_products = mode[lag:] * mode[:-lag]
         if same.any():
             within[lag - 1] = float(weight @ products[:, same].mean(axis=1))
-            season_within[lag - 1] = float(mode_products[same].mean())
         if (~same).any():
             across[lag - 1] = float(weight @ products[:, ~same].mean(axis=1))
-            season_across[lag - 1] = float(mode_products[~same].mean())
     count_part = kappa * float(weight @ inverse_mean)
-    local, rho, quarter, white, season = _fit_components(total, within, across, count_part, weeks,
-                                                         float(np.mean(mode ** 2)), season_within, season_across)
-    level = white + 0.75 * quarter + season * float(np.mean(mode ** 2))
-    predicted = kappa * inverse_mean + local + level
+    local, rho, quarter = _fit_components(total, within, across, count_part, weeks)
+    predicted = kappa * inverse_mean + local + quarter
     ratio = second / predicted
-    persistence = (1 + rho) / (1 - rho) * (local / (local + level + kappa * inverse_mean)) + \
-        (1 - local / (local + level + kappa * inverse_mean))
+    persistence = (1 + rho) / (1 - rho) * (local / (local + quarter + kappa * inverse_mean)) + \
+        (1 - local / (local + quarter + kappa * inverse_mean))
     sampling = 2 * persistence / max(weeks - 1, 1)
     between = max(float(np.var(ratio) - np.mean(sampling)), 0.0)
     shrink = between / (between + sampling)
     factor = 1 + shrink * (ratio - 1)
-    return Noise(float(kappa), local, rho, quarter, white, season, NOISE_BASELINE,
+    return Noise(float(kappa), local, rho, quarter, NOISE_BASELINE,
                  {code: float(max(f, 0.5)) for code, f in zip(codes, factor, strict=True)})
 
 
-def _fit_components(total: float, within: np.ndarray, across: np.ndarray, count_part: float, weeks: int,
-                    season_square: float, season_within: np.ndarray,
-                    season_across: np.ndarray) -> tuple[float, float, float, float, float]:
-    """(local, rho, quarter, white, season): a grid over rho; the variances by non-negative least squares on
-    the lag-0 total and the lags 1..MAX_LAG (only lag 0 holds ``white``; ``season`` follows the mode)."""
-    best = (np.inf, 0.0, 0.0, 0.0, 0.0, 0.0)
+def _fit_components(total: float, within: np.ndarray, across: np.ndarray, count_part: float,
+                    weeks: int) -> tuple[float, float, float]:
+    """Grid over rho; (local, quarter) by non-negative least squares on the lag-0 total and the lags."""
+    best = (np.inf, 0.0, 0.0, 0.0)
     lags = np.arange(1, MAX_LAG + 1)
     for rho in RHO_GRID:
         # anchoring every board to its annual total removes the annual mean of e from every product
         persistence = (1 + rho) / (1 - rho) / weeks
-        rows = [[1.0 - persistence, 0.75, 1.0 - 1.0 / weeks, season_square]]  # lag 0, less the same bias
-        targets = [total]
-        for lag, value, in_quarter, season in [
-                *zip(lags, within, [1.0] * MAX_LAG, season_within, strict=True),
-                *zip(lags, across, [0.0] * MAX_LAG, season_across, strict=True)]:
+        rows, targets = [[1.0 - persistence, 0.75]], [total]  # lag 0: local + quarter, less the same bias
+        for lag, value, in_quarter in [*zip(lags, within, [1.0] * MAX_LAG, strict=True),
+                                       *zip(lags, across, [0.0] * MAX_LAG, strict=True)]:
             if np.isnan(value):
                 continue
-            rows.append([rho ** lag - persistence, in_quarter - 0.25, -1.0 / weeks, season])
+            rows.append([rho ** lag - persistence, in_quarter - 0.25])
             targets.append(value + count_part / weeks)
         design, target = np.array(rows), np.array(targets)
-        solution = _nonnegative_lstsq(design, target)
-        error = float(np.sum((design @ solution - target) ** 2))
+        local, quarter = _nonnegative_lstsq(design, target)
+        error = float(np.sum((design @ [local, quarter] - target) ** 2))
         if error < best[0]:
-            best = (error, float(solution[0]), float(rho), float(solution[1]), float(solution[2]), float(solution[3]))
-    _, local, rho, quarter, white, season = best
-    return local, rho if local > 0 else 0.0, quarter, white, season
+            best = (error, local, float(rho), quarter)
+    _, local, rho, quarter = best
+    return local, rho if local > 0 else 0.0, quarter
 
 
-def _nonnegative_lstsq(design: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """argmin |design @ x - target| over x >= 0, by trying every set of free columns (a handful here)."""
-    columns = design.shape[1]
-    best, best_error = np.zeros(columns), float(target @ target)
-    for subset in itertools.chain.from_iterable(itertools.combinations(range(columns), k)
-                                                for k in range(1, columns + 1)):
-        free = list(subset)
-        x = np.zeros(columns)
-        x[free] = np.linalg.lstsq(design[:, free], target, rcond=None)[0]
-        if (x < 0).any():
-            continue
-        error = float(np.sum((design @ x - target) ** 2))
-        if error < best_error:
-            best, best_error = x, error
-    return best
+def _nonnegative_lstsq(design: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    solution = np.linalg.lstsq(design, target, rcond=None)[0]
+    if (solution >= 0).all():
+        return float(solution[0]), float(solution[1])
+    candidates = []
+    for column in range(2):
+        x = max(float(design[:, column] @ target / (design[:, column] @ design[:, column])), 0.0)
+        pair = [x, 0.0] if column == 0 else [0.0, x]
+        candidates.append((float(np.sum((design @ pair - target) ** 2)), pair))
+    return tuple(min(candidates)[1])
 
 
 def weekly_covariance(noise: Noise, board: str, expected: np.ndarray, quarter_of_week: np.ndarray,
@@ -185,9 +155,8 @@ def weekly_covariance(noise: Noise, board: str, expected: np.ndarray, quarter_of
                       seasonal_modes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(covariance of the plan year's weekly residuals without the count part, the count part's diagonal).
 
-    ``baseline_quarter_variance`` (relative, per financial quarter: :func:`quarter_sum_variance`) adds the
-    noise of a plan baseline that is itself the baseline year's counts: a shared offset for every week of
-    that quarter, and the baseline year's own quarter levels (a second copy of the zero-sum quarter term).
+    ``baseline_quarter_variance`` (relative, per financial quarter) adds the noise of a plan baseline
+    that is itself the baseline year's counts: a shared offset for every week of that quarter.
     ``seasonal_modes`` (2 x weeks, :meth:`Pattern.seasonal_modes` averaged by week) adds a season that
     differs from the baseline year's (:data:`SEASON_AMPLITUDE_SD`, :data:`SEASON_PEAK_SD_DAYS`).
     """
@@ -195,22 +164,18 @@ def weekly_covariance(noise: Noise, board: str, expected: np.ndarray, quarter_of
     lag = np.abs(np.subtract.outer(np.arange(len(expected)), np.arange(len(expected))))
     outer = np.outer(expected, expected)
     same_quarter = np.equal.outer(quarter_of_week, quarter_of_week)
-    copies = 1 if baseline_quarter_variance is None else 2  # the plan year's quarter levels, and the baseline's
-    shared = f * (noise.local * noise.rho ** lag + noise.white * (lag == 0)
-                  + copies * noise.quarter * (same_quarter - 0.25)) * outer
+    shared = f * (noise.local * noise.rho ** lag + noise.quarter * same_quarter) * outer
     if baseline_quarter_variance is not None:
         shared = shared + baseline_quarter_variance[quarter_of_week][:, None] * same_quarter * outer
     if seasonal_modes is not None:
         scaled = seasonal_modes * np.array([[SEASON_AMPLITUDE_SD], [SEASON_PEAK_SD_DAYS]])
-        board_season = copies * f * noise.season * np.outer(seasonal_modes[0], seasonal_modes[0])
-        shared = shared + (scaled.T @ scaled + board_season) * outer
+        shared = shared + (scaled.T @ scaled) * outer
     return shared, f * noise.kappa * expected
 
 
 def quarter_sum_variance(noise: Noise, board: str, expected: np.ndarray, quarter_of_week: np.ndarray) -> np.ndarray:
-    """Relative variance of each quarter's total of weekly admissions with these expectations (4 values),
-    without the quarter levels (they sum to zero over the year; :func:`weekly_covariance` adds them)."""
-    shared, count = weekly_covariance(replace(noise, quarter=0.0), board, expected, quarter_of_week)
+    """Relative variance of each quarter's total of weekly admissions with these expectations (4 values)."""
+    shared, count = weekly_covariance(noise, board, expected, quarter_of_week)
     out = np.zeros(4)
     for q in range(4):
         members = quarter_of_week == q

@@ -332,10 +332,12 @@ def test_report_html_and_board_png(inputs, tmp_path):
 
 def test_evaluate(tmp_path):
     markdown = tmp_path / "evaluation.md"
-    output = cli("evaluate", "--years", "1", "--setting", "mild", "--seed", "3", "--markdown", str(markdown)).output
+    output = cli("evaluate", "--years", "1", "--setting", "mild", "--setting", "slow", "--seed", "3",
+                 "--markdown", str(markdown)).output
     assert "mild" in output and "false" in output.lower()
     table = markdown.read_text()
-    assert table.count("|") > 20 and "mild" in table
+    assert table.count("|") > 20 and "mild" in table and "| slow |" in table  # a held-out shape by name
+    assert "ideal year-end test" in table
     assert "choose from" in cli("evaluate", "--years", "1", "--setting", "nonsense", exit_code=2).output
 
 

@@ -129,54 +129,6 @@ def test_noise_fit_recovers_local_pressure_and_overdispersion():
     assert poisson.kappa == pytest.approx(1.0, abs=0.1) and np.sqrt(poisson.local + poisson.quarter) < 0.01
 
 
-def test_noise_fit_separates_persistent_pressure_from_week_to_week_swings_and_season():
-    # truth: local pressure 2.5% a week (AR(1), rho 0.6), negative-binomial days (gamma shape 200: 2.7% a
-    # week that does not persist) and each board-year's winter swing 1.5 points off the national one
-    setting = NoiseSetting("test", local_sd=0.025, local_rho=0.6, winter_board_sd=0.015, daily_shape=200.0)
-    volumes = np.geomspace(8_000, 120_000, 151)  # sizes differ, so counts and relative noise separate
-    daily = simulate_daily(setting, date(2014, 4, 1), np.ones((151, 366)), np.random.default_rng(6), volumes)
-    daily.columns = [f"B{i:03d}" for i in range(151)]
-    plans = {code: _plan(code, daily) for code in daily.columns}
-    noise = baseline_model(plans, daily, PLAN_YEAR).noise
-    assert np.sqrt(noise.local) == pytest.approx(0.025, abs=0.007)
-    assert noise.rho == pytest.approx(0.6, abs=0.15)
-    assert np.sqrt(noise.white) == pytest.approx(1 / np.sqrt(200 * 7), abs=0.008)
-    assert 0.15 <= np.sqrt(noise.season) <= 0.5  # the swing's 1.5 points are ~30% of a 3-7% winter
-
-
-def test_year_to_date_noise_is_right_at_every_horizon_on_plan_years_of_another_shape():
-    """On-plan boards (plan from their own counted baseline year), harsh noise of a shape the defaults do not
-    assume: the year to date's z has standard deviation ~1 after a quarter, half a year and the whole year.
-    (Folding the week-to-week swings and the board's season into the AR(1) made it 0.91 at the year end:
-    an overstated variance that cost detection.)"""
-    from bcfwatch.core.calendar import year_earlier
-    from bcfwatch.core.national import NATIONAL_EMERGENCY_ADMISSIONS, board_weights
-    from monitors.drift import board_weeks
-    from monitors.evaluate import SETTINGS, _plans_from_counts, simulated_plan_year
-
-    harsh = next(s for s in SETTINGS if s.name == "harsh")
-    codes, share = board_weights()
-    volumes = NATIONAL_EMERGENCY_ADMISSIONS * share
-    template = load_plan(sample_plan_path())
-    z = {13: [], 26: [], 52: []}
-    for year in range(6):
-        plan_year = simulated_plan_year(year)
-        days = year_days(plan_year)
-        factors = np.array([np.full(len(days), 1 - template[c].planned_reduction) for c in codes])
-        daily = simulate_daily(harsh, year_earlier(plan_year), factors, np.random.default_rng([21, year]), volumes)
-        daily.columns = codes
-        plans = _plans_from_counts(template, codes, daily.loc[:pd.Timestamp(plan_year) - pd.Timedelta(days=1)])
-        model = baseline_model(plans, daily, plan_year)
-        for code in codes:
-            weeks = board_weeks(plans[code], daily[code], plan_year, days[-1].date(), model)
-            for horizon in z:
-                count = min(horizon, len(weeks.series))  # 51 or 52 complete weeks in a year
-                excess = weeks.series.actual[:count].sum() - weeks.series.planned[:count].sum()
-                z[horizon].append(excess / np.sqrt(weeks.detector.window_variance(0, count)))
-    for horizon, values in z.items():
-        assert 0.93 <= np.std(values) <= 1.15, (horizon, np.std(values))
-
-
 def _plan(code: str, daily: pd.DataFrame):
     template = next(iter(load_plan(sample_plan_path()).values()))
     baseline = daily.loc[:"2015-03-31", code]

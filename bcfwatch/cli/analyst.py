@@ -28,16 +28,20 @@ from bcfwatch.core.settings import current
               help="Simulated national years per noise setting.")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--setting", "setting_names", multiple=True,
-              help="Only these noise settings (mild, typical, harsh); default all.")
+              help="Only these noise settings (mild, typical, harsh; held out: slow, nb-days, big-winter); "
+                   "default the first three.")
 @click.option("--markdown", "markdown_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the table and summary as markdown (e.g. for docs/evaluation.md).")
 def evaluate_command(years: int, seed: int, setting_names: tuple[str, ...], markdown_out: Path | None) -> None:
     """Benchmark the drift rule on simulated years it was not fitted to (not a pass/fail test)."""
-    from monitors.evaluate import SETTINGS, evaluate, markdown, summary, tidy_table
+    from monitors.evaluate import HELD_OUT_SETTINGS, SETTINGS, evaluate, markdown, summary, tidy_table
 
-    chosen = tuple(s for s in SETTINGS if not setting_names or s.name in setting_names)
-    if not chosen:
-        raise click.BadParameter(f"choose from {', '.join(s.name for s in SETTINGS)}", param_hint="--setting")
+    known = SETTINGS + HELD_OUT_SETTINGS
+    unknown = [name for name in setting_names if name not in {s.name for s in known}]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(s.name for s in known)}",
+                                 param_hint="--setting")
+    chosen = tuple(s for s in known if s.name in setting_names) if setting_names else SETTINGS
     started = time.monotonic()
     with err_console.status("simulating") as status:
         outcomes = evaluate(years, seed, chosen, progress=status.update)
