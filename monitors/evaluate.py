@@ -183,10 +183,15 @@ class Outcome:
         return self.ideal_z > IDEAL_Z
 
 
+def _year_rng(setting: NoiseSetting, seed: int, year: int) -> np.random.Generator:
+    """The generator of one simulated year: the same in every process (crc32, not Python's salted hash)."""
+    return np.random.default_rng([seed, year, zlib.crc32(setting.name.encode()) % 1000])
+
+
 def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules,
              simulate: Callable | None = None) -> list[Outcome]:
     """One simulated national year: baseline year + plan year, scenarios drawn, the rule run on every board."""
-    rng = np.random.default_rng([seed, year, zlib.crc32(setting.name.encode()) % 1000])
+    rng = _year_rng(setting, seed, year)
     template = load_plan(sample_plan_path())
     codes, share = board_weights()
     volumes = NATIONAL_EMERGENCY_ADMISSIONS * share
@@ -233,7 +238,7 @@ def ideal_spread(setting: NoiseSetting, seed: int, simulate: Callable | None = N
     volumes = NATIONAL_EMERGENCY_ADMISSIONS * share
     excess = []
     for year in range(IDEAL_YEARS):
-        rng = np.random.default_rng([seed, 10_000 + year, zlib.crc32(setting.name.encode()) % 1000])
+        rng = _year_rng(setting, seed, 10_000 + year)
         plan_year = simulated_plan_year(year)
         plan_days = len(year_days(plan_year))
         daily = (simulate or simulate_daily)(setting, year_earlier(plan_year), np.ones((len(volumes), plan_days)),
@@ -261,7 +266,7 @@ def size_band(volume: float) -> str:
 
 def _frame(outcomes: list[Outcome]) -> pd.DataFrame:
     frame = pd.DataFrame([o.__dict__ for o in outcomes])
-    frame["ideal_detected"] = frame["ideal_z"] > IDEAL_Z
+    frame["ideal_detected"] = [o.ideal_detected for o in outcomes]
     return frame
 
 
