@@ -41,7 +41,6 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 from bcfwatch.infra.kafka import ensure_topics
-from bcfwatch.testing import free_port, wait_for
 from bench.latency import LatencyResult, alert_latency
 from bench.spy import Profile, profile
 from producers.generate import GeneratorSpec, generate_frame, write_log
@@ -49,6 +48,7 @@ from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
+from tests.support import free_port, wait_for
 
 EVENTS_AT_SCALE_1_TWO_YEARS = 24_400_000
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

@@ -2,7 +2,8 @@
 the signed webhook arriving.
 
 A board's week is judged once it is settled: once the board's admission stream time, less the
-lateness, has passed the week's end (``monitors/timeline.last_settled_admission_days``). So the event that makes a
+lateness, has passed the week's end
+(``monitors/alerting/timeline.last_settled_admission_days``). So the event that makes a
 drifting board alert is the first admission of that board whose time reaches the week's end + lateness
 + 1 day. The benchmark replays the history before a drift window at full speed, waits for the worker,
 the monitor and the notifier to settle, then produces the drift window at a fixed live rate, timing each
@@ -29,13 +30,13 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import Broker
-from bcfwatch.testing import free_port, read_topic, wait_for
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
+from tests.support import free_port, read_topic, wait_for
 
 PLAN_YEAR = date(2015, 4, 1)
 LATENESS_DAYS = 14

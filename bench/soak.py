@@ -41,14 +41,14 @@ from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.broker import Broker
-from bcfwatch.testing import free_port, read_topic, wait_for
-from monitors.backtest import backtest
+from monitors.analysis.backtest import backtest
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, wait_until_caught_up
+from tests.support import free_port, read_topic, wait_for
 
 PLAN_YEAR = date(2015, 4, 1)
 LATENESS_DAYS = 14

@@ -1,1 +1,2 @@
-"""Producers: NHS number pseudonymisation, the historic log format, replay and the synthetic generator."""
+"""Producers: NHS number pseudonymisation, the historic event log (:mod:`producers.eventlog`), replay into
+Kafka, and the synthetic national generator with its sample plan."""

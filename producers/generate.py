@@ -54,7 +54,7 @@ from bcfwatch.core.national import (
     weekday_and_winter,
 )
 from bcfwatch.core.nhs_number import valid_nhs_numbers
-from producers.logformat import LOG_COLUMNS
+from producers.eventlog.logformat import LOG_COLUMNS
 
 OTHER_NON_ELECTIVE_SHARE = 0.10  # maternity + other non-elective, relative to emergency
 SHARE_65_PLUS_ADMITTED = 0.42

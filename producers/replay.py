@@ -45,7 +45,7 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.infra.kafka import ensure_topics
 from bcfwatch.infra.kafka_security import kafka_python_options
 from bcfwatch.infra.lifecycle import broker_reachable
-from producers.logformat import LogLine, check_line, line_to_event, read_log, redacted_line
+from producers.eventlog.logformat import LogLine, check_line, line_to_event, read_log, redacted_line
 from producers.packing import BoardBatches
 from producers.pseudonym import Pseudonymiser
 

@@ -53,19 +53,8 @@ from bcfwatch.core import codes
 from bcfwatch.core.calendar import SECONDS_PER_DAY, day_text, epoch_day
 from bcfwatch.core.events import Admission, CareHomePlacement, Discharge, Event, parse_wire
 from bcfwatch.core.settings import DEFAULTS
+from streams.published import COUNTER_INDEX, COUNTERS
 
-COUNTERS = (
-    "emergency_admissions",
-    "other_admissions",
-    "delayed_days_nhs",
-    "delayed_days_social_care",
-    "delayed_days_both",
-    "care_home_admissions_65",
-    "reablement_discharges_65",
-    "at_home_91d",
-    "late_events",
-)
-COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 REABLEMENT_WINDOW_DAYS = 91
 
 # Reablement discharge outcome while it is followed
@@ -95,7 +84,7 @@ def is_late(occurred_seconds: float, stream_time_seconds: float | None, lateness
 
 def last_settled_reablement_day(discharge_stream_time_seconds: float, lateness_seconds: float) -> int:
     """The last reablement discharge day (epoch day) whose 91-day window no on-time event can still reach.
-    (Not the monitor's last settled admission day: ``monitors.timeline``.)"""
+    (Not the monitor's last settled admission day: ``monitors.alerting.timeline``.)"""
     return epoch_day(discharge_stream_time_seconds - lateness_seconds) - (REABLEMENT_WINDOW_DAYS + 1)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bcfwatch.core.boards import load_boards
-from streams.board_state import COUNTERS
+from streams.published import COUNTERS
 
 EXPORT_COLUMNS = ("board", "date", *COUNTERS)
 

@@ -19,9 +19,10 @@ from bcfwatch.core import codes
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.calendar import SECONDS_PER_DAY, day_texts, epoch_days
 from bcfwatch.core.topics import EVENT_TYPES
-from streams.board_state import COUNTERS, DEFAULT_MAX_AHEAD_DAYS, REABLEMENT_WINDOW_DAYS
-from streams.columnar_log import ADMISSION_METHODS, DELAY_ATTRIBUTIONS, read_events
+from producers.eventlog.reader import ADMISSION_METHODS, DELAY_ATTRIBUTIONS, read_events
+from streams.board_state import DEFAULT_MAX_AHEAD_DAYS, REABLEMENT_WINDOW_DAYS
 from streams.daily_table import complete_grid
+from streams.published import COUNTERS
 
 # the type codes of the event frame (its categories are EVENT_TYPES, in order)
 ADMISSION = EVENT_TYPES.index("admission")
@@ -108,7 +109,7 @@ def _walk_clock(times: list[float], lateness_seconds: float,
 def daily_counts(events: pd.DataFrame, lateness_seconds: float,
                  max_ahead_seconds: float = DEFAULT_MAX_AHEAD_DAYS * SECONDS_PER_DAY,
                  decisions: EventTimeDecisions | None = None) -> pd.DataFrame:
-    """The export grid (board, date, COUNTERS) for events in log order (``streams.columnar_log`` frames).
+    """The export grid (board, date, COUNTERS) for events in log order (``producers.eventlog.reader`` frames).
 
     A day appears on the grid's range when something was added to it, as in the worker's table.
     """

@@ -38,7 +38,7 @@ Both were reproduced here. So the worker keeps its tables itself:
   leaves the group; events fetched but not applied stay unacknowledged and are read again after a restart.
   Snapshots are taken one at a time (``_saving``) and each captures the tables between two events
   (``applying``, held by the agent for each event), never in the middle of one.
-* A snapshot read back is checked against its schema (``monitors/topic_schemas.py``); one that fails goes
+* A snapshot read back is checked against its schema (``monitors/alerting/topic_schemas.py``); one that fails goes
   to the dead-letter topic with its reason and the worker falls back to its own last snapshot (the local
   RocksDB copy) or an earlier valid one on the topic.
 """

@@ -23,7 +23,21 @@ from bcfwatch.core.messages import (
     string_field,
 )
 from bcfwatch.core.topics import EVENT_TYPES
-from streams.board_state import COUNTERS
+
+# The counters published per board and day, in this order (``board_days`` values and snapshots' day_counts).
+# What each counts is the worker's rules (:mod:`streams.board_state`).
+COUNTERS = (
+    "emergency_admissions",
+    "other_admissions",
+    "delayed_days_nhs",
+    "delayed_days_social_care",
+    "delayed_days_both",
+    "care_home_admissions_65",
+    "reablement_discharges_65",
+    "at_home_91d",
+    "late_events",
+)
+COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 
 
 # -- PREFIX.board_days -----------------------------------------------------------------------------------

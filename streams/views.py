@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bcfwatch.core.calendar import financial_quarter_start, financial_year_start, year_earlier
-from streams.board_state import COUNTERS
+from streams.published import COUNTERS
 
 
 def windows(as_of: date) -> dict[str, tuple[date, date]]:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from bcfwatch.infra.broker import Broker
-from bcfwatch.testing import free_port
+from tests.support import free_port
 
 # The whole session (and the workers it starts) pseudonymises with one random test key (32 bytes, hex):
 # placeholder and low-entropy keys are refused (producers/pseudonym.check_key).

@@ -7,7 +7,7 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from bcfwatch.demo.webhook_receiver import LoopbackServer
-from monitors.topic_schemas import parse_alert
+from monitors.alerting.topic_schemas import parse_alert
 
 # An alert as the notifier reads it from the topic (typed), for delivery tests.
 SAMPLE_ALERT = parse_alert(orjson.dumps({

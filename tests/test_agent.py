@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from bcfwatch.core.calendar import epoch_day
 from bcfwatch.core.events import parse_event
-from bcfwatch.testing import free_port, read_topic, wait_for
 from streams.app import WorkerConfig, create_app, ensure_worker_topics
-from streams.board_state import COUNTER_INDEX, day_key, epoch_day
+from streams.board_state import day_key
+from streams.published import COUNTER_INDEX
+from tests.support import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 BOARD = "E08000025"

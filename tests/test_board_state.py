@@ -4,10 +4,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bcfwatch.core.calendar import financial_quarter_start, financial_year_start
+from bcfwatch.core.calendar import epoch_day, financial_quarter_start, financial_year_start
 from bcfwatch.core.events import parse_event
-from streams.board_state import COUNTER_INDEX, Applied, Outcome, apply_event, day_key, epoch_day
+from streams.board_state import Applied, Outcome, apply_event, day_key
 from streams.partition_state import PartitionState, empty_tables
+from streams.published import COUNTER_INDEX
 from streams.views import windows
 
 BOARD = "E09000012"

@@ -122,7 +122,7 @@ def test_bounding_the_state_changes_no_count_on_a_generated_log(two_years):
 def test_forgetting_keeps_only_the_reablement_horizon(two_years):
     """Two years of events leave a few months of patients, not every 65+ patient ever admitted."""
     from bcfwatch.core.boards import load_boards
-    from producers.logformat import read_log, row_to_event
+    from producers.eventlog.logformat import read_log, row_to_event
     from producers.pseudonym import Pseudonymiser
     from streams.board_state import forget_settled_reablement
 

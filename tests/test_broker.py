@@ -8,7 +8,7 @@ from kafka import KafkaProducer
 
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 from bcfwatch.infra.kafka import ensure_topics
-from bcfwatch.testing import read_topic
+from tests.support import read_topic
 
 pytestmark = pytest.mark.kafka
 

@@ -38,8 +38,8 @@ from bcfwatch.core.settings import cache_dir
 from bcfwatch.core.topics import EVENT_TYPES
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.broker import Broker
-from bcfwatch.testing import free_port, read_topic, wait_for
 from tests.receivers import smtp_server
+from tests.support import free_port, read_topic, wait_for
 
 SCALE = "0.003"
 BIRMINGHAM = "E08000025"
@@ -379,7 +379,7 @@ def test_replay_worker_counts_export_monitor_notify(broker, topic_prefix, inputs
         alerts = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, f"{topic_prefix}.alerts")]
         offline = [orjson.loads(line) for line in _lines(backtested / "alerts.jsonl")]
 
-        def timeline_key(e: dict) -> tuple:  # the wire form of monitors.backtest.timeline_key
+        def timeline_key(e: dict) -> tuple:  # the wire form of monitors.analysis.backtest.timeline_key
             return e["as_of"], e["board"], e["event_id"]
 
         def timeline(events: list[dict]) -> list[tuple]:

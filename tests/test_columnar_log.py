@@ -11,9 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from producers.generate import GeneratorSpec, generate_frame, write_log
-from streams import columnar_log
-from streams.columnar_log import (
+from producers.eventlog import reader
+from producers.eventlog.reader import (
     LogEvents,
     PatientKeys,
     read_events,
@@ -21,6 +20,7 @@ from streams.columnar_log import (
     read_log_events_line_by_line,
     text_hashes,
 )
+from producers.generate import GeneratorSpec, generate_frame, write_log
 from streams.oracle import daily_counts
 
 LATENESS = 14 * 86_400
@@ -170,14 +170,14 @@ def test_generated_log_with_every_malformed_kind(tmp_path):
 def lines_read_one_at_a_time(monkeypatch) -> list:
     """From now on, every line the columnar reader hands to the line-by-line contract is collected here."""
     slow: list = []
-    line_by_line = columnar_log.line_by_line
+    line_by_line = reader.line_by_line
 
     def counting(lines, reading, rejects):
         lines = list(lines)
         slow.extend(lines)
         return line_by_line(lines, reading, rejects)
 
-    monkeypatch.setattr(columnar_log, "line_by_line", counting)
+    monkeypatch.setattr(reader, "line_by_line", counting)
     return slow
 
 

@@ -13,11 +13,11 @@ from kafka import KafkaProducer
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.kafka import ensure_topics
-from bcfwatch.testing import free_port, read_topic, wait_for
-from monitors.delivery import DeliveryFailed, Notifier, send_webhook
-from monitors.subscriptions import Subscriber
-from monitors.topic_schemas import parse_alert
+from monitors.alerting.delivery import DeliveryFailed, Notifier, send_webhook
+from monitors.alerting.subscriptions import Subscriber
+from monitors.alerting.topic_schemas import parse_alert
 from tests.receivers import smtp_server
+from tests.support import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()

@@ -1,6 +1,6 @@
 """Drift detection and the alert lifecycle: worked cases, a generated drifting year, false-alert rate.
 
-The rule itself (a calibrated two-window scan with noise from the baseline year) is in monitors/drift.py;
+The rule itself (a calibrated two-window scan with noise from the baseline year) is in monitors/rules/drift.py;
 its rates over many simulated years are measured by `bcfwatch evaluate` (docs/evaluation.md), not here.
 """
 
@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 
 from bcfwatch.core.plans import load_plan
-from monitors.alerts import AlertBook, AlertState
-from monitors.baseline import baseline_model
-from monitors.drift import (
+from monitors.alerting.alerts import AlertBook, AlertState
+from monitors.alerting.timeline import alert_timeline
+from monitors.alerting.topic_schemas import parse_alert
+from monitors.rules.baseline import baseline_model
+from monitors.rules.drift import (
     DriftRules,
     Severity,
     assess,
@@ -24,10 +26,8 @@ from monitors.drift import (
     first_drifting_week,
     weekly_series,
 )
-from monitors.spc import Assurance, Variation
-from monitors.timeline import alert_timeline
-from monitors.topic_schemas import parse_alert
-from monitors.trajectory import baseline_days, planned_days
+from monitors.rules.spc import Assurance, Variation
+from monitors.rules.trajectory import baseline_days, planned_days
 from producers.generate import Drift, GeneratorSpec, emergency_daily_counts
 from producers.sample_plan import sample_plan_path
 
@@ -213,7 +213,7 @@ def test_an_alert_is_typed_until_serialised_and_reads_back_the_same():
 
 
 def test_trajectories_of_the_other_metrics_and_periods(plans):
-    from monitors.trajectory import planned_by_period, planned_metric_days, reablement_target
+    from monitors.rules.trajectory import planned_by_period, planned_metric_days, reablement_target
 
     plan = plans["E10000016"]
     delayed = planned_metric_days(plan, "delayed_days", PLAN_YEAR)

@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from monitors.drift import DriftRules
-from monitors.evaluate import SETTINGS, markdown, run_year, summary, tidy_table
+from monitors.analysis.evaluate import SETTINGS, markdown, run_year, summary, tidy_table
+from monitors.rules.drift import DriftRules
 
 
 def test_one_simulated_year_is_judged_and_tabulated():
@@ -23,9 +23,10 @@ def test_one_simulated_year_is_judged_and_tabulated():
     assert totals["ideal year-end test: false alerts per 100 on-plan board-years"] <= 5
     assert sum(o.ideal_detected for o in five) >= sum(o.first_week_end is not None for o in five) - 1
     # a seed gives the same year in any process (string hashing differs from one process to the next)
-    other = subprocess.run([sys.executable, "-c", "from monitors.drift import DriftRules; from monitors.evaluate "
-                            "import SETTINGS, run_year; print([o.first_week_end for o in run_year(SETTINGS[0], 0, 7, "
-                            "DriftRules())])"], env={**os.environ, "PYTHONHASHSEED": "12345"},
+    other = subprocess.run([sys.executable, "-c", "from monitors.rules.drift import DriftRules; "
+                            "from monitors.analysis.evaluate import SETTINGS, run_year; "
+                            "print([o.first_week_end for o in run_year(SETTINGS[0], 0, 7, DriftRules())])"],
+                           env={**os.environ, "PYTHONHASHSEED": "12345"},
                            capture_output=True, text=True, check=True)
     assert other.stdout.strip() == str([o.first_week_end for o in outcomes])
     table = tidy_table(outcomes)

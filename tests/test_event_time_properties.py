@@ -1,6 +1,6 @@
 """Property-based: any mix of valid, malformed, duplicated, late and far-off-date lines.
 
-For logs hypothesis makes up, the batch path (``streams/columnar_log`` + ``streams/oracle``, what
+For logs hypothesis makes up, the batch path (``producers/eventlog/reader`` + ``streams/oracle``, what
 ``bcfwatch backtest`` runs) and the streaming rules (``streams/board_state.apply_event`` one event at a
 time, what the worker runs, after the same line contract ``bcfwatch replay`` applies) give exactly the
 same per-board daily counts, and every line is accounted for exactly once: counted, a duplicate, late,
@@ -23,17 +23,17 @@ from bcfwatch.core.boards import load_boards
 from bcfwatch.core.events import InvalidEvent
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
-from bcfwatch.testing import free_port
-from producers.logformat import read_log, row_to_event
+from producers.eventlog.logformat import read_log, row_to_event
+from producers.eventlog.reader import read_events
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
 from streams.board_state import Outcome, apply_event, forget_settled_reablement
-from streams.columnar_log import read_events
 from streams.daily_table import from_state
 from streams.oracle import daily_counts, event_time_decisions
 from streams.partition_state import empty_tables
 from streams.state_reader import day_counts, wait_until_caught_up
+from tests.support import free_port
 
 LATENESS = 14 * 86_400
 MAX_AHEAD = 31 * 86_400

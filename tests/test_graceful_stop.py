@@ -30,7 +30,6 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.kafka import ensure_topics
-from bcfwatch.testing import free_port, read_topic, wait_for
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -38,6 +37,7 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
+from tests.support import free_port, read_topic, wait_for
 from tests.test_delivery import alert
 
 pytestmark = pytest.mark.kafka

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import Broker
-from bcfwatch.testing import free_port, wait_for
 from streams.app import WorkerConfig
+from tests.support import free_port, wait_for
 from tests.test_graceful_stop import cli
 
 pytestmark = pytest.mark.kafka
@@ -112,7 +112,7 @@ def test_a_monitor_rides_out_a_broker_outage_between_rounds(caplog):
 
     from kafka.errors import KafkaTimeoutError
 
-    from monitors.monitor import Monitor
+    from monitors.service.monitor import Monitor
 
     monitor = object.__new__(Monitor)  # the loop only: evaluate() is replaced below
     monitor.stop = threading.Event()

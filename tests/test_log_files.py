@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from bcfwatch.core.events import InvalidEvent, Reason
-from producers.logformat import (
+from producers.eventlog.logformat import (
     LOG_COLUMNS,
     LogFormatError,
     LogFormatWarning,
@@ -20,8 +20,8 @@ from producers.logformat import (
     read_log,
     row_to_event,
 )
+from producers.eventlog.reader import read_log_events, rejected_by_reason, write_rejected
 from producers.pseudonym import Pseudonymiser
-from streams.columnar_log import read_log_events, rejected_by_reason, write_rejected
 from tests.test_columnar_log import (
     VALID_ADMISSION,
     VALID_DISCHARGE,

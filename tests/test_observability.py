@@ -25,9 +25,8 @@ from bcfwatch import dashboards
 from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
-from bcfwatch.testing import free_port, wait_for
-from monitors.alerts import AlertState
-from monitors.monitor import Monitor
+from monitors.alerting.alerts import AlertState
+from monitors.service.monitor import Monitor
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -35,6 +34,7 @@ from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
 from tests.receivers import JsonReceiver
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.kafka
 COMPOSE = Path(__file__).resolve().parent.parent / "compose"

@@ -20,10 +20,9 @@ from bcfwatch.core.boards import load_boards
 from bcfwatch.core.events import PACKED_HEADERS, InvalidEvent, is_packed, pack, unpack, wire_fields
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.demo.worker_process import WorkerProcess
-from bcfwatch.testing import free_port, read_topic, wait_for
 from producers import replay as replay_module
+from producers.eventlog.logformat import check_line, parse_json_line, row_to_event
 from producers.generate import GeneratorSpec, generate_frame, write_log
-from producers.logformat import check_line, parse_json_line, row_to_event
 from producers.packing import BoardBatches
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -31,6 +30,7 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
+from tests.support import free_port, read_topic, wait_for
 from tests.test_replay_resume import acknowledged, finish, replay_killed_a_third_in, start_replay, valid_lines
 
 PARTITIONS = 8

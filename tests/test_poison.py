@@ -16,16 +16,16 @@ from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import STATE_TOPIC_CONFIG, Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.kafka import ensure_topics
-from bcfwatch.testing import free_port, read_topic, wait_for
-from monitors.delivery import Notifier
-from monitors.monitor import Monitor
-from monitors.subscriptions import Subscriber
-from monitors.topic_schemas import parse_alert
+from monitors.alerting.delivery import Notifier
+from monitors.alerting.subscriptions import Subscriber
+from monitors.alerting.topic_schemas import parse_alert
+from monitors.service.monitor import Monitor
 from producers.sample_plan import sample_plan_path
 from streams.app import WorkerConfig
 from streams.partition_state import PartitionState
 from streams.published import parse_board_day
 from streams.state_reader import latest_snapshots
+from tests.support import free_port, read_topic, wait_for
 from tests.test_delivery import alert
 
 pytestmark = pytest.mark.kafka

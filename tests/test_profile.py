@@ -1,4 +1,4 @@
-"""The expected pattern and the noise model, learned from a baseline year (monitors/profile.py, noise.py,
+"""The expected pattern and the noise model, learned from a baseline year (monitors/rules/profile.py, noise.py,
 baseline.py), on small simulations whose truth is known."""
 
 import calendar as gregorian
@@ -29,11 +29,11 @@ from bcfwatch.core.calendar import (
 )
 from bcfwatch.core.national import BANK_HOLIDAY_FACTOR, SEASONAL_AMPLITUDE, WEEKEND_FACTOR, seasonality
 from bcfwatch.core.plans import load_plan
-from monitors.baseline import baseline_model
-from monitors.drift import DriftRules, assess
-from monitors.evaluate import NoiseSetting, simulate_daily
-from monitors.noise import fit_noise
-from monitors.profile import PATTERN_DEFAULT, default_pattern, fit_pattern
+from monitors.analysis.evaluate import NoiseSetting, simulate_daily
+from monitors.rules.baseline import baseline_model
+from monitors.rules.drift import DriftRules, assess
+from monitors.rules.noise import fit_noise
+from monitors.rules.profile import PATTERN_DEFAULT, default_pattern, fit_pattern
 from producers.sample_plan import sample_plan_path
 
 PLAN_YEAR = date(2015, 4, 1)

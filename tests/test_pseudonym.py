@@ -187,7 +187,7 @@ def test_events_carry_the_key_id_and_old_messages_still_validate():
 
     from bcfwatch.core.boards import load_boards
     from bcfwatch.core.events import parse_wire
-    from producers.logformat import row_to_event
+    from producers.eventlog.logformat import row_to_event
 
     pseudonymiser = Pseudonymiser(secrets.token_hex(32).encode(), key_id="k1")
     row = {"type": "admission", "event_id": "a1", "board": "E08000025", "occurred_at": "2015-06-01T10:00:00+00:00",
@@ -203,7 +203,7 @@ def test_events_carry_the_key_id_and_old_messages_still_validate():
 def test_nhs_numbers_in_free_text_fields_are_rejected_without_quoting_them(field, form):
     from bcfwatch.core.boards import load_boards
     from bcfwatch.core.events import InvalidEvent
-    from producers.logformat import check_row
+    from producers.eventlog.logformat import check_row
 
     row = {"type": "discharge" if field == "admission_id" else "admission", "event_id": "e1", "board": "E08000025",
            "occurred_at": "2015-06-01T10:00:00+00:00", "nhs_number": "4010232137", "age": 70,

@@ -9,10 +9,10 @@ from kafka.partitioner.default import murmur2
 
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.infra.broker import Broker
-from bcfwatch.testing import read_topic
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
+from tests.support import read_topic
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4

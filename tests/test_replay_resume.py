@@ -27,14 +27,14 @@ from bcfwatch.core.events import InvalidEvent
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import Broker
-from bcfwatch.testing import free_port, read_topic, wait_for
+from producers.eventlog.logformat import check_line, read_log
 from producers.generate import GeneratorSpec, generate_frame, write_log
-from producers.logformat import check_line, read_log
 from producers.replay import checkpoint_path, read_checkpoint
 from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, wait_until_caught_up
+from tests.support import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4

@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 
 from bcfwatch.core.plans import load_plan
-from monitors.alerts import AlertState
-from monitors.backtest import backtest, write_outputs
-from monitors.report import write_report
+from monitors.alerting.alerts import AlertState
+from monitors.analysis.backtest import backtest, write_outputs
+from monitors.analysis.report import write_report
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.sample_plan import write_sample_plan
 

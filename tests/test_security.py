@@ -30,14 +30,14 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import SERVICES, Broker
+from bcfwatch.infra.errors import KafkaSecurityError
 from bcfwatch.infra.kafka import authorise_prefix, event_retention_ms, prefix_topics
-from bcfwatch.infra.kafka_security import KafkaSecurity, KafkaSecurityError
-from bcfwatch.testing import free_port, wait_for
-from monitors.backtest import backtest, write_outputs, write_side_outputs
-from monitors.delivery import Notifier
-from monitors.monitor import Monitor
-from monitors.report import write_report
-from monitors.subscriptions import Subscriber
+from bcfwatch.infra.kafka_security import KafkaSecurity
+from monitors.alerting.delivery import Notifier
+from monitors.alerting.subscriptions import Subscriber
+from monitors.analysis.backtest import backtest, write_outputs, write_side_outputs
+from monitors.analysis.report import write_report
+from monitors.service.monitor import Monitor
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -47,6 +47,7 @@ from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, wait_until_caught_up
 from tests.receivers import SAMPLE_ALERT
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.kafka
 PREFIX = "sec"
@@ -348,7 +349,7 @@ def test_webhook_redirects_are_not_followed():
     from aiohttp import web
 
     from bcfwatch.demo.webhook_receiver import LoopbackServer
-    from monitors.delivery import DeliveryFailed, send_webhook
+    from monitors.alerting.delivery import DeliveryFailed, send_webhook
 
     class Redirecting(LoopbackServer):
         def __init__(self, port: int) -> None:

@@ -194,5 +194,5 @@ def test_a_bad_environment_value_in_a_real_process_has_no_traceback(tmp_path):
 
 
 def test_the_monitor_does_not_load_the_faust_app():
-    code = "import sys, monitors.monitor, monitors.services; assert 'streams.app' not in sys.modules"
+    code = "import sys, monitors.service.monitor, monitors.service.processes; assert 'streams.app' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -11,10 +11,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from bcfwatch.testing import free_port
-from monitors.delivery import DeliveryFailed, send_email
-from monitors.subscriptions import Subscriber, SubscriptionError, load_subscriptions
+from monitors.alerting.delivery import DeliveryFailed, send_email
+from monitors.alerting.subscriptions import Subscriber, SubscriptionError, load_subscriptions
 from tests.receivers import SAMPLE_ALERT, MailSink
+from tests.support import free_port
 
 ALERT = SAMPLE_ALERT
 

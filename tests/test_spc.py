@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitors.spc import (
+from monitors.rules.spc import (
     Assurance,
     ImprovementDirection,
     Limits,
@@ -71,10 +71,10 @@ def test_outlying_moving_ranges_screened():
 def test_a_moving_range_exactly_at_the_screening_line_is_dropped(monkeypatch):
     # moving ranges 0 and 2 (the first is missing): MR-bar 1; with the factor set to 2 the range of 2 sits exactly
     # on the line, and NHSRplotthedots keeps only ranges strictly below it
-    monkeypatch.setattr("monitors.spc.SCREEN_FACTOR", 2.0)
+    monkeypatch.setattr("monitors.rules.spc.SCREEN_FACTOR", 2.0)
     limits = xmr_limits([0.0, 0.0, 2.0])
     assert limits.mean_moving_range == 0.0
-    monkeypatch.setattr("monitors.spc.SCREEN_FACTOR", 2.0000001)
+    monkeypatch.setattr("monitors.rules.spc.SCREEN_FACTOR", 2.0000001)
     assert xmr_limits([0.0, 0.0, 2.0]).mean_moving_range == 1.0
 
 

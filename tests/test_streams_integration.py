@@ -23,22 +23,22 @@ from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
-from bcfwatch.testing import free_port, read_topic, wait_for
-from monitors.alerts import AlertState
-from monitors.backtest import backtest, settled_from_events, timeline_key
-from monitors.board_days import BoardDays
-from monitors.monitor import Monitor
-from monitors.timeline import alert_timeline, daily_emergency_admissions
-from monitors.topic_schemas import parse_alert
+from monitors.alerting.alerts import AlertState
+from monitors.alerting.timeline import alert_timeline, daily_emergency_admissions
+from monitors.alerting.topic_schemas import parse_alert
+from monitors.analysis.backtest import backtest, settled_from_events, timeline_key
+from monitors.service.board_days import BoardDays
+from monitors.service.monitor import Monitor
+from producers.eventlog.reader import read_events
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
-from streams.columnar_log import read_events
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
+from tests.support import free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 8

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from standardwebhooks.webhooks import Webhook
 
-from monitors import subscriptions
-from monitors.alerts import Alert, AlertState
-from monitors.drift import Severity
-from monitors.spc import Assurance, Variation
-from monitors.subscriptions import Subscriber, SubscriptionError, load_subscriptions
+from monitors.alerting import subscriptions
+from monitors.alerting.alerts import Alert, AlertState
+from monitors.alerting.subscriptions import Subscriber, SubscriptionError, load_subscriptions
+from monitors.rules.drift import Severity
+from monitors.rules.spc import Assurance, Variation
 
 ROOT = Path(__file__).parents[1]
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -129,8 +129,8 @@ def _alert(board: str, metric: str) -> Alert:
 
 
 def test_known_metrics_are_the_ones_alerts_are_raised_on():
-    from monitors.drift import METRIC
-    from monitors.trajectory import OTHER_METRICS
+    from monitors.rules.drift import METRIC
+    from monitors.rules.trajectory import OTHER_METRICS
 
     assert set(subscriptions.METRICS) == {METRIC, *OTHER_METRICS}
 

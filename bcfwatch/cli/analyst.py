@@ -34,7 +34,7 @@ from bcfwatch.core.settings import current
               help="Also write the table and summary as markdown (e.g. for docs/evaluation.md).")
 def evaluate_command(years: int, seed: int, setting_names: tuple[str, ...], markdown_out: Path | None) -> None:
     """Benchmark the drift rule on simulated years it was not fitted to (not a pass/fail test)."""
-    from monitors.evaluate import HELD_OUT_SETTINGS, SETTINGS, evaluate, markdown, summary, tidy_table
+    from monitors.analysis.evaluate import HELD_OUT_SETTINGS, SETTINGS, evaluate, markdown, summary, tidy_table
 
     known = SETTINGS + HELD_OUT_SETTINGS
     unknown = [name for name in setting_names if name not in {s.name for s in known}]
@@ -67,7 +67,7 @@ def pd_isna(value: object) -> bool:
 
 def _run_backtest(log: Path, plans: dict, plan_year: date, lateness_days: int, max_ahead_days: int):
     """The backtest with a progress bar over the log (MB read), then a status line for each later step."""
-    from monitors.backtest import backtest
+    from monitors.analysis.backtest import backtest
 
     progress = progress_bar("MB")
     task = progress.add_task(f"reading {log.name}", total=max(log.stat().st_size // 1_000_000, 1), rate="")
@@ -126,7 +126,7 @@ def _account_for_lines(log: Path, result, rejected_path: Path, held_path: Path) 
 def backtest_command(log: Path, plan_path: Path | None, plan_year: date, lateness_days: int, max_ahead_days: int,
                      out_dir: Path) -> None:
     """Recompute the counts and the alert timeline offline (pandas, no Kafka)."""
-    from monitors.backtest import write_outputs, write_side_outputs
+    from monitors.analysis.backtest import write_outputs, write_side_outputs
     from producers.sample_plan import sample_plan_path
 
     plans = load_plan_or_fail(plan_path or sample_plan_path())
@@ -156,7 +156,7 @@ def backtest_command(log: Path, plan_path: Path | None, plan_year: date, latenes
 def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path, board: str | None) -> None:
     """Write a self-contained HTML report (or one board's SPC chart as PNG)."""
     from bcfwatch.core.boards import load_boards
-    from monitors.report import write_report
+    from monitors.analysis.report import write_report
     from producers.sample_plan import sample_plan_path
 
     if board is not None and board not in load_boards().boards:
@@ -166,12 +166,12 @@ def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path
     plans = load_plan_or_fail(plan_path or sample_plan_path())
     settings = current()  # the report has no options for these: the environment's, as the live pipeline's
     result = _run_backtest(log, plans, plan_year, settings.lateness_days, settings.max_ahead_days)
-    from monitors.backtest import write_side_outputs
+    from monitors.analysis.backtest import write_side_outputs
 
     rejected_path, held_path = write_side_outputs(result, out.parent, stem=f"{out.stem}.")
     _account_for_lines(log, result, rejected_path, held_path)
     # Nothing to chart (no valid events, or none settled in the plan year) would crash the report's arithmetic.
-    from monitors.report import board_years, has_settled_week
+    from monitors.analysis.report import board_years, has_settled_week
 
     years = board_years(result, plans, plan_year)
     if not has_settled_week(years, board):

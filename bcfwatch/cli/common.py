@@ -29,9 +29,9 @@ def friendly_errors(command):
         from kafka.errors import KafkaError
 
         from bcfwatch.core.plans import PlanError
-        from bcfwatch.infra.broker import BrokerError
+        from bcfwatch.infra.errors import BrokerError
+        from producers.eventlog.logformat import LogFormatError
         from producers.generate import GenerateError
-        from producers.logformat import LogFormatError
         from producers.pseudonym import PseudonymKeyError
 
         try:

@@ -177,7 +177,7 @@ def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap:
     """
     import time
 
-    from producers.logformat import count_lines
+    from producers.eventlog.logformat import count_lines
     from producers.pseudonym import Pseudonymiser, load_key
     from producers.replay import ReplayError, checkpoint_path, read_checkpoint, replay
 

@@ -20,7 +20,7 @@ from bcfwatch.cli.common import (
 from streams.config import DEFAULT_SNAPSHOT_SECONDS, DEFAULT_WEB_PORT, WorkerConfig
 
 if TYPE_CHECKING:
-    from monitors.alerts import Alert
+    from monitors.alerting.alerts import Alert
 
 prefix_option = click.option("--topic-prefix", **from_settings("topic_prefix"),
                              help="Topic prefix; the worker's group and tables are named bcfwatch-PREFIX.")
@@ -144,7 +144,7 @@ def monitor_command(plan_path: Path | None, sample_plan: bool, plan_year: date, 
                           "invented plans, not the boards' own[/yellow]")
     from bcfwatch.infra.kafka import require_broker
     from bcfwatch.infra.lifecycle import GracefulStop
-    from monitors.services import MonitorService
+    from monitors.service.processes import MonitorService
     from producers.sample_plan import sample_plan_path
 
     stop = GracefulStop("monitor", stop_timeout).install()
@@ -185,8 +185,8 @@ def notify_command(subscriptions_path: Path, topic_prefix: str, bootstrap: str, 
     from bcfwatch.core.topics import Topics
     from bcfwatch.infra.kafka import require_broker
     from bcfwatch.infra.lifecycle import GracefulStop
-    from monitors.services import NotifierService
-    from monitors.subscriptions import SubscriptionError, load_subscriptions
+    from monitors.alerting.subscriptions import SubscriptionError, load_subscriptions
+    from monitors.service.processes import NotifierService
 
     stop = GracefulStop("notifier", stop_timeout).install()
 

@@ -18,9 +18,9 @@ from bcfwatch.core.national import NATIONAL_REDUCTION
 from bcfwatch.core.plans import load_plan
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
-from monitors.alerts import Alert
-from monitors.backtest import backtest, timeline_key
-from monitors.report import write_report
+from monitors.alerting.alerts import Alert
+from monitors.analysis.backtest import backtest, timeline_key
+from monitors.analysis.report import write_report
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -83,9 +83,9 @@ def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_
     from prometheus_client import start_http_server
 
     from bcfwatch.demo.webhook_receiver import WebhookReceiver
-    from monitors.delivery import Notifier
-    from monitors.monitor import Monitor
-    from monitors.subscriptions import Subscriber
+    from monitors.alerting.delivery import Notifier
+    from monitors.alerting.subscriptions import Subscriber
+    from monitors.service.monitor import Monitor
 
     monitor = Monitor(config, plans, PLAN_YEAR)
     start_http_server(MONITOR_METRICS_PORT, addr="127.0.0.1")

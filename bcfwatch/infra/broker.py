@@ -30,6 +30,8 @@ from importlib import resources
 from pathlib import Path
 
 from bcfwatch.core.settings import cache_dir
+from bcfwatch.infra.errors import BrokerError
+from bcfwatch.infra.kafka_security import KafkaSecurity
 
 KAFKA_VERSION = "3.9.2"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
@@ -38,10 +40,6 @@ SERVICES = ("replay", "worker", "monitor", "notifier")
 SUPER_USERS = ("broker", "admin")
 CONTROLLER_USER = "controller"  # SASL/PLAIN on the loopback controller listener only
 CERT_VALIDITY_DAYS = 825
-
-
-class BrokerError(RuntimeError):
-    """A broker operation failed; the message says what to do about it."""
 
 
 
@@ -88,10 +86,8 @@ class Broker:
     def password_file(self, user: str) -> Path:
         return self.secrets_dir / f"{user}.password"
 
-    def client_security(self, user: str = "admin"):
+    def client_security(self, user: str = "admin") -> KafkaSecurity:
         """The client settings (:class:`bcfwatch.infra.kafka_security.KafkaSecurity`) for one principal."""
-        from bcfwatch.infra.kafka_security import KafkaSecurity
-
         if not self.secure:
             return KafkaSecurity()
         if user not in (*SERVICES, *SUPER_USERS):

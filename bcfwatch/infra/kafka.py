@@ -28,7 +28,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorization
 
 from bcfwatch.core.settings import current
 from bcfwatch.core.topics import EVENT_TYPES, Topics
-from bcfwatch.infra.broker import BrokerError
+from bcfwatch.infra.errors import BrokerError
 from bcfwatch.infra.kafka_security import KafkaSecurity, kafka_python_options
 
 # Topic name suffixes (after "PREFIX.") whose messages are patient-level events or rejected lines.

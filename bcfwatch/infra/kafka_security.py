@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bcfwatch.infra.broker import BrokerError
+from bcfwatch.infra.errors import KafkaSecurityError
 
 PROTOCOL_ENV = "BCFWATCH_KAFKA_SECURITY_PROTOCOL"
 MECHANISM_ENV = "BCFWATCH_KAFKA_SASL_MECHANISM"
@@ -43,10 +43,6 @@ SETTINGS_ENV = (PROTOCOL_ENV, MECHANISM_ENV, USERNAME_ENV, PASSWORD_FILE_ENV, CA
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL")
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 DEFAULT_MECHANISM = "SCRAM-SHA-512"
-
-
-class KafkaSecurityError(BrokerError):
-    """The Kafka client security settings are incomplete or unsafe; the message says what to set."""
 
 
 def check_secret_file(path: Path, what: str) -> None:

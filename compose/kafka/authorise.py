@@ -14,7 +14,7 @@ import sys
 
 from kafka.errors import KafkaError
 
-from bcfwatch.infra.broker import BrokerError
+from bcfwatch.infra.errors import BrokerError
 from bcfwatch.infra.kafka import authorise_prefix
 from bcfwatch.infra.kafka_security import KafkaSecurity
 

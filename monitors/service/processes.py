@@ -1,6 +1,6 @@
 """The long-running `bcfwatch monitor` and `bcfwatch notify` processes.
 
-Each is its loop (:class:`monitors.monitor.Monitor`, :class:`monitors.delivery.Notifier`) with a broker
+Each is its loop (:class:`monitors.service.monitor.Monitor`, :class:`monitors.alerting.delivery.Notifier`) with a broker
 probe, health (``/metrics``, ``/healthz``, ``/readyz``) and a graceful stop (``bcfwatch/infra/lifecycle.py``);
 the CLI parses the options, installs the :class:`GracefulStop`, builds one of these, and prints what it reports.
 """
@@ -13,10 +13,10 @@ from datetime import date
 from bcfwatch.core.plans import BoardPlan
 from bcfwatch.core.topics import Topics
 from bcfwatch.infra.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
-from monitors.alerts import Alert
-from monitors.delivery import Notifier
-from monitors.monitor import Monitor
-from monitors.subscriptions import Subscriber
+from monitors.alerting.alerts import Alert
+from monitors.alerting.delivery import Notifier
+from monitors.alerting.subscriptions import Subscriber
+from monitors.service.monitor import Monitor
 from streams.config import WorkerConfig
 
 MONITOR_LIVE_WITHIN = 120.0  # seconds without a round before the monitor is not live (at least 3 intervals)

@@ -4,7 +4,7 @@ For each board the plan year is cut into weeks (Monday to Sunday, only weeks
 wholly inside the year and complete by the evaluation date). Each week's
 emergency admissions are compared with the plan trajectory, whose daily shape
 is the one *observed in the baseline year* and whose noise is *estimated from
-the baseline year* (``monitors/baseline.py``; docs/drift.md has the model).
+the baseline year* (``monitors/rules/baseline.py``; docs/drift.md has the model).
 
 **The rule (a one-sided two-window scan).** After week ``n`` (from week
 ``min_weeks``), for the year to date and for the latest 13 weeks (``windows``),
@@ -51,10 +51,10 @@ import pandas as pd
 
 from bcfwatch.core.calendar import week_ending
 from bcfwatch.core.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
-from monitors.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
-from monitors.noise import Noise, weekly_covariance
-from monitors.spc import Assurance, Limits, Rule, Variation, assurance, special_causes, xmr_chart, xmr_limits
-from monitors.trajectory import year_days
+from monitors.rules.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
+from monitors.rules.noise import Noise, weekly_covariance
+from monitors.rules.spc import Assurance, Limits, Rule, Variation, assurance, special_causes, xmr_chart, xmr_limits
+from monitors.rules.trajectory import year_days
 
 METRIC = "emergency_admissions"
 PROJECTION_Z = 1.645  # 90% projection interval
@@ -327,7 +327,7 @@ def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date,
                 model: BaselineModel | None = None, rules: DriftRules | None = None) -> BoardWeeks:
     """Compute the weekly series once; :func:`assess_week` then looks at any prefix of it.
 
-    ``model`` is the baseline model of all boards (``monitors/baseline.py``); without one, it is fitted
+    ``model`` is the baseline model of all boards (``monitors/rules/baseline.py``); without one, it is fitted
     from this board's series alone (its own pattern, the national default noise).
     """
     rules = rules or DriftRules()

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from monitors.drift import Assessment, DriftRules, Severity
-from monitors.spc import Assurance, Variation
+from monitors.rules.drift import Assessment, DriftRules, Severity
+from monitors.rules.spc import Assurance, Variation
 
 
 class AlertState(StrEnum):
@@ -35,8 +35,8 @@ class Alert:
     """One alert event: what the alert book raises, updates or resolves, and what ``PREFIX.alerts`` carries.
 
     Typed from the book to the edge: :meth:`to_wire` is its JSON (the ``PREFIX.alerts`` message, the webhook
-    body), :func:`monitors.topic_schemas.parse_alert` reads it back. The fields after ``money_at_risk_gbp``
-    are what an assessment adds (``monitors/drift.py``); optional on the wire, left out when None.
+    body), :func:`monitors.alerting.topic_schemas.parse_alert` reads it back. The fields after ``money_at_risk_gbp``
+    are what an assessment adds (``monitors/rules/drift.py``); optional on the wire, left out when None.
     """
 
     event_id: str

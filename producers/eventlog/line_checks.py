@@ -1,8 +1,8 @@
 """The line-by-line reading of a log: each line through the contract, as ``bcfwatch replay`` decides it.
 
-:func:`line_by_line` puts parsed lines through :func:`producers.logformat.check_line` one at a time and
-gathers the accepted ones as compact events (:mod:`streams.log_compact`), the rejected ones in
-:class:`streams.log_rejects.Rejects`. It is the reference the column checks are tested against, the way
+:func:`line_by_line` puts parsed lines through :func:`producers.eventlog.logformat.check_line` one at a time and
+gathers the accepted ones as compact events (:mod:`producers.eventlog.compact`), the rejected ones in
+:class:`producers.eventlog.rejects.Rejects`. It is the reference the column checks are tested against, the way
 CSV logs are read, and the fallback for every line the column checks do not decide plainly.
 """
 
@@ -16,8 +16,7 @@ import pyarrow as pa
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.events import Event, InvalidEvent
-from producers.logformat import check_line, rejected_text
-from streams.log_compact import (
+from producers.eventlog.compact import (
     ADMISSION_METHODS,
     COMPACT_SCHEMA,
     DELAY_ATTRIBUTIONS,
@@ -27,7 +26,8 @@ from streams.log_compact import (
     plan_boards,
     text_hashes,
 )
-from streams.log_rejects import Rejects
+from producers.eventlog.logformat import check_line, rejected_text
+from producers.eventlog.rejects import Rejects
 
 
 def _compact(record: type[Event], fields: dict[str, Any], digits: str) -> tuple:

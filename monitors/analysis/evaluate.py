@@ -54,8 +54,8 @@ from bcfwatch.core.calendar import (
 )
 from bcfwatch.core.national import NATIONAL_EMERGENCY_ADMISSIONS, board_weights, seasonality
 from bcfwatch.core.plans import BoardPlan, load_plan
-from monitors.baseline import baseline_model
-from monitors.drift import DriftRules, board_weeks, first_drifting_week
+from monitors.rules.baseline import baseline_model
+from monitors.rules.drift import DriftRules, board_weeks, first_drifting_week
 from producers.sample_plan import sample_plan_path
 
 IDEAL_YEARS = 60  # on-plan years simulated per setting for the ideal test's spread
@@ -249,7 +249,7 @@ def ideal_spread(setting: NoiseSetting, seed: int, simulate: Callable | None = N
 
 def _first_drifting_after(weeks, rules: DriftRules, start: date) -> date | None:
     """The end of the first week ending on or after ``start`` in which the board drifts."""
-    from monitors.drift import scan
+    from monitors.rules.drift import scan
 
     for count in range(max(rules.min_weeks, 2), len(weeks.series) + 1):
         if weeks.series.week_ending(count) < start:

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from producers.logformat import LOG_COLUMNS
-from streams.log_lines import as_numpy, count_in, lines_array
+from producers.eventlog.byte_lines import as_numpy, count_in, lines_array
+from producers.eventlog.logformat import LOG_COLUMNS
 
 LINE_BY_LINE_BELOW = 32  # lines: a piece Arrow cannot read is cut into PIECES until it is this small
 PIECES = 32

@@ -2,7 +2,7 @@
 
 The readers never split a log into Python strings: a worker reads a block of whole lines (:func:`blocks`),
 a chunk of it at a time (:func:`chunks`), finds its lines as (start, end) offsets
-(:func:`producers.logformat.line_spans`, the format's line endings) and works on those spans with numpy and
+(:func:`producers.eventlog.logformat.line_spans`, the format's line endings) and works on those spans with numpy and
 Arrow: counting bytes of a kind in each line (:func:`count_in`), an Arrow array of the lines
 (:func:`lines_array`) and a copy of some lines one after another (:func:`gather`); :func:`as_numpy` is
 the way back from Arrow.
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from producers.logformat import BOM
+from producers.eventlog.logformat import BOM
 
 
 def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -1,25 +1,25 @@
 """An event log read column by column: the batch side's fast way to the same events and rejections.
 
-The decision about one line is :func:`producers.logformat.check_line` (the line's framing, then the
+The decision about one line is :func:`producers.eventlog.logformat.check_line` (the line's framing, then the
 contract :func:`bcfwatch.core.events.validated_fields`), the same function ``bcfwatch replay`` uses.
 Checking a national year (12M lines) that way takes minutes, so the batch side (the oracle,
 ``bcfwatch backtest`` and ``report``) reads JSON Lines with Arrow's JSON reader and checks whole
 columns at once: blocks of the log in worker processes, each block a chunk (``CHUNK_BYTES``) at a time,
 so memory follows the chunk whatever the lines are. This module runs that reading; its parts are
 
-* :mod:`streams.log_lines`: the log's bytes as blocks, chunks and line spans;
-* :mod:`streams.log_arrow`: which lines Arrow reads exactly as the contract's JSON parser does, and
+* :mod:`producers.eventlog.byte_lines`: the log's bytes as blocks, chunks and line spans;
+* :mod:`producers.eventlog.arrow_json`: which lines Arrow reads exactly as the contract's JSON parser does, and
   reading them (lines whose numbers or flags are written as strings, or text as numbers, are grouped by
   how each field is written and read with their own column types, so such logs stay fast);
-* :mod:`streams.log_columns`: the contract's checks a column at a time, asking the contract itself once
+* :mod:`producers.eventlog.column_checks`: the contract's checks a column at a time, asking the contract itself once
   per distinct value that is not plainly valid;
-* :mod:`streams.line_by_line`: every other line (blank lines, bad JSON, nested values, a byte-order mark
+* :mod:`producers.eventlog.line_checks`: every other line (blank lines, bad JSON, nested values, a byte-order mark
   inside the file, pieces Arrow refuses, values the column checks do not decide plainly) through
   ``check_line`` one at a time; a piece Arrow refuses is cut smaller, so one bad line costs a few dozen
   lines of slow reading at most;
-* :mod:`streams.log_compact`: the compact events both ways produce (patients as 64-bit keys made for the
+* :mod:`producers.eventlog.compact`: the compact events both ways produce (patients as 64-bit keys made for the
   run, never leaving the process; raw NHS numbers are not kept) and the oracle's frame of them;
-* :mod:`streams.log_rejects`: the rejected lines, kept compactly in Arrow with NHS numbers redacted.
+* :mod:`producers.eventlog.rejects`: the rejected lines, kept compactly in Arrow with NHS numbers redacted.
 
 The result is therefore the contract's, line for line, events and rejections; ``tests/test_columnar_log``
 and ``tests/test_log_files`` prove it.
@@ -43,11 +43,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from producers.logformat import LogFormatWarning, is_csv, line_spans, parse_json_line, read_csv_header, read_log
-from streams.line_by_line import line_by_line
-from streams.log_arrow import TYPELESS, canonical, for_arrow, groups, read_group
-from streams.log_columns import Cascade, classify
-from streams.log_compact import (
+from producers.eventlog.arrow_json import TYPELESS, canonical, for_arrow, groups, read_group
+from producers.eventlog.byte_lines import blocks, chunks, gather
+from producers.eventlog.column_checks import Cascade, classify
+from producers.eventlog.compact import (
     ADMISSION_METHODS,
     COMPACT_SCHEMA,
     DELAY_ATTRIBUTIONS,
@@ -58,8 +57,16 @@ from streams.log_compact import (
     text_hashes,
     to_frame,
 )
-from streams.log_lines import blocks, chunks, gather
-from streams.log_rejects import REJECTED_SCHEMA, Rejects, rejected_by_reason, rejected_texts, write_rejected
+from producers.eventlog.line_checks import line_by_line
+from producers.eventlog.logformat import (
+    LogFormatWarning,
+    is_csv,
+    line_spans,
+    parse_json_line,
+    read_csv_header,
+    read_log,
+)
+from producers.eventlog.rejects import REJECTED_SCHEMA, Rejects, rejected_by_reason, rejected_texts, write_rejected
 
 __all__ = [  # what callers import from here, wherever it is defined
     "ADMISSION_METHODS", "BLOCK_BYTES", "CHUNK_BYTES", "DELAY_ATTRIBUTIONS", "EVENT_COLUMNS", "EVENT_TYPES",
@@ -148,7 +155,7 @@ def read_log_events(path: Path, progress: Callable[[int, int], None] | None = No
 
     ``progress(bytes_read, total_bytes)`` is called as blocks finish. JSON Lines are read in blocks by
     ``processes`` worker processes (one per core by default); CSV goes through the contract line by line
-    (its header is checked first: :class:`producers.logformat.LogFormatError`).
+    (its header is checked first: :class:`producers.eventlog.logformat.LogFormatError`).
     """
     total = path.stat().st_size
     if is_csv(path):
@@ -182,7 +189,7 @@ def read_events(path: Path, progress: Callable[[int, int], None] | None = None, 
 
 
 def read_log_events_line_by_line(path: Path, patients: PatientKeys | None = None) -> LogEvents:
-    """The same events and rejections through :func:`producers.logformat.check_line` one line at a time:
+    """The same events and rejections through :func:`producers.eventlog.logformat.check_line` one line at a time:
     the reference the fast path is tested against (and the way CSV logs are read)."""
     reading = Reading.fresh(patients)
     ignored = read_csv_header(path).ignored if is_csv(path) else ()

@@ -1,7 +1,7 @@
 """The historic event log: JSON Lines or CSV, one event per line (docs/log-format.md).
 
 Every reader of a log (``bcfwatch replay`` here, ``backtest``/``report`` through
-``streams/columnar_log``, which finds the same lines with :func:`line_spans`) decides about a line with
+``producers/eventlog/reader``, which finds the same lines with :func:`line_spans`) decides about a line with
 the same two steps:
 :func:`parse_json_line` / :func:`parse_csv_line` turn a physical line into a row
 (or say why it is not one), and :func:`check_line` puts the row through the

@@ -34,9 +34,9 @@ from bcfwatch.core.messages import (
     require_fields,
     string_field,
 )
-from monitors.alerts import Alert, AlertState
-from monitors.drift import Severity
-from monitors.spc import Assurance, Variation
+from monitors.alerting.alerts import Alert, AlertState
+from monitors.rules.drift import Severity
+from monitors.rules.spc import Assurance, Variation
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ ALERT_NUMBERS = ("actual", "planned", "variance_pct", "z", "projected_year_end",
                  "money_at_risk_gbp")
 ALERT_REQUIRED = {"event_id", "alert_id", "sequence", "state", "severity", "board", "metric", "as_of", "spc_rules",
                   "spc_variation", "assurance", *ALERT_NUMBERS}
-# What an assessment adds (``monitors/alerts.py``, alert_event): optional, checked when present.
+# What an assessment adds (``monitors/alerting/alerts.py``, alert_event): optional, checked when present.
 ALERT_OPTIONAL_NUMBERS = ("projected_year_end_low", "projected_year_end_high", "window_z", "window_variance_pct",
                           "threshold_z", "dispersion")
 ALERT_OPTIONAL_TEXT = ("expected_pattern", "noise_source")
@@ -59,7 +59,7 @@ ALERT_OPTIONAL = frozenset({*ALERT_OPTIONAL_NUMBERS, *ALERT_OPTIONAL_TEXT, "wind
 
 
 def parse_alert(value: bytes | None) -> Alert:
-    """One ``PREFIX.alerts`` message as an :class:`~monitors.alerts.Alert` (the type the alert book produces);
+    """One ``PREFIX.alerts`` message as an :class:`~monitors.alerting.alerts.Alert` (the type the alert book produces);
     raises :class:`InvalidMessage`. Numbers keep the value they have on the wire (checked, not converted)."""
     document = json_object(value, "alert")
     require_fields(document, "alert", ALERT_REQUIRED, ALERT_OPTIONAL)

@@ -1,7 +1,7 @@
 """Rejected lines of a log read, kept compactly in Arrow, and what is done with them.
 
 Each rejected line is its line number, its reason code and message (numbered once per reading and
-dictionary encoded) and its text with NHS numbers redacted (:func:`producers.logformat.rejected_text`;
+dictionary encoded) and its text with NHS numbers redacted (:func:`producers.eventlog.logformat.rejected_text`;
 :func:`rejected_texts` does the same for many lines at once, sending through it only the lines that could
 need it). :func:`rejected_by_reason` counts them and :func:`write_rejected` writes them as JSON Lines.
 """
@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bcfwatch.core.events import Reason
-from producers.logformat import MAX_REJECTED_TEXT, rejected_text
-from streams.log_compact import ROWS_PER_TABLE
-from streams.log_lines import count_in, lines_array
+from producers.eventlog.byte_lines import count_in, lines_array
+from producers.eventlog.compact import ROWS_PER_TABLE
+from producers.eventlog.logformat import MAX_REJECTED_TEXT, rejected_text
 
 REJECTED_SCHEMA = pa.schema([
     ("line", pa.int64()), ("reason_code", pa.dictionary(pa.int32(), pa.string())),
@@ -111,7 +111,7 @@ def write_rejected(rejected: pa.Table, path: Path) -> None:
 
 
 def rejected_texts(chunk: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
-    """:func:`producers.logformat.rejected_text` of the given lines (in order), in Arrow: plain ASCII lines
+    """:func:`producers.eventlog.logformat.rejected_text` of the given lines (in order), in Arrow: plain ASCII lines
     with no run of three digits and within the length limit are kept as they are, the rest go through it."""
     data = np.frombuffer(chunk, dtype=np.uint8)
     lines = lines_array(chunk, starts, ends)

@@ -10,7 +10,7 @@ Every outcome is written to ``PREFIX.deliveries`` before the alert's offset is
 committed, and read back at start-up, so a restarted notifier neither repeats
 nor skips a delivery. Secrets never reach a log line.
 
-Every alert is checked against the alerts schema (``monitors/topic_schemas.py``: a plan board, the known
+Every alert is checked against the alerts schema (``monitors/alerting/topic_schemas.py``: a plan board, the known
 fields with their types) before anything is sent; one that fails, or a message that is not JSON, goes to
 ``PREFIX.delivery_dead_letter`` with its reason and is committed past, never delivered. A ledger line
 that fails its schema is dead-lettered the same way at start-up. Once :attr:`Notifier.stop` is set (a
@@ -39,9 +39,9 @@ from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.topics import Topics
 from bcfwatch.infra.kafka import consumer_lag, ensure_topics, read_topic_records
 from bcfwatch.infra.kafka_security import kafka_python_options
-from monitors.alerts import Alert
-from monitors.subscriptions import Subscriber
-from monitors.topic_schemas import parse_alert, parse_delivery
+from monitors.alerting.alerts import Alert
+from monitors.alerting.subscriptions import Subscriber
+from monitors.alerting.topic_schemas import parse_alert, parse_delivery
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ class Notifier:
         ensure_topics(bootstrap, [self.topics.deliveries, self.topics.delivery_dead_letter], 1)
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                                       client_id="bcfwatch-notifier", **kafka_python_options())
-        # Alerts and ledger lines that fail their schema (monitors/topic_schemas.py) are dead-lettered, never used.
+        # Alerts and ledger lines that fail their schema (monitors/alerting/topic_schemas.py) are dead-lettered,
+        # never used.
         self.dead_letters = DeadLetters(self.producer, self.topics.delivery_dead_letter, "notifier")
         self.done = set()
         for record in read_topic_records(bootstrap, self.topics.deliveries):

@@ -10,7 +10,7 @@ per unit of the pattern over the *baseline* year's days of that quarter, and
 that rate times the pattern of each day of the target year gives the
 expectation, so a quarter that gains Easter, or a weekend, is expected to be
 correspondingly lower. The drift monitor uses the pattern observed in the
-baseline year (``monitors/profile.py``, via ``monitors/baseline.py``);
+baseline year (``monitors/rules/profile.py``, via ``monitors/rules/baseline.py``);
 :func:`baseline_days` / :func:`planned_days` below keep the generator's national
 shape (:func:`daily_profile`: weekends ~18% lower, a winter peak of ~5%), which
 the sample plan and the generator are built on.

@@ -5,7 +5,7 @@ The topic is compacted and keyed by ``board|YYYY-MM-DD`` (value ``{"counts": [..
 changed just before writing the snapshot, so the monitor reads only what changed since its last round
 instead of every worker's whole state.
 
-Every message is checked against the topic's schema (``monitors/topic_schemas.py``): one that fails is
+Every message is checked against the topic's schema (``monitors/alerting/topic_schemas.py``): one that fails is
 sent to the dead-letter topic with its reason (when a :class:`DeadLetters` is given; otherwise logged) and
 skipped, and the messages around it are still applied.
 """
@@ -23,8 +23,7 @@ from kafka import TopicPartition
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.infra.kafka import consumer_lag, poll_to_end, reader, topic_partitions
-from streams.board_state import COUNTER_INDEX
-from streams.published import BoardClock, parse_board_day
+from streams.published import COUNTER_INDEX, BoardClock, parse_board_day
 
 EMERGENCY = COUNTER_INDEX["emergency_admissions"]
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ surrounding space, NHS numbers of digits, spaces and hyphens, timestamps shaped
 ``YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]`` with ``Z`` or ``+HH:MM``) goes on; for the others the contract
 itself is asked, once per distinct value (:class:`Cascade`), and its rejection (reason code and message)
 is the row's, so ``{}`` a million times costs one call. A row the contract would pass but that is not
-plainly valid goes line by line. :func:`classify` gives the compact events (:mod:`streams.log_compact`)
+plainly valid goes line by line. :func:`classify` gives the compact events (:mod:`producers.eventlog.compact`)
 of the rows and every row's fate.
 """
 
@@ -25,9 +25,9 @@ from bcfwatch.core.calendar import SECONDS_PER_DAY, civil_epoch_days, days_in_mo
 from bcfwatch.core.events import MAX_AGE, InvalidEvent, earliest_moment
 from bcfwatch.core.nhs_number import passes_check
 from bcfwatch.core.topics import EVENT_TYPES
-from producers.logformat import check_row
-from streams.log_arrow import ODD
-from streams.log_compact import (
+from producers.eventlog.arrow_json import ODD
+from producers.eventlog.byte_lines import as_numpy
+from producers.eventlog.compact import (
     ADMISSION_METHODS,
     COMPACT_SCHEMA,
     DELAY_ATTRIBUTIONS,
@@ -35,8 +35,8 @@ from streams.log_compact import (
     plan_boards,
     text_hashes,
 )
-from streams.log_lines import as_numpy
-from streams.log_rejects import Rejects
+from producers.eventlog.logformat import check_row
+from producers.eventlog.rejects import Rejects
 
 _PLAIN_TEXT = r"(?s)^[!-~](.*[!-~])?$"  # starts and ends with visible ASCII: str.strip() leaves it alone
 # might hold an NHS number (bcfwatch.core.nhs_number.contains_nhs_number decides, through the contract)

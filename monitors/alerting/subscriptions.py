@@ -44,7 +44,7 @@ from standardwebhooks.webhooks import Webhook
 from bcfwatch.core.boards import BoardList, load_boards
 
 if TYPE_CHECKING:
-    from monitors.alerts import Alert
+    from monitors.alerting.alerts import Alert
 
 TABLE = "subscriber"
 CHANNELS = ("webhook", "email")
@@ -52,7 +52,7 @@ COMMON_KEYS = ("name", "boards", "metrics", "channel")
 CHANNEL_KEYS = {"webhook": ("url", "secret_env", "secret_file"),
                 "email": ("to", "smtp_host", "smtp_port", "from", "smtp_tls", "smtp_username", "smtp_password_file")}
 SMTP_TLS_MODES = ("starttls", "implicit", "none")  # "none": plaintext, loopback hosts only (local tests)
-# The metrics alerts are raised on: monitors.drift.METRIC and monitors.trajectory.OTHER_METRICS.
+# The metrics alerts are raised on: monitors.rules.drift.METRIC and monitors.rules.trajectory.OTHER_METRICS.
 METRICS = ("emergency_admissions", "delayed_days", "care_home_admissions_65")
 WEBHOOK_SECRET_PREFIX = "whsec_"
 MIN_WEBHOOK_SECRET_BYTES = 24  # 192 bits, the Standard Webhooks minimum
@@ -143,7 +143,7 @@ def check_webhook_secret(secret: str) -> str | None:
     if len(key) < MIN_WEBHOOK_SECRET_BYTES:
         return f"is {len(key)} bytes long; a webhook secret needs at least {MIN_WEBHOOK_SECRET_BYTES} random bytes"
     try:
-        Webhook(secret)  # the way monitors.delivery signs: whatever passes here signs there
+        Webhook(secret)  # the way monitors.alerting.delivery signs: whatever passes here signs there
     except Exception as error:  # any refusal by the library is the reason
         return f"is refused by standardwebhooks: {type(error).__name__}"
     return None

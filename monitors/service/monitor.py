@@ -1,14 +1,14 @@
 """`bcfwatch monitor`: evaluate every board against its plan from the live counts; alerts to Kafka.
 
 Each round reads what the workers published since the last round
-(``monitors/board_days.py``: day counts and stream times, each durable), and
+(``monitors/service/board_days.py``: day counts and stream times, each durable), and
 re-evaluates the boards whose settled day moved: every week that is *settled*
 (its admission stream time, less the lateness, has passed the week's end), so a
 week is judged once, on final data, exactly as the offline backtest judges it. New alert events go
 to the ``PREFIX.alerts`` topic (keyed by board), which is also the durable
 record the monitor rebuilds its open alerts from when it restarts.
 
-What it reads is checked against each topic's schema (``monitors/topic_schemas.py``): a bad message on
+What it reads is checked against each topic's schema (``monitors/alerting/topic_schemas.py``): a bad message on
 ``PREFIX.board_days`` goes to ``PREFIX.dead_letter``, a bad alert met while restoring goes to
 ``PREFIX.delivery_dead_letter`` (where the notifier also puts it), each with its reason, and is skipped.
 Its own alerts are checked against the same schema before they are produced.
@@ -29,12 +29,12 @@ from kafka.errors import KafkaError
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.plans import BoardPlan
 from bcfwatch.infra.kafka_security import kafka_python_options
-from monitors import exporter
-from monitors.alerts import Alert, AlertBook
-from monitors.board_days import BoardDays
-from monitors.drift import DriftRules
-from monitors.timeline import alert_timeline, last_settled_admission_days
-from monitors.topic_schemas import parse_alert
+from monitors.alerting.alerts import Alert, AlertBook
+from monitors.alerting.timeline import alert_timeline, last_settled_admission_days
+from monitors.alerting.topic_schemas import parse_alert
+from monitors.rules.drift import DriftRules
+from monitors.service import exporter
+from monitors.service.board_days import BoardDays
 from streams.config import WorkerConfig  # the workers' topics, partitions and lateness; no Faust app
 
 log = logging.getLogger(__name__)

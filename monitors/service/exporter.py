@@ -14,9 +14,9 @@ import pandas as pd
 from prometheus_client import Counter, Gauge
 
 from bcfwatch.core.plans import BoardPlan
-from monitors.drift import Assessment
-from monitors.spc import Assurance, Variation
-from monitors.trajectory import planned_days
+from monitors.rules.drift import Assessment
+from monitors.rules.spc import Assurance, Variation
+from monitors.rules.trajectory import planned_days
 from streams.views import windows
 
 WINDOWS = ("rolling_28_days", "month_to_date", "quarter_to_date", "financial_year_to_date")

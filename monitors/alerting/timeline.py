@@ -3,7 +3,7 @@
 The live monitor and the offline backtest both end here, so for the same
 daily counts they produce the same alert timeline: the expected pattern and
 the noise of every board come from the baseline-year rows of the same daily
-table (``monitors/baseline.py``, cached by their content), fitted by the same
+table (``monitors/rules/baseline.py``, cached by their content), fitted by the same
 code. Live, that needs every board's baseline year settled before the first
 plan-year week is judged (two weeks of lateness after the year ends, long
 before the first plan-year week settles in any ordinary replay).
@@ -15,11 +15,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from bcfwatch.core.calendar import SECONDS_PER_DAY
 from bcfwatch.core.plans import BoardPlan
-from monitors.alerts import Alert, AlertBook
-from monitors.baseline import BaselineModel, baseline_model
-from monitors.drift import METRIC, DriftRules, assess_week, board_weeks
-from streams.board_state import SECONDS_PER_DAY
+from monitors.alerting.alerts import Alert, AlertBook
+from monitors.rules.baseline import BaselineModel, baseline_model
+from monitors.rules.drift import METRIC, DriftRules, assess_week, board_weeks
 
 
 def last_settled_admission_days(stream_times: dict[str, float], lateness_days: int) -> dict[str, date]:

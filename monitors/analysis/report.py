@@ -26,10 +26,10 @@ import pandas as pd
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import APPROVAL_STATUSES, DEFAULT_UNIT_COST_GBP, BoardPlan
-from monitors.alerts import AlertState
-from monitors.backtest import BacktestResult
-from monitors.drift import Assessment, DriftRules, assess
-from monitors.timeline import daily_emergency_admissions, expectation_model
+from monitors.alerting.alerts import AlertState
+from monitors.alerting.timeline import daily_emergency_admissions, expectation_model
+from monitors.analysis.backtest import BacktestResult
+from monitors.rules.drift import Assessment, DriftRules, assess
 
 CONCERN, IMPROVEMENT, COMMON = "#ED8B00", "#005EB8", "#7F7F7F"  # Making Data Count colours
 

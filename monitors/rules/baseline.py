@@ -2,13 +2,13 @@
 
 :func:`baseline_model` is computed from the same days x boards emergency
 admissions table that both the live monitor and the backtest hand to
-``monitors/timeline.py`` (``daily_emergency_admissions``), with the same code,
+``monitors/alerting/timeline.py`` (``daily_emergency_admissions``), with the same code,
 so both judge every week against the same expectation. It reads only the
 baseline year (the financial year before the plan year), for every plan board:
 
-* the daily **pattern** (``monitors/profile.py``), national with board-level
+* the daily **pattern** (``monitors/rules/profile.py``), national with board-level
   day-type effects where the board's volume supports them;
-* the **noise** (``monitors/noise.py``) from baseline-year weekly residuals against it;
+* the **noise** (``monitors/rules/noise.py``) from baseline-year weekly residuals against it;
 * per board, whether the plan's quarterly baselines *are* the baseline year's
   counts (within 0.5% + 2 admissions in every quarter): then the plan carries
   that year's noise and the tests allow for it.
@@ -34,9 +34,9 @@ import pandas as pd
 
 from bcfwatch.core.calendar import complete_weeks, financial_quarter, quarter_of_weeks, year_days, year_earlier
 from bcfwatch.core.plans import BoardPlan
-from monitors.noise import DEFAULT_NOISE, Noise, fit_noise, quarter_sum_variance
-from monitors.profile import Pattern, fit_pattern
-from monitors.trajectory import quarter_anchored
+from monitors.rules.noise import DEFAULT_NOISE, Noise, fit_noise, quarter_sum_variance
+from monitors.rules.profile import Pattern, fit_pattern
+from monitors.rules.trajectory import quarter_anchored
 
 MATCH_SHARE = 0.005  # plan baseline quarter within 0.5% (+2) of the counted quarter: built from the counts
 MATCH_ABSOLUTE = 2.0

@@ -2,11 +2,11 @@
 
 Same rules, same code paths where it matters: the oracle (``streams/oracle.py``)
 applies the event-time rules of the worker to the whole log at once, and the
-alert timeline (``monitors/timeline.py``) is the one the live monitor runs,
+alert timeline (``monitors/alerting/timeline.py``) is the one the live monitor runs,
 judged on the same settled weeks. Outputs have the shapes of
 ``bcfwatch counts export`` (CSV) and the ``alerts`` topic (JSON Lines).
 
-The log is read column by column (``streams/columnar_log.py``: Arrow's JSON
+The log is read column by column (``producers/eventlog/reader.py``: Arrow's JSON
 reader, whole-column checks, anything unusual through the one contract line by
 line), in blocks across every core, so a national year takes well under a
 minute. Patients are held as 64-bit keys mixed under a secret made for the run
@@ -26,13 +26,14 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from bcfwatch.core.calendar import SECONDS_PER_DAY
 from bcfwatch.core.plans import BoardPlan
 from bcfwatch.core.settings import DEFAULTS
-from monitors.alerts import Alert, AlertState
-from monitors.drift import DriftRules
-from monitors.timeline import alert_timeline, daily_emergency_admissions, last_settled_admission_days
-from streams.board_state import DEFAULT_MAX_AHEAD_DAYS, SECONDS_PER_DAY
-from streams.columnar_log import read_log_events, rejected_by_reason, write_rejected
+from monitors.alerting.alerts import Alert, AlertState
+from monitors.alerting.timeline import alert_timeline, daily_emergency_admissions, last_settled_admission_days
+from monitors.rules.drift import DriftRules
+from producers.eventlog.reader import read_log_events, rejected_by_reason, write_rejected
+from streams.board_state import DEFAULT_MAX_AHEAD_DAYS
 from streams.daily_table import write_csv
 from streams.oracle import EventTimeDecisions, daily_counts, event_time_decisions
 

@@ -1,7 +1,7 @@
 """The compact events a log read produces, whichever way a line was read, and the oracle's frame of them.
 
-Both readers of a log (the column checks, :mod:`streams.log_columns`, and the line-by-line contract,
-:mod:`streams.line_by_line`) turn each accepted line into one row of :data:`COMPACT_SCHEMA`: codes as small
+Both readers of a log (the column checks, :mod:`producers.eventlog.column_checks`, and the line-by-line contract,
+:mod:`producers.eventlog.line_checks`) turn each accepted line into one row of :data:`COMPACT_SCHEMA`: codes as small
 integers (event type, plan board, admission method, delay attribution), the moment as epoch seconds, the
 patient as a 64-bit key (:class:`PatientKeys`: NHS numbers never leave the process that read them) and the
 event id with a 64-bit hash of it (:func:`text_hashes`) for finding repeats cheaply. :func:`to_frame` turns
