@@ -5,7 +5,7 @@ into the user's cache directory; nothing is committed and no tarball is
 downloaded. Kafka 3.9.2 is pinned: it is the newest line that still speaks every
 old protocol version, which faust-streaming's aiokafka and kafka-python both
 rely on (4.x drops them and needs aiokafka >= 0.13 at least); both clients are
-exercised against it in tests/test_broker.py.
+exercised against it in tests/broker/infra/test_broker.py.
 
 ``secure=True`` (``bcfwatch kafka start --secure``) runs the same broker with one SASL_SSL listener
 (TLS with a certificate made locally by the JDK's keytool; SCRAM-SHA-512 users created at format time,

@@ -21,8 +21,8 @@ so memory follows the chunk whatever the lines are. This module runs that readin
   run, never leaving the process; raw NHS numbers are not kept) and the oracle's frame of them;
 * :mod:`producers.eventlog.rejects`: the rejected lines, kept compactly in Arrow with NHS numbers redacted.
 
-The result is therefore the contract's, line for line, events and rejections; ``tests/test_columnar_log``
-and ``tests/test_log_files`` prove it.
+The result is therefore the contract's, line for line, events and rejections;
+``tests/unit/producers/eventlog/test_reader`` and ``tests/unit/producers/eventlog/test_log_files`` prove it.
 """
 
 from __future__ import annotations

@@ -6,11 +6,15 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from bcfwatch.infra.kafka import read_partitions_to_end, reader, topic_partitions
 
 T = TypeVar("T")
+
+TESTS = Path(__file__).resolve().parents[1]  # tests/
+REPO = TESTS.parent  # the checkout: compose/, docs/
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:

@@ -15,8 +15,9 @@ from monitors.alerting.alerts import Alert, AlertState
 from monitors.alerting.subscriptions import Subscriber, SubscriptionError, load_subscriptions
 from monitors.rules.drift import Severity
 from monitors.rules.spc import Assurance, Variation
+from tests.support import REPO
 
-ROOT = Path(__file__).parents[1]
+ROOT = REPO
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 WEBHOOK = '''
 [[subscriber]]
@@ -34,6 +35,7 @@ to = {to}
 smtp_host = "127.0.0.1"
 smtp_port = {port}
 from = "bcfwatch@example.nhs.uk"
+from tests.support import REPO
 '''
 
 

@@ -13,7 +13,6 @@ import subprocess
 import urllib.parse
 import urllib.request
 from datetime import date
-from pathlib import Path
 
 import orjson
 import pytest
@@ -33,11 +32,11 @@ from producers.replay import replay
 from producers.sample_plan import write_sample_plan
 from streams.app import WorkerConfig
 from streams.state_reader import wait_until_caught_up
-from tests.receivers import JsonReceiver
-from tests.support import free_port, wait_for
+from tests.support import REPO, free_port, wait_for
+from tests.support.receivers import JsonReceiver
 
 pytestmark = pytest.mark.kafka
-COMPOSE = Path(__file__).resolve().parent.parent / "compose"
+COMPOSE = REPO / "compose"
 SCALE = 0.004
 WORKER_METRICS, MONITOR_METRICS, PROMETHEUS, ALERTMANAGER, RECEIVER = (free_port() for _ in range(5))
 

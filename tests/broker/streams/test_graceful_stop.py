@@ -37,8 +37,8 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
+from tests.broker.monitors.test_delivery import alert
 from tests.support import free_port, read_topic, wait_for
-from tests.test_delivery import alert
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4

@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 
 from bcfwatch import dashboards
+from tests.support import REPO
 
-COMPOSE = Path(__file__).resolve().parent.parent / "compose"
+COMPOSE = REPO / "compose"
 
 
 def run(*command: str, cwd: Path = COMPOSE) -> subprocess.CompletedProcess:

@@ -38,8 +38,8 @@ from bcfwatch.core.settings import cache_dir
 from bcfwatch.core.topics import EVENT_TYPES
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.broker import Broker
-from tests.receivers import smtp_server
 from tests.support import free_port, read_topic, wait_for
+from tests.support.receivers import smtp_server
 
 SCALE = "0.003"
 BIRMINGHAM = "E08000025"

@@ -46,8 +46,8 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, wait_until_caught_up
-from tests.receivers import SAMPLE_ALERT
 from tests.support import free_port, wait_for
+from tests.support.receivers import SAMPLE_ALERT
 
 pytestmark = pytest.mark.kafka
 PREFIX = "sec"

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-COMPOSE = Path(__file__).resolve().parent.parent / "compose"
+from tests.support import REPO
+
+COMPOSE = REPO / "compose"
 REPO = COMPOSE.parent
 WRAPPER = COMPOSE / "kafka/format-and-start.sh"
 MAKE_SECRETS = COMPOSE / "make-secrets.sh"

@@ -25,8 +25,8 @@ from streams.app import WorkerConfig
 from streams.partition_state import PartitionState
 from streams.published import parse_board_day
 from streams.state_reader import latest_snapshots
+from tests.broker.monitors.test_delivery import alert
 from tests.support import free_port, read_topic, wait_for
-from tests.test_delivery import alert
 
 pytestmark = pytest.mark.kafka
 SECRET = "whsec_" + base64.b64encode(b"p" * 32).decode()

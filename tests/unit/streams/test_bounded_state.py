@@ -13,7 +13,7 @@ from bcfwatch.core.events import parse_event
 from streams.board_state import Outcome, apply_event, forget_settled_reablement
 from streams.partition_state import PartitionState, empty_tables
 from streams.seen_events import SeenEvents, check_segment, digest, parse_segment_key, segment_key
-from tests.test_board_state import (
+from tests.unit.streams.test_board_state import (
     BOARD,
     START,
     _settle,
@@ -109,7 +109,7 @@ def two_years(tmp_path_factory):
 
 
 def test_bounding_the_state_changes_no_count_on_a_generated_log(two_years):
-    from tests.test_event_time_properties import streamed
+    from tests.unit.streams.test_event_time_properties import streamed
 
     unbounded, unbounded_outcomes = streamed(two_years)
     bounded, bounded_outcomes = streamed(two_years, bound_every=2_000)

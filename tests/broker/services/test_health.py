@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import Broker
 from streams.app import WorkerConfig
+from tests.broker.streams.test_graceful_stop import cli
 from tests.support import free_port, wait_for
-from tests.test_graceful_stop import cli
 
 pytestmark = pytest.mark.kafka
 

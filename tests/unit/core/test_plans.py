@@ -8,6 +8,7 @@ import pytest
 
 from bcfwatch.core.plans import PlanError, load_plan, national_summary
 from producers.sample_plan import sample_plan_path
+from tests.support import REPO
 
 SAMPLE = sample_plan_path().read_text().splitlines()
 HEADER = next(i for i, line in enumerate(SAMPLE) if line.startswith("board,"))
@@ -206,7 +207,7 @@ def test_documented_ranges_are_the_ranges_checked():
     from bcfwatch.core.plans import COLUMN_RANGES, PLAN_COLUMNS
 
     assert set(COLUMN_RANGES) == set(PLAN_COLUMNS[3:])
-    docs = (Path(__file__).parents[1] / "docs" / "plan-format.md").read_text()
+    docs = (REPO / "docs" / "plan-format.md").read_text()
     table = {cells[1].strip(" `"): (cells[2].strip(), cells[3].strip()) for line in docs.splitlines()
              if line.startswith("| `") and len(cells := line.split("|")) == 6}
     quarters = table.pop("baseline_emergency_q1`..`q4")

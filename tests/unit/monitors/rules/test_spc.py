@@ -10,7 +10,6 @@ generator re-implemented in tests/data/nhsrplotthedots/r_rnorm.py.
 import json
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,8 +33,9 @@ from monitors.rules.spc import (
     xmr_chart,
     xmr_limits,
 )
+from tests.support import TESTS
 
-DATA = Path(__file__).parent / "data" / "nhsrplotthedots"
+DATA = TESTS / "data" / "nhsrplotthedots"
 VECTORS = json.loads((DATA / "vectors.json").read_text())
 RNORM20 = VECTORS["rnorm20_seed123"]
 

@@ -22,7 +22,7 @@ from producers.eventlog.logformat import (
 )
 from producers.eventlog.reader import read_log_events, rejected_by_reason, write_rejected
 from producers.pseudonym import Pseudonymiser
-from tests.test_columnar_log import (
+from tests.unit.producers.eventlog.test_reader import (
     VALID_ADMISSION,
     VALID_DISCHARGE,
     VALID_PLACEMENT,
@@ -225,7 +225,7 @@ def test_lines_that_are_json_but_not_events_are_rejected_cheaply_and_as_the_cont
 # --- one decision for replay and backtest ------------------------------------------------------------------
 
 def test_replay_and_backtest_accept_and_reject_the_same_lines(tmp_path):
-    from tests.test_columnar_log import edge_lines
+    from tests.unit.producers.eventlog.test_reader import edge_lines
 
     lines = edge_lines() + jsonl([admission(i) for i in range(40)])
     path = write(tmp_path / "log.jsonl", lines)

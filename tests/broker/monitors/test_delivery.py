@@ -16,8 +16,8 @@ from bcfwatch.infra.kafka import ensure_topics
 from monitors.alerting.delivery import DeliveryFailed, Notifier, send_webhook
 from monitors.alerting.subscriptions import Subscriber
 from monitors.alerting.topic_schemas import parse_alert
-from tests.receivers import smtp_server
 from tests.support import free_port, read_topic, wait_for
+from tests.support.receivers import smtp_server
 
 pytestmark = pytest.mark.kafka
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()

@@ -13,8 +13,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from monitors.alerting.delivery import DeliveryFailed, send_email
 from monitors.alerting.subscriptions import Subscriber, SubscriptionError, load_subscriptions
-from tests.receivers import SAMPLE_ALERT, MailSink
 from tests.support import free_port
+from tests.support.receivers import SAMPLE_ALERT, MailSink
 
 ALERT = SAMPLE_ALERT
 
