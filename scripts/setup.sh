@@ -2,17 +2,22 @@
 # Install everything bcfwatch needs on a fresh Debian machine: system packages
 # (Java 17, Maven, Prometheus, Alertmanager and Chromium from Debian), a virtualenv with the pinned Python packages, and the Kafka
 # broker jars from Maven Central. Safe to run again: each step is skipped when done.
+# With --python-only (make lint, make test-unit) only the virtualenv is made: no system packages, no Kafka.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python_only=false
+[ "${1:-}" = "--python-only" ] && python_only=true
 
 apt_packages=()
+if ! $python_only; then
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
-command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v amtool >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
-command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)  # test certificates (tests/test_smtp_tls.py)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)  # test certificates (tests/broker/monitors/test_smtp_tls.py)
+fi
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -30,4 +35,4 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   touch .venv/.installed
 fi
 
-.venv/bin/bcfwatch kafka fetch
+$python_only || .venv/bin/bcfwatch kafka fetch

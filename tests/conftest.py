@@ -4,10 +4,13 @@ import os
 import secrets
 import shutil
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from bcfwatch.infra.broker import Broker
+from producers.generate import GeneratorSpec, generate_frame, write_log
 from tests.support import free_port
 
 # The whole session (and the workers it starts) pseudonymises with one random test key (32 bytes, hex):
@@ -33,3 +36,19 @@ def topic_prefix() -> str:
     """A fresh topic prefix so tests sharing the broker never see each other's events."""
     return f"t{uuid.uuid4().hex[:10]}"
 
+
+
+@pytest.fixture(scope="session")
+def generated_log(tmp_path_factory) -> Callable[..., Path]:
+    """The one factory of generated event logs: ``generated_log(spec, name)`` writes the log of ``spec`` once
+    per session (a spec asked for again gets the same file) in a temporary folder named ``name``."""
+    made: dict[str, Path] = {}
+
+    def make(spec: GeneratorSpec, name: str = "log") -> Path:
+        if repr(spec) not in made:
+            log = tmp_path_factory.mktemp(name) / "events.jsonl"
+            write_log(generate_frame(spec), log)
+            made[repr(spec)] = log
+        return made[repr(spec)]
+
+    return make

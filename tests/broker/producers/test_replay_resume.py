@@ -28,7 +28,7 @@ from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import Broker
 from producers.eventlog.logformat import check_line, read_log
-from producers.generate import GeneratorSpec, generate_frame, write_log
+from producers.generate import GeneratorSpec
 from producers.replay import checkpoint_path, read_checkpoint
 from streams.app import WorkerConfig
 from streams.daily_table import from_state
@@ -42,12 +42,10 @@ LATENESS = 14 * 86_400
 
 
 @pytest.fixture(scope="module")
-def event_log(tmp_path_factory) -> Path:
+def event_log(generated_log) -> Path:
     """About 30,000 lines: out of order, duplicated and malformed lines included."""
-    spec = GeneratorSpec(date(2014, 4, 1), date(2014, 6, 30), scale=0.01, seed=14, malformed_share=0.005)
-    log = tmp_path_factory.mktemp("resume") / "events.jsonl"
-    write_log(generate_frame(spec), log)
-    return log
+    return generated_log(GeneratorSpec(date(2014, 4, 1), date(2014, 6, 30), scale=0.01, seed=14,
+                                       malformed_share=0.005), "resume")
 
 
 def valid_lines(log: Path) -> dict[int, tuple[str, str]]:

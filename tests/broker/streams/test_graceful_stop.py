@@ -30,7 +30,7 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.kafka import ensure_topics
-from producers.generate import GeneratorSpec, generate_frame, write_log
+from producers.generate import GeneratorSpec
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
@@ -75,12 +75,9 @@ def answers(url: str) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def event_log(tmp_path_factory) -> Path:
-    spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=0.004, seed=7, late_share=0.05,
-                         duplicate_share=0.01, malformed_share=0.002)
-    log = tmp_path_factory.mktemp("log") / "events.jsonl"
-    write_log(generate_frame(spec), log)
-    return log
+def event_log(generated_log) -> Path:
+    return generated_log(GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=0.004, seed=7, late_share=0.05,
+                                       duplicate_share=0.01, malformed_share=0.002))
 
 
 def test_worker_stops_gracefully_mid_replay_and_restarts_to_the_oracle(broker, event_log, topic_prefix, tmp_path):

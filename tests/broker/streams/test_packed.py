@@ -22,7 +22,7 @@ from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.demo.worker_process import WorkerProcess
 from producers import replay as replay_module
 from producers.eventlog.logformat import check_line, parse_json_line, row_to_event
-from producers.generate import GeneratorSpec, generate_frame, write_log
+from producers.generate import GeneratorSpec
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
@@ -45,12 +45,9 @@ CATCH_UP_SECONDS = 600
 
 # -- on the broker --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def event_log(tmp_path_factory) -> Path:
-    spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=0.0025, seed=16, late_share=0.05,
-                         duplicate_share=0.01, malformed_share=0.005)
-    log = tmp_path_factory.mktemp("packed") / "events.jsonl"
-    write_log(generate_frame(spec), log)
-    return log
+def event_log(generated_log) -> Path:
+    return generated_log(GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=0.0025, seed=16,
+                                       late_share=0.05, duplicate_share=0.01, malformed_share=0.005), "packed")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from monitors.analysis.backtest import backtest, settled_from_events, timeline_k
 from monitors.service.board_days import BoardDays
 from monitors.service.monitor import Monitor
 from producers.eventlog.reader import read_events
-from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
+from producers.generate import Drift, GeneratorSpec
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from producers.sample_plan import write_sample_plan
@@ -51,16 +51,14 @@ DRIFT = "E08000025:+20%"  # Birmingham, big enough to be told from noise at this
 
 
 @pytest.fixture(scope="module")
-def event_log(tmp_path_factory) -> Path:
-    spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=SCALE, seed=20, drifts=[Drift.parse(DRIFT)],
-                         late_share=0.05, duplicate_share=0.01, malformed_share=0.005)
-    frame = generate_frame(spec)
-    assert len(frame) >= 200_000
-    log = tmp_path_factory.mktemp("log") / "events.jsonl"
-    write_log(frame, log)
+def event_log(generated_log) -> Path:
+    log = generated_log(GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=SCALE, seed=20,
+                                      drifts=[Drift.parse(DRIFT)], late_share=0.05, duplicate_share=0.01,
+                                      malformed_share=0.005))
     # Mistyped dates (issue 11): years typed 2025 and 2023 near the top for Birmingham's admissions and a
     # discharge, and one typed 2012 (before the earliest date: rejected).
     lines = log.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 200_000
     typos = []
     for n, (kind, year) in enumerate([("admission", 2025), ("admission", 2023), ("discharge", 2025),
                                       ("admission", 2012)]):
