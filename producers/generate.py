@@ -69,6 +69,7 @@ OTHER_METHODS = (("31", 0.55), ("32", 0.15), ("81", 0.2), ("82", 0.05), ("83", 0
 DESTINATIONS = (("19", 0.905), ("29", 0.01), ("51", 0.02), ("54", 0.005), ("65", 0.007), ("85", 0.01),
                 ("79", 0.03), ("88", 0.005), ("98", 0.003), ("99", 0.005))
 PROVIDERS = 8  # synthetic provider codes per board
+CARE_HOME_SETTINGS = (("residential", 0.6), ("nursing", 0.4))
 MALFORMED_KINDS = ("not_json", "bad_nhs_number", "unknown_board", "impossible_age", "impossible_date",
                    "no_timezone", "unknown_type", "wrong_type")
 
@@ -386,20 +387,55 @@ def _seconds_in_day(rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.integers(0, SECONDS_PER_DAY, size=size)
 
 
+def _quiet(_message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class _Stays:
+    """Every admission (emergency ones first, then other non-elective), per admission: what its stay's later
+    events (discharge, readmission or care home after reablement) are drawn from."""
+
+    board: np.ndarray  # plan board code
+    admitted: np.ndarray  # seconds from the first day
+    age: np.ndarray
+    patients: np.ndarray  # NHS numbers
+
+
 def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """All events (good ones, late, duplicated and malformed as asked) in log (arrival) order."""
+    """All events (good ones, late, duplicated and malformed as asked) in log (arrival) order.
+
+    One random stream (``spec.seed``) is drawn from in a fixed order, step by step below, so the same spec
+    gives the same log byte for byte; the admissions model's shape and noise come from a stream of their own.
+    """
     check_spec(spec)
     boards = boards or load_boards()
-    say = progress or (lambda _message: None)
+    say = progress or _quiet
     rng = np.random.default_rng(spec.seed)
-    codes = boards.codes
-    board_codes = np.array(codes, dtype=object)
-    population_65 = np.array([b.population_65_plus for b in boards], dtype=float)
     days = pd.date_range(spec.start, spec.end, freq="D")
-    origin = days[0]  # the events' "t" are seconds from the first day
-
     say("admissions")
+    stays, admissions = _admissions(spec, boards, days, rng)
+    say("discharges")
+    discharges, discharged, into_reablement = _discharges(stays, rng)
+    say("reablement outcomes")
+    readmissions, placements_after = _after_reablement(stays, discharged, into_reablement, rng)
+    say("care-home placements")
+    placements = _care_home_placements(spec, boards, days, rng)
+    say("ordering, late and duplicate events")
+    events = pd.concat([admissions, discharges, readmissions, placements_after, placements], ignore_index=True)
+    events = _in_arrival_order(events, spec, len(days), rng)
+    events = _as_log_columns(events, origin=days[0])
+    if spec.malformed_share > 0:
+        events = _insert_malformed(events, spec, rng)
+    return events
+
+
+def _admissions(spec: GeneratorSpec, boards: BoardList, days: pd.DatetimeIndex,
+                rng: np.random.Generator) -> tuple[_Stays, pd.DataFrame]:
+    """Emergency admissions from the admissions model, then other non-elective ones following the same
+    expectation: the stays, and their admission events."""
+    codes = boards.codes
     emergency = draw_emergency(spec, codes, days, rng)
     em_board, em_day = _events(emergency.counts)
     ot_board, ot_day = _poisson_events(rng, emergency.expected * OTHER_NON_ELECTIVE_SHARE)
@@ -413,62 +449,81 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     adm_seconds = adm_day * SECONDS_PER_DAY + _seconds_in_day(rng, n_adm)
     patients = nhs_numbers(rng, n_adm)
     provider = np.char.add("R", rng.integers(0, PROVIDERS, n_adm).astype(str))
+    stays = _Stays(np.array(codes, dtype=object)[adm_board], adm_seconds, age, patients)
     admissions = pd.DataFrame({
-        "type": "admission", "board": board_codes[adm_board], "t": adm_seconds, "nhs_number": patients,
+        "type": "admission", "board": stays.board, "t": adm_seconds, "nhs_number": patients,
         "age": age, "admission_method": methods, "provider": provider,
     })
+    return stays, admissions
 
-    say("discharges")
+
+def _discharges(stays: _Stays, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """One discharge per stay: the events, when each was discharged and whether into reablement."""
+    n_adm = len(stays.board)
     length_of_stay = rng.geometric(1 / 5.0, n_adm) - 1
-    dis_seconds = adm_seconds + length_of_stay * SECONDS_PER_DAY + rng.integers(3_600, 12 * 3_600, n_adm)
+    dis_seconds = stays.admitted + length_of_stay * SECONDS_PER_DAY + rng.integers(3_600, 12 * 3_600, n_adm)
     destination = _choice(rng, DESTINATIONS, n_adm)
     died = destination == "79"
     delayed = (rng.random(n_adm) < DELAYED_SHARE) & ~died
     delayed_days = np.where(delayed, rng.geometric(1 / DELAYED_MEAN_DAYS, n_adm), 0)
-    attribution = np.where(delayed, _choice(rng, DELAY_ATTRIBUTION, n_adm), None)
-    reablement = (age >= 65) & (destination == "19") & (rng.random(n_adm) < REABLEMENT_SHARE_65)
+    attribution = np.where(delayed, _choice(rng, DELAY_ATTRIBUTION, n_adm), np.array(None, dtype=object))
+    reablement = (stays.age >= 65) & (destination == "19") & (rng.random(n_adm) < REABLEMENT_SHARE_65)
     discharges = pd.DataFrame({
-        "type": "discharge", "board": admissions["board"], "t": dis_seconds, "nhs_number": patients,
-        "age": age, "discharge_destination": destination, "discharge_method": np.where(died, "4", "1"),
+        "type": "discharge", "board": stays.board, "t": dis_seconds, "nhs_number": stays.patients,
+        "age": stays.age, "discharge_destination": destination, "discharge_method": np.where(died, "4", "1"),
         "delayed_days": delayed_days, "delay_attributable_to": attribution, "into_reablement": reablement,
     })
+    return discharges, dis_seconds, reablement
 
-    say("reablement outcomes")
-    reabled = np.nonzero(reablement)[0]
+
+def _after_reablement(stays: _Stays, discharged: np.ndarray, into_reablement: np.ndarray,
+                      rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For some reablement patients, an emergency readmission or a permanent care-home placement within
+    1..110 days of discharge: (readmissions, placements)."""
+    reabled = np.nonzero(into_reablement)[0]
     adverse = reabled[rng.random(len(reabled)) < ADVERSE_AFTER_REABLEMENT]
-    adverse_seconds = dis_seconds[adverse] + rng.integers(1, 111, len(adverse)) * SECONDS_PER_DAY
+    adverse_seconds = discharged[adverse] + rng.integers(1, 111, len(adverse)) * SECONDS_PER_DAY
     is_readmission = rng.random(len(adverse)) < 0.65
+    readmitted = adverse[is_readmission]
     readmissions = pd.DataFrame({
-        "type": "admission", "board": admissions["board"].to_numpy()[adverse][is_readmission],
-        "t": adverse_seconds[is_readmission], "nhs_number": patients[adverse][is_readmission],
-        "age": age[adverse][is_readmission], "admission_method": "21", "provider": "R0",
+        "type": "admission", "board": stays.board[readmitted], "t": adverse_seconds[is_readmission],
+        "nhs_number": stays.patients[readmitted], "age": stays.age[readmitted], "admission_method": "21",
+        "provider": "R0",
     })
     care_after = adverse[~is_readmission]
-    placements_after = pd.DataFrame({
-        "type": "care_home_placement", "board": admissions["board"].to_numpy()[care_after],
-        "t": adverse_seconds[~is_readmission], "nhs_number": patients[care_after],
-        "age": age[care_after], "setting": _choice(rng, (("residential", 0.6), ("nursing", 0.4)), len(care_after)),
+    placements = pd.DataFrame({
+        "type": "care_home_placement", "board": stays.board[care_after],
+        "t": adverse_seconds[~is_readmission], "nhs_number": stays.patients[care_after],
+        "age": stays.age[care_after], "setting": _choice(rng, CARE_HOME_SETTINGS, len(care_after)),
         "permanent": True,
     })
+    return readmissions, placements
 
-    say("care-home placements")
+
+def _care_home_placements(spec: GeneratorSpec, boards: BoardList, days: pd.DatetimeIndex,
+                          rng: np.random.Generator) -> pd.DataFrame:
+    """Care-home placements not after a reablement stay, in proportion to each board's population 65+."""
+    population_65 = np.array([b.population_65_plus for b in boards], dtype=float)
     expected_homes = (population_65 * CARE_HOME_PER_100K_65 / 1e5 * spec.scale * 1.3 / DAYS_PER_YEAR)[:, None] \
         * np.ones(len(days))[None, :]
     ch_board, ch_day = _poisson_events(rng, expected_homes)
     n_ch = len(ch_board)
     permanent = rng.random(n_ch) < 0.8
     ch_age = np.where(rng.random(n_ch) < 0.9, rng.integers(65, 101, n_ch), rng.integers(18, 65, n_ch))
-    placements = pd.DataFrame({
-        "type": "care_home_placement", "board": board_codes[ch_board],
-        "t": ch_day * SECONDS_PER_DAY + _seconds_in_day(rng, n_ch), "nhs_number": nhs_numbers(rng, n_ch),
-        "age": ch_age, "setting": _choice(rng, (("residential", 0.6), ("nursing", 0.4)), n_ch),
-        "permanent": permanent,
+    seconds = ch_day * SECONDS_PER_DAY + _seconds_in_day(rng, n_ch)
+    patients = nhs_numbers(rng, n_ch)
+    return pd.DataFrame({
+        "type": "care_home_placement", "board": np.array(boards.codes, dtype=object)[ch_board],
+        "t": seconds, "nhs_number": patients, "age": ch_age,
+        "setting": _choice(rng, CARE_HOME_SETTINGS, n_ch), "permanent": permanent,
     })
 
-    say("ordering, late and duplicate events")
-    events = pd.concat([admissions, discharges, readmissions, placements_after, placements], ignore_index=True)
-    last_second = len(days) * SECONDS_PER_DAY
-    events = events[events["t"] < last_second].reset_index(drop=True)
+
+def _in_arrival_order(events: pd.DataFrame, spec: GeneratorSpec, day_count: int,
+                      rng: np.random.Generator) -> pd.DataFrame:
+    """Events of the date range with their ids and arrival times (a few hours after, late ones days or weeks
+    after), some sent twice, sorted by arrival."""
+    events = events[events["t"] < day_count * SECONDS_PER_DAY].reset_index(drop=True)
     n = len(events)
     events["event_id"] = f"g{spec.seed}-" + pd.Series(np.arange(n)).astype(str).str.zfill(9)
     delay = rng.integers(0, 6 * 3_600, n)
@@ -480,7 +535,12 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     duplicates = events[rng.random(n) < spec.duplicate_share].copy()
     duplicates["arrival"] += rng.integers(1, 2 * 3_600, len(duplicates))
     events = pd.concat([events, duplicates], ignore_index=True)
-    events = events.sort_values(["arrival", "event_id"], kind="stable").reset_index(drop=True)
+    return events.sort_values(["arrival", "event_id"], kind="stable").reset_index(drop=True)
+
+
+def _as_log_columns(events: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
+    """The log's columns, in order: ``occurred_at`` from the seconds after ``origin``, nullable integers and
+    booleans, and every column an event type does not have as None."""
     stamps = np.datetime_as_string((origin.to_datetime64().astype("datetime64[s]")
                                     + events["t"].to_numpy().astype("timedelta64[s]")), unit="s")
     events["occurred_at"] = pd.Series(stamps, dtype=object) + "+00:00"
@@ -492,10 +552,7 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     for column in LOG_COLUMNS:
         if column not in events:
             events[column] = None
-    events = events[list(LOG_COLUMNS)]
-    if spec.malformed_share > 0:
-        events = _insert_malformed(events, spec, rng)
-    return events
+    return events[list(LOG_COLUMNS)]
 
 
 def _insert_malformed(events: pd.DataFrame, spec: GeneratorSpec, rng: np.random.Generator) -> pd.DataFrame:

@@ -38,7 +38,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
-from bcfwatch.core.boards import load_boards
+from bcfwatch.core.boards import BoardList, load_boards
 from bcfwatch.core.events import PACKED_HEADERS, RECORDS, InvalidEvent, wire_fields
 from bcfwatch.core.messages import dead_letter_record
 from bcfwatch.core.topics import Topics
@@ -68,9 +68,9 @@ class DeliveryTimeout(ReplayError):
 @dataclass
 class ReplayReport:
     lines: int = 0  # lines read and sent by this run (after the checkpoint when resuming)
-    produced: Counter = field(default_factory=Counter)  # by event type
+    produced: Counter[str] = field(default_factory=Counter)  # by event type
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
-    rejected_by_reason: Counter = field(default_factory=Counter)  # reason code -> lines
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)  # reason code -> lines
     seconds: float = 0.0
     resumed_after_line: int = 0  # 0: from the start
     acknowledged_through_line: int = 0  # every line up to this one is on the broker
@@ -262,6 +262,283 @@ class _Chunk:
     last_future: FutureRecordMetadata | None = None
 
 
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How to replay a log (everything but the log, the broker, the topics and the pseudonymiser).
+
+    - ``partitions``: of each topic the replay creates (topics that exist keep theirs).
+    - ``events_per_second``: pace the replay at this rate; ``None`` is as fast as the broker takes them.
+    - ``resume``: continue after the line of the checkpoint (from the start when there is none).
+    - ``checkpoints``: the checkpoint folder (default: the cache dir's ``replay-checkpoints``).
+    - ``delivery_timeout``: seconds without any acknowledgement before :class:`DeliveryTimeout`.
+    - ``packed``: publish packed records (docs/wire-format.md): the log is read in chunks of
+      ``PACKED_CHUNK_LINES`` lines (or ``PACKED_CHUNK_SECONDS``), each chunk's events grouped per board and
+      type into records of at most ``MAX_PACKED_EVENTS`` events / ``MAX_PACKED_BYTES`` bytes, in log order;
+      the checkpoint moves to a chunk's last line once everything of the chunk (and before it) is acknowledged.
+    - ``on_progress(lines)``: advances by lines read (skipped lines of a resumed replay included), every
+      1,000 lines and at the end.
+    - ``on_produced(line_number)``: called as each event is handed to the producer (benchmarks time it).
+    - ``on_warning(message)``: outage messages (the broker acknowledges nothing, and is back).
+    """
+
+    partitions: int
+    events_per_second: float | None = None
+    resume: bool = False
+    checkpoints: Path | None = None
+    delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
+    packed: bool = False
+    on_progress: Callable[[int], None] | None = None
+    on_produced: Callable[[int], None] | None = None
+    on_warning: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"partitions must be at least 1, not {self.partitions}")
+        if self.events_per_second is not None and not self.events_per_second > 0:
+            raise ValueError(f"events_per_second must be positive (or None for as fast as possible), "
+                             f"not {self.events_per_second}")
+        if not self.delivery_timeout > 0:
+            raise ValueError(f"delivery_timeout must be a positive number of seconds, not {self.delivery_timeout}")
+
+
+def _ignore(_message: str) -> None:
+    pass
+
+
+class Replayer:
+    """One replay of one log into Kafka: ``Replayer(log, bootstrap, topics, pseudonymiser, options).run()``.
+
+    Each line becomes an event record keyed by its board (``packed``: joins its board's open batch) or a dead
+    letter. Every record handed to the producer is registered with :class:`Deliveries` under the line the
+    checkpoint may move to once it (and everything before it) is acknowledged: its own line, or with
+    ``packed`` the end of the previous chunk until the chunk is complete. A replayer runs once.
+    """
+
+    _boards: BoardList  # from run() on
+    _producer: KafkaProducer  # from run() on
+
+    def __init__(self, path: Path, bootstrap: str, topics: Topics, pseudonymiser: Pseudonymiser,
+                 options: ReplayOptions) -> None:
+        self.path, self.bootstrap, self.topics, self.pseudonymiser = path, bootstrap, topics, pseudonymiser
+        self.options = options
+        self.identity = LogIdentity.of(path, topics.prefix, bootstrap)
+        self.checkpoint_file = checkpoint_path(path, topics.prefix, bootstrap, options.checkpoints)
+        self.report = ReplayReport(checkpoint=self.checkpoint_file)
+        previous = read_checkpoint(self.checkpoint_file) if options.resume else None
+        if previous is not None:
+            self.report.resumed_after_line = self.report.acknowledged_through_line = previous.acknowledged_through_line
+            self.report.already_complete = previous.complete
+        resumed_after = self.report.resumed_after_line
+        self._deliveries = Deliveries(resumed_after)
+        self._watch = OutageWatch(self._deliveries, bootstrap, options.delivery_timeout, options.on_warning or _ignore)
+        self._batches = BoardBatches(self._send_packed_record)
+        self._chunk = _Chunk(floor=resumed_after, started=time.monotonic())
+        self._record_types = {record: event_type for event_type, record in RECORDS.items()}
+        self._written, self._last_written = resumed_after, time.monotonic()  # the checkpoint file's line, and when
+        self._unread = 0  # lines read but not yet reported to on_progress
+        self._ran = False
+
+    def run(self) -> ReplayReport:
+        """Produce every line of the log (after the checkpoint with ``resume``); returns what was produced and
+        rejected. Raises :class:`DeliveryTimeout` when the broker acknowledges nothing for the delivery timeout
+        and :class:`ReplayError` when it refuses a delivery; the checkpoint then holds what was delivered."""
+        if self._ran:
+            raise RuntimeError("a Replayer runs once; make a new one to replay again")
+        self._ran = True
+        if self.report.already_complete:
+            return self.report
+        self._boards = load_boards()
+        topics = self.topics
+        ensure_topics(self.bootstrap, [*topics.events, topics.dead_letter, topics.late_events], self.options.partitions)
+        self._producer = make_producer(self.bootstrap, self.options.delivery_timeout)
+        started = self._last_written = self._chunk.started = time.monotonic()
+        self._watch.start()
+        failed = True
+        try:
+            self._send_log(started)
+            self._wait_for_acknowledgements()
+            self._report_progress(at_least=1)
+            self._mark_complete()
+            failed = False
+        except KafkaError as error:  # a delivery the broker refused or that expired
+            raise self._delivery_failed(error) from None
+        finally:
+            self._shut_down(failed)
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    # -- reading the log ---------------------------------------------------------------------------------------
+    def _send_log(self, started: float) -> None:
+        """Every line after the resumed one, as events (or packed) and dead letters, paced when asked."""
+        resumed_after = last_read = self.report.resumed_after_line
+        for line in read_log(self.path):
+            self._unread += 1
+            if line.number <= resumed_after:
+                self._report_progress(at_least=1000)
+                continue
+            self.report.lines += 1
+            last_read = line.number
+            if self.options.packed:
+                self._add_to_chunk(line)
+            else:
+                self._send_event(line)
+            self._report_progress(at_least=1000)
+            self._save_checkpoint()
+            self._pace(started)
+        if self.options.packed and self._chunk.lines:
+            self._send_chunk(last_read)
+
+    def _report_progress(self, at_least: int) -> None:
+        """Tell ``on_progress`` about the lines read since it was last told, once there are ``at_least``."""
+        if self.options.on_progress is not None and self._unread >= at_least:
+            self.options.on_progress(self._unread)
+            self._unread = 0
+
+    def _pace(self, started: float) -> None:
+        """With ``events_per_second``, sleep until the lines sent so far are due."""
+        rate = self.options.events_per_second
+        if rate:
+            ahead = self.report.lines / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)  # pacing a live-rate replay, not synchronisation
+
+    # -- one line ----------------------------------------------------------------------------------------------
+    def _send_event(self, line: LogLine) -> None:
+        """Send the line as one event record keyed by its board, or dead-letter it."""
+        try:
+            event = line_to_event(line, self.pseudonymiser, self._boards)
+        except InvalidEvent as error:
+            self._dead_letter(line, error, line.number)
+        else:
+            self._send_record(line.number, self.topics.event(event.type), event.board.encode(), event.to_wire())
+            self.report.produced[event.type] += 1
+            if self.options.on_produced is not None:
+                self.options.on_produced(line.number)
+
+    def _add_to_chunk(self, line: LogLine) -> None:
+        """--packed: batch the line's event (or dead-letter it); send the chunk when it is full or old enough."""
+        self._pack_event(line)
+        chunk = self._chunk
+        chunk.lines += 1
+        if chunk.lines >= PACKED_CHUNK_LINES or time.monotonic() - chunk.started >= PACKED_CHUNK_SECONDS:
+            self._send_chunk(line.number)
+
+    def _pack_event(self, line: LogLine) -> None:
+        """The same contract as :func:`line_to_event`, without building the record (the wire is identical)."""
+        try:
+            record, fields, digits = check_line(line, self._boards)
+        except InvalidEvent as error:
+            self._dead_letter(line, error, self._chunk.floor)
+            return
+        wire = wire_fields(record, fields, self.pseudonymiser.pseudonym(digits), self.pseudonymiser.key_id)
+        event_type = self._record_types[record]
+        self._batches.add(self.topics.event(event_type), fields["board"], wire, line.number)
+        self.report.produced[event_type] += 1
+
+    def _dead_letter(self, line: LogLine, error: InvalidEvent, registered_as: int) -> None:
+        """Send the rejected line (NHS numbers pseudonymised or redacted) to the dead-letter topic."""
+        reason, code = str(error), str(error.reason)
+        self.report.rejected.append((line.number, reason))
+        self.report.rejected_by_reason[code] += 1
+        value = dead_letter_record("replay", error, redacted_line(line, self.pseudonymiser), file=self.path.name,
+                                   line=line.number)
+        self._send_record(registered_as, self.topics.dead_letter, None, value)
+
+    # -- sending -----------------------------------------------------------------------------------------------
+    def _send_record(self, registered_as: int, topic: str, key: bytes | None, value: bytes,
+                     headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Hand one record to the producer; the checkpoint may reach ``registered_as`` once it is acknowledged."""
+        deliveries = self._deliveries
+        deliveries.sending = True
+        try:
+            future = self._producer.send(topic, key=key, value=value, headers=headers)
+        except KafkaTimeoutError:
+            raise self._timed_out(deliveries.advance()) from None
+        finally:
+            deliveries.sending = False
+        deliveries.sent(registered_as, future)
+        self._chunk.last_future = future
+
+    def _send_packed_record(self, topic: str, key: bytes, value: bytes, lines: list[int]) -> None:
+        """--packed: send one batch; acknowledged only as far as the line before the chunk (see _send_chunk)."""
+        self._send_record(self._chunk.floor, topic, key, value, PACKED_HEADERS)
+        self.report.packed_records += 1
+        if self.options.on_produced is not None:
+            for number in lines:
+                self.options.on_produced(number)
+
+    def _send_chunk(self, last_line: int) -> None:
+        """Send every open batch; the checkpoint may move to ``last_line`` once all the chunk is acknowledged."""
+        self._batches.flush()
+        chunk = self._chunk
+        if chunk.last_future is not None:
+            self._deliveries.sent(last_line, chunk.last_future)  # registered again, after every future of the chunk
+        chunk.floor, chunk.lines, chunk.last_future, chunk.started = last_line, 0, None, time.monotonic()
+
+    # -- acknowledgements and the checkpoint -------------------------------------------------------------------
+    def _save_checkpoint(self, force: bool = False) -> None:
+        """Write the acknowledged line down when it moved (at most every ``CHECKPOINT_SECONDS`` unless
+        ``force``); raise :class:`DeliveryTimeout` once the outage watch says the broker timed out."""
+        deliveries = self._deliveries
+        if self._watch.timed_out:
+            raise self._timed_out(deliveries.acknowledged_through)
+        now = time.monotonic()
+        if force or now - self._last_written >= CHECKPOINT_SECONDS:
+            acknowledged = deliveries.advance()
+            if acknowledged != self._written:
+                write_checkpoint(self.checkpoint_file, self.identity, acknowledged, complete=False)
+                self._written = acknowledged
+            self._last_written = now
+
+    def _wait_for_acknowledgements(self) -> None:
+        """Flush the producer until the broker has acknowledged (or refused) every record sent."""
+        deliveries = self._deliveries
+        deliveries.sending = True
+        while deliveries.outstanding:
+            try:
+                self._producer.flush(timeout=0.5)
+            except KafkaTimeoutError:
+                pass
+            self._save_checkpoint(force=True)
+        deliveries.sending = False
+
+    def _mark_complete(self) -> None:
+        """Every line is on the broker: the checkpoint says so (a later ``resume`` sends nothing)."""
+        last_line = max(self._deliveries.acknowledged_through, self.report.resumed_after_line)
+        write_checkpoint(self.checkpoint_file, self.identity, last_line, complete=True)
+        self.report.acknowledged_through_line = last_line
+
+    def _shut_down(self, failed: bool) -> None:
+        """Stop the outage watch and close the producer; after a failure, first record what was delivered."""
+        self._watch.stop()
+        deliveries = self._deliveries
+        if failed:
+            try:
+                deliveries.advance()
+            except KafkaError:
+                pass
+            if deliveries.acknowledged_through != self._written:
+                write_checkpoint(self.checkpoint_file, self.identity, deliveries.acknowledged_through, complete=False)
+            abandon(self._producer)
+        else:
+            self._producer.close()
+        self.report.outages = self._watch.outages
+        self.report.acknowledged_through_line = max(self.report.acknowledged_through_line,
+                                                    deliveries.acknowledged_through)
+
+    def _delivery_failed(self, error: KafkaError) -> ReplayError:
+        """The error to stop with when a delivery expired or the broker refused it."""
+        acknowledged = self._deliveries.acknowledged_through
+        if isinstance(error, KafkaTimeoutError):
+            return self._timed_out(acknowledged)
+        return ReplayError(f"Kafka at {self.bootstrap} refused a delivery after line {acknowledged} ({error}); "
+                           f"every line up to {acknowledged} is on the broker: fix the cause and run again "
+                           "with --resume")
+
+    def _timed_out(self, acknowledged: int) -> DeliveryTimeout:
+        return _timeout(self.bootstrap, self.options.delivery_timeout, acknowledged)
+
+
 def replay(
     path: Path,
     bootstrap: str,
@@ -279,176 +556,17 @@ def replay(
 ) -> ReplayReport:
     """Produce every line of ``path`` (after the checkpoint with ``resume``); returns what was produced and rejected.
 
-    ``on_progress(lines)`` advances by lines read (skipped lines of a resumed replay included);
-    ``on_produced(line_number)`` is called as each event is handed to the producer (benchmarks time it).
-    ``checkpoints`` is the checkpoint folder (default: the cache dir's ``replay-checkpoints``).
-    ``packed`` publishes packed records (docs/wire-format.md): the log is read in chunks of
-    ``PACKED_CHUNK_LINES`` lines (or ``PACKED_CHUNK_SECONDS``), each chunk's events grouped per board and type
-    into records of at most ``MAX_PACKED_EVENTS`` events / ``MAX_PACKED_BYTES`` bytes, in log order; the
-    checkpoint moves to a chunk's last line once everything of the chunk (and before it) is acknowledged.
-    Raises :class:`DeliveryTimeout` when the broker acknowledges nothing for ``delivery_timeout`` seconds and
+    The arguments after ``partitions`` are those of :class:`ReplayOptions`; this is
+    ``Replayer(path, bootstrap, topics, pseudonymiser, ReplayOptions(...)).run()``. Raises
+    :class:`DeliveryTimeout` when the broker acknowledges nothing for ``delivery_timeout`` seconds and
     :class:`ReplayError` when it refuses a delivery.
     """
-    identity = LogIdentity.of(path, topics.prefix, bootstrap)
-    checkpoint_file = checkpoint_path(path, topics.prefix, bootstrap, checkpoints)
-    report = ReplayReport(checkpoint=checkpoint_file)
-    previous = read_checkpoint(checkpoint_file) if resume else None
-    if previous is not None:
-        report.resumed_after_line = report.acknowledged_through_line = previous.acknowledged_through_line
-        if previous.complete:
-            report.already_complete = True
-            return report
-    boards = load_boards()
-    ensure_topics(bootstrap, [*topics.events, topics.dead_letter, topics.late_events], partitions)
-    say = on_warning or (lambda message: None)
-    producer = make_producer(bootstrap, delivery_timeout)
-    deliveries = Deliveries(report.resumed_after_line)
-    watch = OutageWatch(deliveries, bootstrap, delivery_timeout, say)
-    written, last_written = report.resumed_after_line, time.monotonic()
-    unread = 0  # lines read but not yet reported to on_progress
-
-    def send(line_number: int, topic: str, key: bytes | None, value: bytes,
-             headers: list[tuple[str, bytes]] | None = None) -> None:
-        deliveries.sending = True
-        try:
-            future = producer.send(topic, key=key, value=value, headers=headers)
-        except KafkaTimeoutError:
-            raise _timeout(bootstrap, delivery_timeout, deliveries.advance()) from None
-        finally:
-            deliveries.sending = False
-        deliveries.sent(line_number, future)
-        chunk.last_future = future
-
-    def send_packed(topic: str, key: bytes, value: bytes, lines: list[int]) -> None:
-        # Acknowledged only as far as the line before the chunk: the chunk's end is registered at its end.
-        send(chunk.floor, topic, key, value, PACKED_HEADERS)
-        report.packed_records += 1
-        if on_produced is not None:
-            for number in lines:
-                on_produced(number)
-
-    batches = BoardBatches(send_packed)
-    chunk = _Chunk(floor=report.resumed_after_line, started=time.monotonic())
-
-    def end_chunk(last_line: int) -> None:
-        """Send every open batch; the checkpoint may move to ``last_line`` once all the chunk is acknowledged."""
-        batches.flush()
-        if chunk.last_future is not None:
-            deliveries.sent(last_line, chunk.last_future)  # registered again, after every future of the chunk
-        chunk.floor, chunk.lines, chunk.last_future, chunk.started = last_line, 0, None, time.monotonic()
-
-    def keep_checkpoint(force: bool = False) -> None:
-        nonlocal written, last_written
-        if watch.timed_out:
-            raise _timeout(bootstrap, delivery_timeout, deliveries.acknowledged_through)
-        now = time.monotonic()
-        if force or now - last_written >= CHECKPOINT_SECONDS:
-            acknowledged = deliveries.advance()
-            if acknowledged != written:
-                write_checkpoint(checkpoint_file, identity, acknowledged, complete=False)
-                written = acknowledged
-            last_written = now
-
-    def dead_letter(line: LogLine, error: InvalidEvent, registered_as: int) -> None:
-        reason, code = str(error), str(error.reason)
-        report.rejected.append((line.number, reason))
-        report.rejected_by_reason[code] += 1
-        send(registered_as, topics.dead_letter, None,
-             dead_letter_record("replay", error, redacted_line(line, pseudonymiser), file=path.name,
-                                line=line.number))
-
-    def send_line(line: LogLine) -> None:
-        try:
-            event = line_to_event(line, pseudonymiser, boards)
-        except InvalidEvent as error:
-            dead_letter(line, error, line.number)
-        else:
-            send(line.number, topics.event(event.type), event.board.encode(), event.to_wire())
-            report.produced[event.type] += 1
-            if on_produced is not None:
-                on_produced(line.number)
-
-    def pack_line(line: LogLine) -> None:
-        """The same contract as :func:`line_to_event`, without building the record (the wire is identical)."""
-        try:
-            record, fields, digits = check_line(line, boards)
-        except InvalidEvent as error:
-            dead_letter(line, error, chunk.floor)
-            return
-        wire = wire_fields(record, fields, pseudonymiser.pseudonym(digits), pseudonymiser.key_id)
-        event_type = record_types[record]
-        batches.add(topics.event(event_type), fields["board"], wire, line.number)
-        report.produced[event_type] += 1
-
-    record_types = {record: event_type for event_type, record in RECORDS.items()}
-    last_read = report.resumed_after_line
-    started = time.monotonic()
-    watch.start()
-    failed = True
-    try:
-        for line in read_log(path):
-            unread += 1
-            if line.number <= report.resumed_after_line:
-                if unread >= 1000 and on_progress is not None:
-                    on_progress(unread)
-                    unread = 0
-                continue
-            report.lines += 1
-            last_read = line.number
-            if packed:
-                pack_line(line)
-                chunk.lines += 1
-                if chunk.lines >= PACKED_CHUNK_LINES or time.monotonic() - chunk.started >= PACKED_CHUNK_SECONDS:
-                    end_chunk(line.number)
-            else:
-                send_line(line)
-            if on_progress is not None and unread >= 1000:
-                on_progress(unread)
-                unread = 0
-            keep_checkpoint()
-            if events_per_second:
-                ahead = report.lines / events_per_second - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)  # pacing a live-rate replay, not synchronisation
-        if packed and chunk.lines:
-            end_chunk(last_read)
-        deliveries.sending = True
-        while deliveries.outstanding:
-            try:
-                producer.flush(timeout=0.5)
-            except KafkaTimeoutError:
-                pass
-            keep_checkpoint(force=True)
-        deliveries.sending = False
-        if on_progress is not None and unread:
-            on_progress(unread)
-        last_line = max(deliveries.acknowledged_through, report.resumed_after_line)
-        write_checkpoint(checkpoint_file, identity, last_line, complete=True)
-        report.acknowledged_through_line = last_line
-        failed = False
-    except KafkaError as error:  # a delivery the broker refused or that expired
-        acknowledged = deliveries.acknowledged_through
-        if isinstance(error, KafkaTimeoutError):
-            raise _timeout(bootstrap, delivery_timeout, acknowledged) from None
-        raise ReplayError(f"Kafka at {bootstrap} refused a delivery after line {acknowledged} ({error}); "
-                          f"every line up to {acknowledged} is on the broker: fix the cause and run again "
-                          "with --resume") from None
-    finally:
-        watch.stop()
-        if failed:
-            try:
-                deliveries.advance()
-            except KafkaError:
-                pass
-            if deliveries.acknowledged_through != written:
-                write_checkpoint(checkpoint_file, identity, deliveries.acknowledged_through, complete=False)
-            abandon(producer)
-        else:
-            producer.close()
-        report.outages = watch.outages
-        report.acknowledged_through_line = max(report.acknowledged_through_line, deliveries.acknowledged_through)
-    report.seconds = time.monotonic() - started
-    return report
+    options = ReplayOptions(
+        partitions=partitions, events_per_second=events_per_second, resume=resume, checkpoints=checkpoints,
+        delivery_timeout=delivery_timeout, packed=packed, on_progress=on_progress, on_produced=on_produced,
+        on_warning=on_warning,
+    )
+    return Replayer(path, bootstrap, topics, pseudonymiser, options).run()
 
 
 def abandon(producer: KafkaProducer) -> None:

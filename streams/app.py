@@ -1,12 +1,12 @@
 """The Faust worker: one agent reads the three event topics into event-time board tables.
 
-The agent is thin: skip what the durable state already covers, decode and
-validate (``streams/records.py``), apply the board rules
-(``streams/board_state.py``), route bad and late events to their topics. State
-and its durability are in ``streams/partition_state.py`` (why not Faust tables:
-see there). Faust windowed tables are not used either: they expire windows by
-wall clock, so a 2015 replay would expire at once; days are explicit keys and
-lateness is judged on stream time, never on ``time.time()``.
+This module only wires the worker to Faust: the app, its topics, the agent, the snapshot timer, the health and
+board pages. What is done with each record is in :class:`streams.event_counter.EventCounter` (no Faust there):
+skip what the durable state already covers, decode and validate (``bcfwatch/core/events.py``), apply the board
+rules (``streams/board_state.py``), route bad, late and held events to their topics, update the metrics. State
+and its durability are in ``streams/partition_state.py`` (why not Faust tables: see there). Faust windowed
+tables are not used either: they expire windows by wall clock, so a 2015 replay would expire at once; days are
+explicit keys and lateness is judged on stream time, never on ``time.time()``.
 
 Dead-letter and late-event messages are at-least-once side outputs: after a
 crash they may repeat, and carry their source topic, partition and offset so a
@@ -27,27 +27,20 @@ readers); it is imported here too, as before.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import faust
-import orjson
 from faust.types import TP
 from kafka.partitioner.default import murmur2
 
-from bcfwatch.core.events import InvalidEvent, is_packed, parse_event, parse_wire, unpack
-from bcfwatch.core.messages import dead_letter_fields
-from bcfwatch.core.nhs_number import redact
-from bcfwatch.core.topics import EVENT_TYPES
-from bcfwatch.infra.kafka import messages_behind
 from bcfwatch.infra.kafka_security import faust_broker_credentials
 from bcfwatch.infra.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
 from streams import metrics
-from streams.board_state import Applied, Outcome, apply_event
 from streams.config import WorkerConfig
+from streams.event_counter import EventCounter, held_events_by_type, messages_behind_by_partition
 from streams.partition_state import PartitionStates
 from streams.views import board_metrics
 
@@ -74,6 +67,7 @@ class CountingApp(faust.App):
     before the consumer commits and leaves the group."""
 
     partition_states: PartitionStates | None = None
+    health: Health | None = None
 
     async def on_stop(self) -> None:
         if self.partition_states is not None:
@@ -98,8 +92,9 @@ class GracefulWorker(faust.Worker):
         self.graceful.signalled(signal.SIGINT)
 
     def _begin_stop(self, signum: int) -> None:
-        if self.app.partition_states is not None:
-            self.app.partition_states.stopping = True  # the agent applies nothing more from now on
+        states = getattr(self.app, "partition_states", None)
+        if states is not None:
+            states.stopping = True  # the agent applies nothing more from now on
         health = getattr(self.app, "health", None)
         if health is not None:
             health.stopping.set()
@@ -110,8 +105,22 @@ class GracefulWorker(faust.Worker):
         self.graceful.done()
 
 
-def create_app(config: WorkerConfig) -> faust.App:
-    app = CountingApp(
+class SideOutputs:
+    """The counter's ``send`` in the worker: the partition states' snapshot producer (acks=all, idempotent), which
+    is started before the agent gets its first partition state (``PartitionStates.get`` waits for it)."""
+
+    def __init__(self, states: PartitionStates) -> None:
+        self.states = states
+
+    async def __call__(self, topic: str, key: bytes | None, value: bytes) -> None:
+        producer = self.states.producer
+        assert producer is not None  # PartitionStates.on_start
+        await producer.send(topic, key=key, value=value)
+
+
+def counting_app(config: WorkerConfig) -> CountingApp:
+    """The Faust app of a worker, nothing registered on it yet."""
+    return CountingApp(
         config.app_id,
         broker=f"kafka://{config.bootstrap}",
         broker_credentials=faust_broker_credentials(),
@@ -133,150 +142,76 @@ def create_app(config: WorkerConfig) -> faust.App:
         # not wait for it (it would wait forever, the agent having stopped applying).
         stream_wait_empty=False,
     )
+
+
+def create_app(config: WorkerConfig) -> CountingApp:
+    """A worker: one agent hands every record of the event topics to an :class:`EventCounter`; a timer snapshots
+    the partition states and reports the backlog; health and the board view are served on the web port."""
+    app = counting_app(config)
     topics = config.topics
-    lateness_seconds = config.lateness_days * 86_400
-    max_ahead_seconds = config.max_ahead_days * 86_400
     events = app.topic(*topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=config.partitions)
-    states = app.service(PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state",
-                                         topics.board_days, topics.dead_letter, seen_topic=config.seen_topic,
-                                         seen_seal_after=config.seen_seal_after, lateness_seconds=lateness_seconds))
+    states = PartitionStates(config.bootstrap, config.state_topic, config.datadir / "state", topics.board_days,
+                             topics.dead_letter, seen_topic=config.seen_topic, seen_seal_after=config.seen_seal_after,
+                             lateness_seconds=config.lateness_days * 86_400)
+    app.service(states)  # type: ignore[arg-type]  # typed for a Service class, an instance is started as well
     app.partition_states = states
     probe = BrokerProbe(config.bootstrap, f"worker {config.app_id}")
     health = Health(f"worker {config.app_id}", probe, threading.Event(),
                     live_within=max(60.0, 10 * config.snapshot_seconds),
-                    lag=lambda: int(sum(sample.value for sample in metrics.CONSUMER_LAG.collect()[0].samples)))
+                    lag=lambda: int(sum(sample.value for sample in next(iter(metrics.CONSUMER_LAG.collect())).samples)))
     app.health = health
     metrics.initialise(config.partitions)
-
-    async def side_output(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
-        await states.producer.send(topic, key=key, value=orjson.dumps(value))
-
-    async def report_outcome(state, applied: Applied, message, index: int | None = None,
-                             observe: bool = True) -> None:
-        """Metrics for every outcome (unless the caller tallies them: ``observe``); late and held events also
-        go to their topics (never silently lost)."""
-        record, outcome = applied.event, applied.outcome
-        if observe:
-            metrics.observe_event(record.type, outcome.value, record.occurred_at.timestamp(), message.timestamp)
-        if outcome not in (Outcome.LATE, Outcome.HELD):
-            return
-        clock = state.tables.stream_times.get(f"{record.board}|{record.type}")
-        side = {
-            "board": record.board, "type": record.type, "event_id": record.event_id,
-            "occurred_at": record.occurred_at.isoformat(),
-            "stream_time": datetime.fromtimestamp(clock, UTC).isoformat() if clock is not None else None,
-            "topic": message.topic, "partition": message.partition, "offset": message.offset,
-            **({} if index is None else {"index": index}),  # the event's place in a packed record
-        }
-        if outcome is Outcome.LATE:
-            await side_output(topics.late_events, message.key, {**side, "lateness_days": config.lateness_days})
-        else:
-            await side_output(topics.held_events, message.key, {
-                **side, "max_ahead_days": config.max_ahead_days,
-                "reason": "no clock yet, or more than max_ahead_days ahead of the board's clock: held until "
-                          "a later event on the same stream corroborates it"})
+    counter = EventCounter(config, states, SideOutputs(states), log=app.log)
 
     @app.agent(events, name="count_events")
     async def count_events(stream):
         async for event in stream.noack().events():
-            retry_in = 0.5
-            while not states.stopping:  # stopping: left unacknowledged, read again after the restart
-                try:
-                    async with states.applying:  # a snapshot never sees half an event
-                        await count_event(event)
-                    break
-                except Exception as error:
-                    # A crashed agent would skip this event for good (Faust restarts the actor with the next
-                    # message, e.g. after a broker outage while loading a partition): keep it, try again. Applying
-                    # twice is harmless: the second time it is a duplicate of itself.
-                    app.log.error("could not apply %s[%d]@%d (%s); trying again in %.1f s", event.message.topic,
-                                  event.message.partition, event.message.offset, error, retry_in)
-                    await asyncio.sleep(retry_in)  # a back-off before retrying, not synchronisation
-                    retry_in = min(retry_in * 2, 10.0)
-
-    async def count_event(event) -> None:
-        message = event.message
-        state = await states.get(message.partition)
-        if state.already_applied(message.topic, message.offset):
-            event.ack()
-            return
-        if is_packed(message.headers):
-            await count_packed(state, event)
-            state.applied_event(message.topic, message.offset, event)  # the record's offset covers all of it
-            return
-        try:
-            record = parse_wire(event.value)
-        except InvalidEvent as error:
-            metrics.count_dead_letter(error.reason)
-            await side_output(topics.dead_letter, message.key, dead_letter_fields(
-                "worker", error, redact(bytes(event.value).decode("utf-8", "replace")), topic=message.topic,
-                partition=message.partition, offset=message.offset))
-        else:
-            for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
-                await report_outcome(state, applied, message)
-        state.applied_event(message.topic, message.offset, event)
-
-    async def count_packed(state, event) -> None:
-        """A packed record (docs/wire-format.md): each element in order through the same contract and rules as
-        a single-event record; a bad element is dead-lettered alone (with its index), the rest applied."""
-        message = event.message
-        try:
-            elements = unpack(event.value)
-        except InvalidEvent as error:
-            await dead_letter_packed(message, error, bytes(event.value).decode("utf-8", "replace"))
-            return
-        outcomes: dict[tuple[str, str], int] = {}  # metrics once per record, not once per event
-        latest: dict[str, float] = {}
-        for index, element in enumerate(elements):
-            try:
-                record = parse_event(element)
-            except InvalidEvent as error:
-                await dead_letter_packed(message, error, orjson.dumps(element).decode(), index)
-                continue
-            for applied in apply_event(state.tables, record, lateness_seconds, max_ahead_seconds):
-                done = applied.event
-                tally = (done.type, applied.outcome.value)
-                outcomes[tally] = outcomes.get(tally, 0) + 1
-                latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_at.timestamp())
-                if applied.outcome in (Outcome.LATE, Outcome.HELD):
-                    await report_outcome(state, applied, message, index, observe=False)
-        metrics.observe_events(outcomes, latest, message.timestamp)
-
-    async def dead_letter_packed(message, error: InvalidEvent, raw: str, index: int | None = None) -> None:
-        metrics.count_dead_letter(error.reason)
-        await side_output(topics.dead_letter, message.key, dead_letter_fields(
-            "worker", error, redact(raw), topic=message.topic, partition=message.partition, offset=message.offset,
-            **({} if index is None else {"index": index}), packed=True))
+            await counter.count_until_applied(event)
 
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
         await states.save_dirty()
         health.beat()
-        held = dict.fromkeys(EVENT_TYPES, 0)
-        for state in list(states.owned.values()):
-            for key, entries in state.tables.held_events.items():
-                held[key.rsplit("|", 1)[1]] += len(entries)
-        for event_type, number in held.items():
-            metrics.HELD_EVENTS.labels(event_type).set(number)
-        for partition, state in list(states.owned.items()):
-            behind = 0
-            for topic in topics.events:
-                behind += messages_behind(app.consumer.highwater(TP(topic, partition)),
-                                          state.applied.get(topic, -1) + 1)
-            metrics.CONSUMER_LAG.labels(str(partition)).set(behind)
+        report_backlog(app, states, topics.events)
+
+    serve_worker_health(app, config, probe, health)
+
+    async def release_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        await states.release({tp.partition for tp in revoked if tp.topic in topics.events})
+
+    app.on_partitions_revoked.connect(release_revoked)  # type: ignore[arg-type]  # faust types the sender loosely
+
+    serve_board_metrics(app, config, states)
+    return app
+
+
+def report_backlog(app: faust.App, states: PartitionStates, event_topics: Sequence[str]) -> None:
+    """The held-events and consumer-lag gauges, from the partition states as they stand."""
+    for event_type, number in held_events_by_type(list(states.owned.values())).items():
+        metrics.HELD_EVENTS.labels(event_type).set(number)
+    behind = messages_behind_by_partition(dict(states.owned), event_topics,
+                                          lambda topic, partition: app.consumer.highwater(TP(topic, partition)))
+    for partition, number in behind.items():
+        metrics.CONSUMER_LAG.labels(str(partition)).set(number)
+
+
+def serve_worker_health(app: faust.App, config: WorkerConfig, probe: BrokerProbe, health: Health) -> None:
+    """The broker probe, ``/healthz`` and ``/readyz`` on the web port, and on the metrics port (with ``/metrics``)
+    if there is one."""
 
     @app.task
     async def start_probe() -> None:
         probe.start()
 
-    if config.metrics_port is not None:
+    metrics_port = config.metrics_port
+    if metrics_port is not None:
         @app.task
         async def serve_metrics() -> None:
             try:
-                serve_health(health, config.metrics_port, config.web_host)
+                serve_health(health, metrics_port, config.web_host)
             except OSError as error:  # a second worker on the same machine: keep counting, say why
-                app.log.error("metrics port %s unavailable (%s): pass --metrics-port", config.metrics_port, error)
+                app.log.error("metrics port %s unavailable (%s): pass --metrics-port", metrics_port, error)
 
     @app.page("/healthz")
     async def liveness(web, request):
@@ -288,14 +223,15 @@ def create_app(config: WorkerConfig) -> faust.App:
         report = health.report()
         return web.json(report, status=200 if report["ready"] else 503)
 
-    @app.on_partitions_revoked.connect
-    async def release_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
-        await states.release({tp.partition for tp in revoked if tp.topic in topics.events})
+
+def serve_board_metrics(app: faust.App, config: WorkerConfig, states: PartitionStates) -> None:
+    """``/boards/{board}/metrics``: a board's windows from the days this worker holds (404 if it holds none)."""
+    event_topics = config.topics.events
 
     @app.page("/boards/{board}/metrics")
     async def metrics_view(web, request, board: str):
         partition = board_partition(board, config.partitions)
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in topics.events}
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in event_topics}
         state = await states.get(partition) if partition in assigned else None
         if state is None:
             return web.json({"error": f"board {board} is not served by this worker (or has no events yet)"},
@@ -306,5 +242,3 @@ def create_app(config: WorkerConfig) -> faust.App:
         if not days:
             return web.json({"error": f"no events yet for board {board}"}, status=404)
         return web.json(board_metrics(board, days))
-
-    return app

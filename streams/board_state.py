@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from bcfwatch.core import codes
 from bcfwatch.core.calendar import SECONDS_PER_DAY, day_text, epoch_day
@@ -127,6 +127,17 @@ def at_home(discharge_day: int, adverse_days: list[int]) -> bool:
     return not any(discharge_day < e <= discharge_day + REABLEMENT_WINDOW_DAYS for e in adverse_days)
 
 
+class SeenKeys(Protocol):
+    """What the duplicate rule asks of the seen event ids: a dict, or the worker's
+    :class:`streams.seen_events.SeenEvents`."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+
+    def __setitem__(self, key: str, day: int, /) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class BoardTables:
     """The worker's state; Faust tables in the worker, dicts in unit tests.
@@ -143,7 +154,7 @@ class BoardTables:
 
     day_counts: MutableMapping[str, list[int]]
     stream_times: MutableMapping[str, float]
-    seen_events: MutableMapping[str, int]
+    seen_events: SeenKeys
     reablement_patients: MutableMapping[str, dict[str, Any]]
     reablement_due: MutableMapping[str, list[str]]
     held_events: MutableMapping[str, list[list[Any]]] = field(default_factory=dict)
@@ -310,7 +321,7 @@ def forget_settled_reablement(tables: BoardTables, lateness_seconds: float) -> i
             adverse = [_horizon_day(tables, board, kind, lateness_seconds) for kind in ("admission",
                                                                                          "care_home_placement")]
             horizons[board] = (_horizon_day(tables, board, "discharge", lateness_seconds),
-                               None if None in adverse else min(adverse))
+                               None if None in adverse else min(day for day in adverse if day is not None))
         discharge_horizon, adverse_horizon = horizons[board]
         record = tables.reablement_patients[patient_key]
         pending = [day for day, outcome in record["discharges"] if outcome == PENDING]

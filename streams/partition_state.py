@@ -50,7 +50,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -61,6 +61,9 @@ from bcfwatch.infra.kafka_security import aiokafka_options
 from streams.board_state import BoardTables, forget_settled_reablement
 from streams.published import SNAPSHOT_LOOK_BACK, parse_snapshot
 from streams.seen_events import SEAL_AFTER, SeenEvents, check_segment, parse_segment_key, segment_key
+
+if TYPE_CHECKING:
+    from rocksdict import Rdict
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +91,32 @@ def empty_tables() -> BoardTables:
     return BoardTables(ChangeTrackingDict(), ChangeTrackingDict(), SeenEvents(), {}, {})
 
 
+def _tracked(tables: BoardTables) -> tuple[ChangeTrackingDict, ChangeTrackingDict]:
+    """The day counts and stream times of a worker's tables (:func:`empty_tables`: they track their changes)."""
+    day_counts, stream_times = tables.day_counts, tables.stream_times
+    assert isinstance(day_counts, ChangeTrackingDict) and isinstance(stream_times, ChangeTrackingDict)
+    return day_counts, stream_times
+
+
+def _seen(tables: BoardTables) -> SeenEvents:
+    """The seen event ids of a worker's tables (:func:`empty_tables`: recent ids and sealed segments)."""
+    seen = tables.seen_events
+    assert isinstance(seen, SeenEvents)
+    return seen
+
+
 def take_board_day_changes(tables: BoardTables) -> tuple[set[str], set[str]]:
     """The day-count and stream-time keys changed since last taken (and start tracking afresh)."""
-    days, clocks = tables.day_counts.changed, tables.stream_times.changed
-    tables.day_counts.changed, tables.stream_times.changed = set(), set()
+    day_counts, stream_times = _tracked(tables)
+    days, clocks = day_counts.changed, stream_times.changed
+    day_counts.changed, stream_times.changed = set(), set()
     return days, clocks
 
 
 def give_back_board_day_changes(tables: BoardTables, days: set[str], clocks: set[str]) -> None:
-    tables.day_counts.changed |= days
-    tables.stream_times.changed |= clocks
+    day_counts, stream_times = _tracked(tables)
+    day_counts.changed |= days
+    stream_times.changed |= clocks
 
 
 def board_day_messages(tables: BoardTables, days: set[str], clocks: set[str]) -> list[tuple[bytes, bytes]]:
@@ -137,7 +156,7 @@ class PartitionState:
             "applied": self.applied,
             "day_counts": tables.day_counts,
             "stream_times": tables.stream_times,
-            "seen_events": tables.seen_events.recent,
+            "seen_events": _seen(tables).recent,
             "seen_segments": self.seen_segments + len(self.unsent_segments),
             "reablement_patients": tables.reablement_patients,
             "reablement_due": tables.reablement_due,
@@ -147,8 +166,9 @@ class PartitionState:
     def bound_state(self, lateness_seconds: float, seal_after: int = SEAL_AFTER) -> None:
         """Once enough event ids are recent: seal them (the segment is written before the next snapshot) and
         forget the reablement state no on-time event can use again. Neither changes any count."""
-        if self.tables.seen_events.due_for_sealing(seal_after):
-            self.unsent_segments.append(self.tables.seen_events.seal())
+        seen = _seen(self.tables)
+        if seen.due_for_sealing(seal_after):
+            self.unsent_segments.append(seen.seal())
             forget_settled_reablement(self.tables, lateness_seconds)
 
     @classmethod
@@ -193,7 +213,7 @@ class PartitionStates(Service):
         self.owned: dict[int, PartitionState] = {}
         self.producer: AIOKafkaProducer | None = None
         self.reader: AIOKafkaConsumer | None = None
-        self._cache = None
+        self._cache: Rdict | None = None
         self._loading = asyncio.Lock()
         self._clients_started = asyncio.Event()  # the agent may ask for a partition before on_start is done
         super().__init__(**kwargs)
@@ -251,6 +271,7 @@ class PartitionStates(Service):
         what came after it on the topic fails the snapshot schema."""
         from bcfwatch.core.messages import InvalidMessage, invalid_message_record
 
+        assert self.reader is not None and self.producer is not None and self._cache is not None  # on_start
         tp = TopicPartition(self.state_topic, partition)
         end = (await self.reader.end_offsets([tp]))[tp]
         if end == 0:
@@ -282,6 +303,7 @@ class PartitionStates(Service):
         """Segments 0..count-1 of a partition from the seen topic (the last written under each sequence)."""
         if count == 0:
             return []
+        assert self.reader is not None  # on_start
         tp = TopicPartition(self.seen_topic, partition)
         end = (await self.reader.end_offsets([tp]))[tp]
         self.reader.assign([tp])
@@ -306,6 +328,7 @@ class PartitionStates(Service):
     async def _save(self, state: PartitionState) -> None:
         if not state.dirty:
             return
+        assert self.producer is not None and self._cache is not None  # on_start
         started = time.monotonic()
         async with self.applying:  # between two events, never in the middle of one
             state.bound_state(self.lateness_seconds, self.seen_seal_after)

@@ -89,7 +89,7 @@ class SeenEvents:
                     and np.array_equal(self._low, other._low))
         return isinstance(other, dict) and not self._high.size and self.recent == other
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable (typeshed types object.__hash__ as a method only)
 
     @property
     def sealed(self) -> int:

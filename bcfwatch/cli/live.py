@@ -103,7 +103,8 @@ def counts_export(out: Path, topic_prefix: str, bootstrap: str, wait: bool, time
     config = WorkerConfig(bootstrap=bootstrap, topic_prefix=topic_prefix)
     with err_console.status("waiting for the workers to catch up") if wait else contextlib.nullcontext() as status:
         try:
-            exported = export_counts(config, out, wait, timeout,
+            exported = export_counts(config, out, wait, timeout,  # progress is reported only while waiting
+                                     None if status is None else
                                      lambda lag: status.update(f"waiting for the workers: {lag:,} events to go"))
         except TimeoutError as error:
             raise click.ClickException(f"{error}; is `bcfwatch worker --topic-prefix {topic_prefix}` running?") \

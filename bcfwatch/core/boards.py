@@ -8,6 +8,7 @@ name either council of the pair; they are counted under the plan board.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -34,7 +35,7 @@ class BoardList:
     def __len__(self) -> int:
         return len(self.boards)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Board]:
         return iter(self.boards.values())
 
     @property

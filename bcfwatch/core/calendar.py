@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import overload
 
 import holidays
 import numpy as np
@@ -19,7 +20,11 @@ FIRST_MONTH = 4  # financial years start on 1 April
 DAYS_PER_YEAR = 365.25  # the mean length of a year: yearly volumes per day, the phase of the yearly cycle
 
 
-def _months_into_year(month):
+@overload
+def _months_into_year(month: int) -> int: ...
+@overload
+def _months_into_year(month: np.ndarray) -> np.ndarray: ...
+def _months_into_year(month: int | np.ndarray) -> int | np.ndarray:
     """Months since April: 0 for April ... 11 for March (a month number or an array of them)."""
     return (month - FIRST_MONTH) % 12
 
@@ -63,7 +68,8 @@ def year_days(year_start: date, years: int = 1) -> pd.DatetimeIndex:
 
 def financial_quarter(days: pd.DatetimeIndex) -> np.ndarray:
     """0 for April-June ... 3 for January-March."""
-    return _months_into_year(np.asarray(days.month)) // 3
+    months: np.ndarray = np.asarray(days.month)
+    return _months_into_year(months) // 3
 
 
 # --- Monday-Sunday weeks -------------------------------------------------------------------------------
@@ -78,7 +84,8 @@ def week_ending(day: date) -> date:
 
 def week_numbers(days: pd.DatetimeIndex) -> np.ndarray:
     """The Monday-Sunday week of each day, counted from 0 for the week holding the first day."""
-    return (np.asarray((days - days[0]).days) + days[0].day_of_week) // 7
+    weeks: np.ndarray = (np.asarray((days - days[0]).days) + days[0].day_of_week) // 7
+    return weeks
 
 
 def complete_weeks(days: pd.DatetimeIndex) -> slice:
@@ -105,7 +112,11 @@ def epoch_day(seconds: float) -> int:
     return int(seconds // SECONDS_PER_DAY)
 
 
-def epoch_days(seconds):
+@overload
+def epoch_days(seconds: np.ndarray) -> np.ndarray: ...
+@overload
+def epoch_days(seconds: pd.Series) -> pd.Series: ...
+def epoch_days(seconds: np.ndarray | pd.Series) -> np.ndarray | pd.Series:
     """:func:`epoch_day` of an array (or Series) of epoch seconds, as 64-bit integers."""
     return np.floor_divide(seconds, SECONDS_PER_DAY).astype(np.int64)
 
@@ -136,7 +147,8 @@ def civil_epoch_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
     year_of_era = year - era * 400
     day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146_097 + day_of_era - 719_468
+    since_epoch: np.ndarray = era * 146_097 + day_of_era - 719_468
+    return since_epoch
 
 
 _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
@@ -145,7 +157,8 @@ _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=n
 def days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
     """The number of days of each (year, month) (integer columns; a month outside 1-12 is clipped into it)."""
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    return _MONTH_DAYS[np.clip(month, 1, 12) - 1] + ((month == 2) & leap)
+    lengths: np.ndarray = _MONTH_DAYS[np.clip(month, 1, 12) - 1] + ((month == 2) & leap)
+    return lengths
 
 
 # --- England's bank holidays and day types --------------------------------------------------------------

@@ -11,7 +11,7 @@ import functools
 import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, overload
 
 import faust
 import orjson
@@ -106,6 +106,10 @@ class CareHomePlacement(Event):
 RECORDS: dict[str, type[Event]] = dict(zip(EVENT_TYPES, (Admission, Discharge, CareHomePlacement), strict=True))
 
 
+@overload
+def _text(payload: dict[str, Any], field: str, *, required: Literal[True] = ...) -> str: ...
+@overload
+def _text(payload: dict[str, Any], field: str, *, required: bool) -> str | None: ...
 def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str | None:
     value = payload.get(field)
     if value is None or value == "":
@@ -117,6 +121,10 @@ def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str 
     return str(value).strip()
 
 
+@overload
+def _free_text(payload: dict[str, Any], field: str, *, required: Literal[True] = ...) -> str: ...
+@overload
+def _free_text(payload: dict[str, Any], field: str, *, required: bool) -> str | None: ...
 def _free_text(payload: dict[str, Any], field: str, *, required: bool = True) -> str | None:
     """A free-text identifier (event_id, provider, admission_id): never quoted, and never an NHS number."""
     value = _text(payload, field, required=required)
@@ -298,7 +306,8 @@ def wire_fields(record: type[Event], fields: dict[str, Any], patient: str, key_i
     and calling :meth:`Event.to_wire` gives, without building the record (the producers' fast path)."""
     payload = {**fields, "patient": patient, "type": _TYPE_OF[record], "key_id": key_id}
     payload["occurred_at"] = fields["occurred_at"].isoformat()
-    return orjson.dumps({name: payload.get(name) for name in _wire_order(record)})
+    # mypy#20409: mypy does not see that a type[...] variable is Hashable
+    return orjson.dumps({name: payload.get(name) for name in _wire_order(record)})  # type: ignore[arg-type]
 
 
 @functools.cache

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -122,6 +122,10 @@ ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 # -- dead letters ----------------------------------------------------------------------------------------
+@overload
+def _shown(raw: bytes) -> str: ...
+@overload
+def _shown(raw: bytes | None) -> str | None: ...
 def _shown(raw: bytes | None) -> str | None:
     if raw is None:
         return None

@@ -79,7 +79,8 @@ def seasonality(days: pd.DatetimeIndex, amplitude: float | np.ndarray = SEASONAL
                 peak_day: float = WINTER_PEAK_DAY) -> np.ndarray:
     """Relative volume of the winter cosine: 1 + amplitude at the peak day, 1 - amplitude half a year on
     (``amplitude`` may be an array that broadcasts against the days, e.g. boards x days)."""
-    return 1 + amplitude * np.cos(annual_phase(days, peak_day))
+    volume: np.ndarray = 1 + amplitude * np.cos(annual_phase(days, peak_day))
+    return volume
 
 
 def weekday_and_winter(days: pd.DatetimeIndex, weekday_factors: tuple[float, ...] = WEEKDAY_FACTORS,
@@ -88,7 +89,8 @@ def weekday_and_winter(days: pd.DatetimeIndex, weekday_factors: tuple[float, ...
     """Relative daily volume, mean ~1 over a year: the weekday factors (Monday..Sunday, rescaled to average
     1 over a week) x :func:`seasonality`. The defaults are the national shape (:func:`daily_profile`)."""
     weekday = np.asarray(weekday_factors)[np.asarray(days.day_of_week)]
-    return weekday * seasonality(days, amplitude, peak_day) / math.fsum(weekday_factors) * 7
+    volume: np.ndarray = weekday * seasonality(days, amplitude, peak_day) / math.fsum(weekday_factors) * 7
+    return volume
 
 
 def daily_profile(days: pd.DatetimeIndex) -> np.ndarray:

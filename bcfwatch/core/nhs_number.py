@@ -44,7 +44,7 @@ _ASCII_ZERO_TIMES_WEIGHTS = ord("0") * sum(_WEIGHTS)
 
 def check_digit(first_nine: str) -> int | None:
     """The Modulus 11 check digit for nine digits, or None when it would be 10 (invalid)."""
-    total = sum(map(operator.mul, _WEIGHTS, first_nine.encode())) - _ASCII_ZERO_TIMES_WEIGHTS
+    total: int = sum(map(operator.mul, _WEIGHTS, first_nine.encode())) - _ASCII_ZERO_TIMES_WEIGHTS
     digit = 11 - total % 11
     if digit == 11:
         return 0
@@ -58,13 +58,15 @@ def check_digits(first_nine: np.ndarray) -> np.ndarray:
     (0..999_999_999) -> its Modulus 11 check digit, :data:`NO_CHECK_DIGIT` (10) where it would be 10."""
     digits = (np.asarray(first_nine, dtype=np.int64)[:, None] // _NINE_PLACES) % 10
     digit = 11 - (digits @ _WEIGHTS_ARRAY) % 11
-    return np.where(digit == 11, 0, digit)
+    check: np.ndarray = np.where(digit == 11, 0, digit)
+    return check
 
 
 def passes_check(numbers: np.ndarray) -> np.ndarray:
     """Whether each ten-digit integer passes the Modulus 11 check (a check digit of 10 never does)."""
     numbers = np.asarray(numbers, dtype=np.int64)
-    return check_digits(numbers // 10) == numbers % 10
+    passes: np.ndarray = check_digits(numbers // 10) == numbers % 10
+    return passes
 
 
 def valid_nhs_numbers(first_nine: np.ndarray) -> np.ndarray:
@@ -73,7 +75,8 @@ def valid_nhs_numbers(first_nine: np.ndarray) -> np.ndarray:
     first_nine = np.asarray(first_nine, dtype=np.int64)
     check = check_digits(first_nine)
     good = check != NO_CHECK_DIGIT
-    return first_nine[good] * 10 + check[good]
+    numbers: np.ndarray = first_nine[good] * 10 + check[good]
+    return numbers
 
 
 def normalise_nhs_number(value: object) -> str:

@@ -11,6 +11,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bcfwatch.core.boards import BoardList, load_boards
 
@@ -80,7 +81,7 @@ class BoardPlan:
     name: str
     approval_status: str
     pooled_fund_gbp: float
-    baseline_emergency_by_quarter: tuple[int, int, int, int]  # Apr-Jun, Jul-Sep, Oct-Dec, Jan-Mar
+    baseline_emergency_by_quarter: tuple[int, ...]  # four quarters: Apr-Jun, Jul-Sep, Oct-Dec, Jan-Mar
     planned_reduction: float  # 0.0307 for 3.07%
     baseline_delayed_days: int
     planned_delayed_days: int
@@ -182,7 +183,7 @@ def _number(text: str, column: str) -> tuple[float | None, str | None]:
     return value, None
 
 
-def _parse_row(row: dict, number: int, boards: BoardList,
+def _parse_row(row: dict[str | None, Any], number: int, boards: BoardList,
                problems: list[tuple[int, str, str]]) -> BoardPlan | None:
     before = len(problems)
     values: dict[str, float] = {}
@@ -202,7 +203,7 @@ def _parse_row(row: dict, number: int, boards: BoardList,
         value, reason = _number((row.get(column) or "").strip(), column)
         if reason is not None:
             problems.append((number, column, reason))
-        else:
+        elif value is not None:  # always, without a reason
             values[column] = value
     adults, older = values.get("population_18_plus"), values.get("population_65_plus")
     if adults is not None and older is not None and older > adults:
@@ -212,7 +213,7 @@ def _parse_row(row: dict, number: int, boards: BoardList,
         problems.append((number, "population_18_plus",
                          f"{adults:,.0f} people aged 18+ is more than the board's total population "
                          f"{boards.boards[board].population:,} (bcfwatch/core/councils.csv)"))
-    if len(problems) > before:
+    if len(problems) > before or board is None:  # an unknown board is one of the problems
         return None
     return BoardPlan(
         board=board, name=(row.get("name") or "").strip(), approval_status=status,

@@ -130,11 +130,11 @@ def shown(value: Any) -> str:
 DEFAULTS = Settings()  # the documented defaults
 ENV_NAMES = tuple(Settings.environment_variables().values())
 
-_cached: tuple[tuple, Settings] | None = None
-_encoded: tuple | None = None
+_cached: tuple[tuple[str | bytes | None, ...], Settings] | None = None
+_encoded: tuple[str | bytes, ...] | None = None  # os.environ._data keys: bytes on POSIX, str on Windows
 
 
-def _fingerprint() -> tuple:
+def _fingerprint() -> tuple[str | bytes | None, ...]:
     """The values of the ``BCFWATCH_*`` variables :class:`Settings` reads; cheap, as the event contract asks
     for the earliest date once per event."""
     global _encoded

@@ -162,13 +162,13 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
         live_alerts = alert_and_deliver(console, config, plans, plan_path)
         with console.status("backtesting the same log offline and drawing the report"):
             result = backtest(log, plans, PLAN_YEAR, config.lateness_days, max_ahead_days=config.max_ahead_days)
-            report = write_report(result, plans, PLAN_YEAR, work / "report.html")
+            report_path = write_report(result, plans, PLAN_YEAR, work / "report.html")
         same_counts = result.counts.reset_index(drop=True).equals(counts.reset_index(drop=True))
         same_alerts = sorted(result.alerts, key=timeline_key) == sorted(live_alerts, key=timeline_key)
         console.print(f"offline backtest: {result.events:,} events in {result.seconds:.1f} s; counts "
                       f"{'identical to' if same_counts else 'DIFFERENT from'} the live export, alert timeline "
                       f"{'identical to' if same_alerts else 'DIFFERENT from'} the live monitor's")
-        console.print(f"[bold]report: {report.resolve()}")
+        console.print(f"[bold]report: {report_path.resolve()}")
     finally:
         worker.stop()
         if started_broker and not keep_running:

@@ -33,6 +33,7 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no chance to save anything."""
+        assert self.process is not None, "kill() after start()"
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 

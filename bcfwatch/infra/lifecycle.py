@@ -167,6 +167,7 @@ class BrokerProbe:
             DISCONNECTED_SINCE.set(self.disconnected_since.timestamp())
         if now - self._last_said >= self.repeat_every:
             self._last_said = now
+            assert self.disconnected_since is not None  # set whenever connected turns False
             log.error("%s: broker %s unreachable: disconnected since %s", self.service, self.bootstrap,
                       self.disconnected_since.isoformat(timespec="seconds"))
         return False

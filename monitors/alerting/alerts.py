@@ -101,11 +101,13 @@ _MEASURES = {
 
 def alert_event(state: AlertState, alert: OpenAlert, assessment: Assessment) -> Alert:
     """The alert event ``state`` of an open alert, with this week's assessment."""
+    as_of = assessment.as_of
+    assert as_of is not None  # alerts are about completed weeks (AlertBook.evaluate)
     measures = {name: round(getattr(assessment, attribute), decimals)
                 for name, (attribute, decimals) in _MEASURES.items()}
     return Alert(event_id=f"{alert.alert_id}-{alert.sequence}", alert_id=alert.alert_id, sequence=alert.sequence,
                  state=state, severity=alert.severity, board=assessment.board, metric=assessment.metric,
-                 as_of=assessment.as_of, spc_rules=tuple(assessment.rules_fired),
+                 as_of=as_of, spc_rules=tuple(assessment.rules_fired),
                  spc_variation=assessment.variation, assurance=assessment.assurance,
                  window_weeks=assessment.window_weeks, expected_pattern=assessment.expected_pattern,
                  noise_source=assessment.noise_source, **measures)
@@ -134,18 +136,20 @@ class AlertBook:
         """The alert events (0 or 1) that this week's assessment causes."""
         key = (assessment.board, assessment.metric)
         as_of = assessment.as_of
+        assert as_of is not None  # an assessment after at least one complete week
         if self.judged(*key, as_of):
             return []  # this week was already evaluated (a replay, or a second look at the same data)
         self.last_evaluated[key] = as_of
         current = self.open.get(key)
-        if assessment.drifting:
+        severity = assessment.severity  # None unless drifting
+        if severity is not None:
             if current is None:
                 alert_id = hashlib.sha256(f"{key[0]}|{key[1]}|{as_of.isoformat()}".encode()).hexdigest()[:16]
-                self.open[key] = OpenAlert(alert_id, assessment.severity, 1)
+                self.open[key] = OpenAlert(alert_id, severity, 1)
                 return [alert_event(AlertState.RAISED, self.open[key], assessment)]
             current.weeks_within_plan = 0
-            if assessment.severity != current.severity:
-                current.severity = assessment.severity
+            if severity != current.severity:
+                current.severity = severity
                 current.sequence += 1
                 return [alert_event(AlertState.UPDATED, current, assessment)]
             return []

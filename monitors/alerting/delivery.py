@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -72,6 +73,7 @@ def send_webhook(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) ->
     body = alert.to_wire().decode()
     message_id = idempotency_key(subscriber, alert)
     now = datetime.now(UTC)
+    assert subscriber.url is not None and subscriber.secret is not None  # a webhook subscriber has both (load)
     signature = Webhook(subscriber.secret).sign(message_id, now, body)
     request = urllib.request.Request(subscriber.url, data=body.encode(), method="POST", headers={
         "content-type": "application/json", "webhook-id": message_id,
@@ -119,6 +121,7 @@ def smtp_session(subscriber: Subscriber, timeout: float) -> smtplib.SMTP:
     """An SMTP connection as the subscriber asks: implicit TLS, STARTTLS (refused if the server cannot), or
     plaintext (loopback only, checked at load); then AUTH when credentials are configured."""
     context = ssl.create_default_context()
+    smtp: smtplib.SMTP
     if subscriber.smtp_tls == "implicit":
         smtp = smtplib.SMTP_SSL(subscriber.smtp_host, subscriber.smtp_port, timeout=timeout, context=context)
     else:
@@ -147,9 +150,12 @@ class Notifier:
         self.subscribers = subscribers
         self.stop = threading.Event()  # set (by a SIGTERM handler): finish the alert in hand, then stop
         backoff = wait_exponential_jitter(multiplier=initial_backoff, max=max_backoff, jitter=initial_backoff)
-        self.retry = dict(stop=stop_any(stop_after_attempt(max_attempts), stop_after_delay(max_seconds),
-                                        lambda _state: self.stop.is_set()),
-                          wait=backoff, sleep=lambda seconds: self.stop.wait(seconds), reraise=False)
+        # stop_any is typed for stop_base only, but calls any stop condition (tenacity's StopBaseT): the lambda
+        # reads self.stop when called, as the service replaces it (monitors/service/processes.py)
+        self.retry: dict[str, Any] = dict(
+            stop=stop_any(stop_after_attempt(max_attempts), stop_after_delay(max_seconds),
+                          lambda _state: self.stop.is_set()),  # type: ignore[arg-type]
+            wait=backoff, sleep=lambda seconds: self.stop.wait(seconds), reraise=False)
         ensure_topics(bootstrap, [topics.alerts], 1)
         ensure_topics(bootstrap, [self.topics.deliveries, self.topics.delivery_dead_letter], 1)
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,

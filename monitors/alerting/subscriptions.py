@@ -242,17 +242,17 @@ class _EntryChecker:
             channel = None
         self._keys(entry, channel)
         name = self._name(name, label)
-        selection = dict(boards=self._boards(entry.get("boards", "all")),
-                         metrics=self._metrics(entry.get("metrics", "all")))
+        boards = self._boards(entry.get("boards", "all"))
+        metrics = self._metrics(entry.get("metrics", "all"))
         if channel == "webhook":
             details = self._webhook(entry)
         elif channel == "email":
             details = self._email(entry)
         else:
             details = {}
-        if len(self.problems) > before:
+        if len(self.problems) > before or channel is None:  # no channel is one of the problems
             return None
-        return Subscriber(name=name, channel=channel, **selection, **details)
+        return Subscriber(name=name, channel=channel, boards=boards, metrics=metrics, **details)
 
     def _problem(self, key: str, reason: str) -> None:
         self.problems.append((f"{self.where}, {key}" if key else self.where, reason))

@@ -73,7 +73,7 @@ def parse_alert(value: bytes | None) -> Alert:
     board = board_field(document["board"], "alert: board")
     metric = string_field(document["metric"], "alert: metric", choices=METRICS)
     as_of = iso_date_field(document["as_of"], "alert: as_of")
-    numbers = {name: _number(document, name) for name in ALERT_NUMBERS}
+    numbers: dict[str, Any] = {name: _number(document, name) for name in ALERT_NUMBERS}
     rules = document["spc_rules"]
     if not isinstance(rules, list):
         raise InvalidMessage(SchemaReason.WRONG_TYPE, "alert: spc_rules is not a list")

@@ -223,8 +223,9 @@ def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules,
         first = first_drifting_week(weeks, rules)
         first_end = weeks.series.week_ending(first[0]) if first else None
         after = None
-        if steps[code] is not None:
-            after = _first_drifting_after(weeks, rules, steps[code])
+        step = steps[code]
+        if step is not None:
+            after = _first_drifting_after(weeks, rules, step)
         outcomes.append(Outcome(setting.name, year, code, float(volumes[i]), scenario[i], first_end,
                                 first[1] if first else None, steps[code], after, float(ideal_z[i])))
     return outcomes

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,7 +116,7 @@ class Detector:
     expected_pattern: str
     noise_source: str
     plan_from_counts: bool
-    _prefix: np.ndarray = field(repr=False, default=None)
+    _prefix: np.ndarray = field(repr=False, init=False)  # set by __post_init__
 
     def __post_init__(self) -> None:
         prefix = np.zeros((len(self.expected) + 1,) * 2)
@@ -165,7 +166,7 @@ class Assessment:
     assurance: Assurance = Assurance.HIT_AND_MISS
     projection_miss: bool = False  # the year to date is significantly and materially over plan
     recent_drift: bool = False  # a recent window is (a step up), the year to date not (yet)
-    series: WeeklySeries | None = None
+    series: WeeklySeries = field(kw_only=True)  # always given (assess_week)
     limits: Limits | None = None
     special_cause_high: np.ndarray | None = None
     special_cause_low: np.ndarray | None = None
@@ -246,8 +247,8 @@ def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarr
     prefix[1:, 1:] = (shared + np.diag(count)).cumsum(axis=0).cumsum(axis=1)
     variance = prefix[ends, ends] - prefix[starts, ends] - prefix[ends, starts] + prefix[starts, starts]
     z = (residual[:, ends] - residual[:, starts]) / np.sqrt(variance)
-    scale = np.array([boundary_scale(int(a), int(b), weeks, rules) for a, b in zip(starts, ends, strict=True)])
-    return (z / scale).max(axis=1)
+    shape = np.array([boundary_scale(int(a), int(b), weeks, rules) for a, b in zip(starts, ends, strict=True)])
+    return (z / shape).max(axis=1)
 
 
 def _ar_sum(rho: float, length: int) -> float:
@@ -319,7 +320,7 @@ class BoardWeeks:
     series: WeeklySeries
     baseline_limits: Limits | None
     planned_year_end: float
-    detector: Detector | None = None
+    detector: Detector
     baseline_variance: np.ndarray | None = None  # weekly variance of the baseline year (the SPC fitting period)
 
 
@@ -358,15 +359,16 @@ def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules())
     remaining = board.planned_year_end - planned_ytd
     spread = math.sqrt(max(test.window_variance(count, len(test.expected)), 0.0) * (1 + variance) ** 2
                        + (remaining / planned_ytd) ** 2 * ytd_variance) if planned_ytd else 0.0
-    result = dict(board=board.plan.board, metric=METRIC, as_of=as_of, weeks=count, actual_ytd=actual_ytd,
-                  planned_ytd=planned_ytd, variance_pct=variance * 100, z=z, projected_year_end=projected,
-                  planned_year_end=board.planned_year_end, baseline_year=float(board.plan.baseline_emergency),
-                  money_at_risk_gbp=max(0.0, projected - board.planned_year_end) * rules.unit_cost_gbp,
-                  projected_year_end_low=projected - PROJECTION_Z * spread,
-                  projected_year_end_high=projected + PROJECTION_Z * spread,
-                  threshold=test.boundary(0, max(count, 1), rules),
-                  expected_pattern=test.expected_pattern, noise_source=test.noise_source,
-                  dispersion=test.dispersion, series=series)
+    result: dict[str, Any] = dict(
+        board=board.plan.board, metric=METRIC, as_of=as_of, weeks=count, actual_ytd=actual_ytd,
+        planned_ytd=planned_ytd, variance_pct=variance * 100, z=z, projected_year_end=projected,
+        planned_year_end=board.planned_year_end, baseline_year=float(board.plan.baseline_emergency),
+        money_at_risk_gbp=max(0.0, projected - board.planned_year_end) * rules.unit_cost_gbp,
+        projected_year_end_low=projected - PROJECTION_Z * spread,
+        projected_year_end_high=projected + PROJECTION_Z * spread,
+        threshold=test.boundary(0, max(count, 1), rules),
+        expected_pattern=test.expected_pattern, noise_source=test.noise_source,
+        dispersion=test.dispersion, series=series)
     if count < max(rules.min_weeks, 2) or planned_ytd <= 0:
         return Assessment(**result)
     verdict = scan(board.series, test, count, rules)
@@ -378,9 +380,11 @@ def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules())
         chart = xmr_chart(np.concatenate([board.baseline_variance, weekly_variance]), improvement="decrease",
                           fix_after_n_points=history, target=0.0)
         latest = history + count - 1
+        assured = chart.assurance
+        assert assured is not None  # the chart has a target and an improvement direction
         return Assessment(
             **(result | verdict), variation=chart.variation(latest), rules_fired=chart.rules_fired(latest),
-            assurance=chart.assurance, limits=chart.limits_at(latest),
+            assurance=assured, limits=chart.limits_at(latest),
             special_cause_high=chart.high[history:], special_cause_low=chart.low[history:],
         )
     spc = special_causes(weekly_variance, None)
@@ -392,7 +396,7 @@ def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules())
     )
 
 
-def scan(series: WeeklySeries, test: Detector, count: int, rules: DriftRules) -> dict[str, object]:
+def scan(series: WeeklySeries, test: Detector, count: int, rules: DriftRules) -> dict[str, Any]:
     """The year to date and the latest windows after ``count`` weeks: the verdict and the window that decided
     it (``projection_miss``, ``recent_drift``, ``window_weeks``, ``window_z``, ``window_variance_pct``)."""
     best: tuple[bool, float, float, int, float, float] | None = None  # the most telling window:
@@ -412,6 +416,7 @@ def scan(series: WeeklySeries, test: Detector, count: int, rules: DriftRules) ->
         candidate = (drifting, window_z / needed, window_z, length, excess, needed)
         if best is None or candidate[:2] > best[:2]:
             best = candidate
+    assert best is not None  # the year to date is always a window
     _, _, window_z, length, excess, needed = best
     return dict(projection_miss=projection_miss, recent_drift=recent and not projection_miss,
                 window_weeks=length, window_z=window_z, window_variance_pct=excess * 100, threshold=needed)

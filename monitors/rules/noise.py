@@ -147,7 +147,8 @@ def _nonnegative_lstsq(design: np.ndarray, target: np.ndarray) -> tuple[float, f
         x = max(float(design[:, column] @ target / (design[:, column] @ design[:, column])), 0.0)
         pair = [x, 0.0] if column == 0 else [0.0, x]
         candidates.append((float(np.sum((design @ pair - target) ** 2)), pair))
-    return tuple(min(candidates)[1])
+    best = min(candidates)[1]
+    return best[0], best[1]
 
 
 def weekly_covariance(noise: Noise, board: str, expected: np.ndarray, quarter_of_week: np.ndarray,

@@ -101,8 +101,9 @@ def groups(chunk: bytes, starts: np.ndarray, ends: np.ndarray,
         if value < 0:  # no "type" key (nor any escape that could spell one): read only to check the JSON
             yield lines[signature == value], TYPELESS
             continue
-        written = [(value // 3 ** i) % 3 for i in range(len(LOG_COLUMNS))]
-        schema = pa.schema([(name, _WRITTEN_AS[name][way]) for name, way in zip(LOG_COLUMNS, written, strict=True)])
+        ways_written = [(value // 3 ** i) % 3 for i in range(len(LOG_COLUMNS))]
+        schema = pa.schema([(name, _WRITTEN_AS[name][way])
+                            for name, way in zip(LOG_COLUMNS, ways_written, strict=True)])
         yield lines[signature == value], schema
 
 
@@ -126,7 +127,9 @@ def read_group(piece: bytes, starts: np.ndarray, schema: pa.Schema) -> tuple[lis
     ``LINE_BY_LINE_BELOW`` lines are left over. Iterative, and each line is read a bounded number of times.
     """
     buffer = pa.py_buffer(piece)
-    tables, positions, left = [], [], []
+    tables: list[pa.Table] = []
+    positions: list[np.ndarray] = []
+    left: list[int] = []
     work = [(0, len(starts), True)]
     while work:
         lo, hi, trust = work.pop()

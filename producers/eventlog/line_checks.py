@@ -46,7 +46,7 @@ def _contract_table(rows: list[tuple[int, tuple]], reading: Reading) -> pa.Table
     if not rows:
         return COMPACT_SCHEMA.empty_table()
     lines = [line for line, _ in rows]
-    columns = list(zip(*(row for _, row in rows), strict=True))
+    columns: list[Any] = list(zip(*(row for _, row in rows), strict=True))
     columns[4] = reading.patients.of(np.array(columns[4], dtype=np.int64))
     columns.insert(2, text_hashes(pa.array(columns[1], pa.string())))
     arrays = [pa.array(lines, pa.int64())] + [pa.array(values, field.type)

@@ -123,8 +123,8 @@ def _chunk_events(chunk: bytes, first: int, reading: Reading, rejects: Rejects) 
         rejects.add(group + first, np.full(len(group), Cascade(0, rejects).typeless(), dtype=np.int32),
                     rejected_texts(chunk, starts[group], ends[group]))
     slow_lines = np.sort(np.concatenate(slow))
-    parsed = (line for i in slow_lines
-              if (line := parse_json_line(first + int(i), chunk[starts[i]:ends[i]])) is not None)
+    parsed = (log_line for i in slow_lines
+              if (log_line := parse_json_line(first + int(i), chunk[starts[i]:ends[i]])) is not None)
     events += line_by_line(parsed, reading, rejects)
     rejects.settle()
     return events

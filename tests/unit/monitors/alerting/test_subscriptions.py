@@ -35,7 +35,6 @@ to = {to}
 smtp_host = "127.0.0.1"
 smtp_port = {port}
 from = "bcfwatch@example.nhs.uk"
-from tests.support import REPO
 '''
 
 

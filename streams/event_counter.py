@@ -1,0 +1,264 @@
+"""What the worker does with each Kafka record it reads: :class:`EventCounter`, with no Faust and no Kafka in it.
+
+``streams/app.py`` wires it to Faust (the agent hands it each record, in partition order); unit tests hand it
+plain objects. For one record:
+
+* already covered by its partition's durable state (``streams/partition_state.py``): acknowledged at once,
+  nothing applied;
+* a **single-event** record: decoded and checked against the contract (``bcfwatch.core.events``); a bad one is
+  dead-lettered whole, with its reason;
+* a **packed** record (docs/wire-format.md): each element, in order, through the same contract and rules; a bad
+  element is dead-lettered alone (with its ``index``, ``packed: true``), the others applied; a value that is not
+  a JSON array is dead-lettered whole (``packed: true``, no ``index``);
+* each valid event is applied to its partition's tables by the board rules (``streams/board_state.apply_event``);
+  every outcome is counted in the metrics (``streams/metrics.py``; a packed record's at once), late and held
+  events also go to their topics (never silently lost);
+* the record's offset is marked applied in the partition state, which acknowledges it once a snapshot covers it.
+
+Dead-letter, late and held messages are at-least-once side outputs: after a crash they may repeat, and carry their
+source topic, partition, offset (and index, for a packed element) so a reader can drop repeats.
+
+The collaborators are constructor arguments: the partition states (``PartitionStates`` in the worker: ``get``,
+the ``applying`` lock, ``stopping``), ``send(topic, key, value)`` for the side outputs (the snapshot producer in
+the worker), the metrics (the ``streams.metrics`` module), the worker's config (topics, lateness, max ahead), a
+logger and a sleep for the retry back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from bcfwatch.core.events import InvalidEvent, Reason, is_packed, parse_event, parse_wire, unpack
+from bcfwatch.core.messages import dead_letter_fields
+from bcfwatch.core.nhs_number import redact
+from bcfwatch.core.topics import EVENT_TYPES
+from bcfwatch.infra.kafka import messages_behind
+from streams import metrics as worker_metrics
+from streams.board_state import Applied, Outcome, apply_event
+from streams.config import WorkerConfig
+from streams.partition_state import PartitionState
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 0.5  # the back-off before applying a record again after a failure, doubling ...
+LAST_RETRY_SECONDS = 10.0  # ... up to this
+HELD_REASON = ("no clock yet, or more than max_ahead_days ahead of the board's clock: held until a later event on "
+               "the same stream corroborates it")
+
+Send = Callable[[str, bytes | None, bytes], Awaitable[object]]
+"""``send(topic, key, value)``: one side output (dead letter, late or held event), its value already encoded."""
+
+
+class RecordEnvelope(Protocol):
+    """What the counter reads of a consumed record besides its value (Faust's ``Message``)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def headers(self) -> Any: ...
+
+    @property
+    def timestamp(self) -> float | None: ...
+
+
+class ConsumedRecord(Protocol):
+    """One consumed record as the agent hands it over (Faust's ``Event``): its envelope, its raw value, and the
+    acknowledgement the partition state gives once a snapshot covers it."""
+
+    @property
+    def message(self) -> RecordEnvelope: ...
+
+    @property
+    def value(self) -> Any: ...
+
+    def ack(self) -> object: ...
+
+
+class PartitionSource(Protocol):
+    """The partition states a counter applies records to (:class:`streams.partition_state.PartitionStates`)."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def applying(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def get(self, partition: int) -> PartitionState: ...
+
+
+class CountingMetrics(Protocol):
+    """The metrics a counter updates (the :mod:`streams.metrics` module)."""
+
+    def observe_event(self, event_type: str, outcome: str, occurred_at_seconds: float,
+                      kafka_timestamp_seconds: float | None) -> None: ...
+
+    def observe_events(self, outcomes: dict[tuple[str, str], int], latest_seconds: dict[str, float],
+                       kafka_timestamp_seconds: float | None) -> None: ...
+
+    def count_dead_letter(self, reason: Reason) -> None: ...
+
+
+class ErrorLog(Protocol):
+    def error(self, message: str, /, *args: Any) -> None: ...
+
+
+class EventCounter:
+    """Applies the records of the event topics to the partition states, in order, and reports what became of them.
+
+    :meth:`count_until_applied` is the agent's whole step for one record; :meth:`count` applies it once.
+    """
+
+    def __init__(self, config: WorkerConfig, states: PartitionSource, send: Send,
+                 metrics: CountingMetrics = worker_metrics, log: ErrorLog = log,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self.topics = config.topics
+        self.lateness_days = config.lateness_days
+        self.max_ahead_days = config.max_ahead_days
+        self.lateness_seconds = config.lateness_days * 86_400
+        self.max_ahead_seconds = config.max_ahead_days * 86_400
+        self.states = states
+        self.send = send
+        self.metrics = metrics
+        self.log = log
+        self.sleep = sleep
+
+    async def count_until_applied(self, event: ConsumedRecord) -> None:
+        """:meth:`count` one record between two snapshots (holding ``states.applying``: a snapshot never sees half
+        of it), trying again after a failure until it is applied or the worker is stopping (then it is left
+        unacknowledged and read again after the restart).
+
+        A crashed agent would skip the record for good (Faust restarts the actor with the next message, e.g. after
+        a broker outage while loading a partition): so it is kept and tried again, with a back-off. Applying twice
+        is harmless: the second time its events are duplicates of themselves.
+        """
+        retry_in = FIRST_RETRY_SECONDS
+        while not self.states.stopping:
+            try:
+                async with self.states.applying:
+                    await self.count(event)
+                return
+            except Exception as error:
+                message = event.message
+                self.log.error("could not apply %s[%d]@%d (%s); trying again in %.1f s", message.topic,
+                               message.partition, message.offset, error, retry_in)
+                await self.sleep(retry_in)  # a back-off before retrying, not synchronisation
+                retry_in = min(retry_in * 2, LAST_RETRY_SECONDS)
+
+    async def count(self, event: ConsumedRecord) -> None:
+        """Apply one record (single-event or packed) to its partition's state, unless that state covers it already
+        (then only acknowledge it), and mark its offset applied."""
+        message = event.message
+        state = await self.states.get(message.partition)
+        if state.already_applied(message.topic, message.offset):
+            event.ack()
+            return
+        if is_packed(message.headers):
+            await self._count_packed(state, event)  # the record's offset covers all of it
+        else:
+            await self._count_single(state, event)
+        state.applied_event(message.topic, message.offset, event)
+
+    async def _count_single(self, state: PartitionState, event: ConsumedRecord) -> None:
+        message = event.message
+        try:
+            record = parse_wire(event.value)
+        except InvalidEvent as error:
+            await self._dead_letter(message, error, bytes(event.value).decode("utf-8", "replace"))
+            return
+        for applied in apply_event(state.tables, record, self.lateness_seconds, self.max_ahead_seconds):
+            await self._report(state, applied, message)
+
+    async def _count_packed(self, state: PartitionState, event: ConsumedRecord) -> None:
+        """Each element in order through the same contract and rules as a single-event record; a bad element is
+        dead-lettered alone (with its index), the rest applied. Metrics once per record, not once per event."""
+        message = event.message
+        try:
+            elements = unpack(event.value)
+        except InvalidEvent as error:
+            await self._dead_letter(message, error, bytes(event.value).decode("utf-8", "replace"), packed=True)
+            return
+        outcomes: dict[tuple[str, str], int] = {}
+        latest: dict[str, float] = {}
+        for index, element in enumerate(elements):
+            try:
+                record = parse_event(element)
+            except InvalidEvent as error:
+                await self._dead_letter(message, error, orjson.dumps(element).decode(), index=index, packed=True)
+                continue
+            for applied in apply_event(state.tables, record, self.lateness_seconds, self.max_ahead_seconds):
+                done = applied.event
+                tally = (done.type, applied.outcome.value)
+                outcomes[tally] = outcomes.get(tally, 0) + 1
+                latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_at.timestamp())
+                if applied.outcome in (Outcome.LATE, Outcome.HELD):
+                    await self._report(state, applied, message, index, observe=False)
+        self.metrics.observe_events(outcomes, latest, message.timestamp)
+
+    async def _dead_letter(self, message: RecordEnvelope, error: InvalidEvent, raw: str, **where: object) -> None:
+        """``where``: what a packed record adds after the topic, partition and offset (``index``, ``packed``)."""
+        self.metrics.count_dead_letter(error.reason)
+        await self._side_output(self.topics.dead_letter, message.key, dead_letter_fields(
+            "worker", error, redact(raw), topic=message.topic, partition=message.partition, offset=message.offset,
+            **where))
+
+    async def _report(self, state: PartitionState, applied: Applied, message: RecordEnvelope,
+                      index: int | None = None, observe: bool = True) -> None:
+        """Metrics for every outcome (unless the caller tallies them: ``observe``); late and held events also go
+        to their topics, with the stream's clock as it stands now."""
+        record, outcome = applied.event, applied.outcome
+        if observe:
+            self.metrics.observe_event(record.type, outcome.value, record.occurred_at.timestamp(), message.timestamp)
+        if outcome not in (Outcome.LATE, Outcome.HELD):
+            return
+        clock = state.tables.stream_times.get(f"{record.board}|{record.type}")
+        side = {
+            "board": record.board, "type": record.type, "event_id": record.event_id,
+            "occurred_at": record.occurred_at.isoformat(),
+            "stream_time": datetime.fromtimestamp(clock, UTC).isoformat() if clock is not None else None,
+            "topic": message.topic, "partition": message.partition, "offset": message.offset,
+            **({} if index is None else {"index": index}),  # the event's place in a packed record
+        }
+        if outcome is Outcome.LATE:
+            await self._side_output(self.topics.late_events, message.key,
+                                    {**side, "lateness_days": self.lateness_days})
+        else:
+            await self._side_output(self.topics.held_events, message.key,
+                                    {**side, "max_ahead_days": self.max_ahead_days, "reason": HELD_REASON})
+
+    async def _side_output(self, topic: str, key: bytes | None, value: dict[str, Any]) -> None:
+        await self.send(topic, key, orjson.dumps(value))
+
+
+def held_events_by_type(states: Iterable[PartitionState]) -> dict[str, int]:
+    """How many events are held far ahead of their clocks, by event type (every type, zero included)."""
+    held = dict.fromkeys(EVENT_TYPES, 0)
+    for state in states:
+        for key, entries in state.tables.held_events.items():
+            held[key.rsplit("|", 1)[1]] += len(entries)
+    return held
+
+
+def messages_behind_by_partition(owned: Mapping[int, PartitionState], event_topics: Sequence[str],
+                                 highwater: Callable[[str, int], int | None]) -> dict[int, int]:
+    """Per owned partition, the messages of the event topics not applied yet (``highwater(topic, partition)``:
+    the offset after the partition's last message, as the consumer last saw it)."""
+    return {partition: sum(messages_behind(highwater(topic, partition), state.applied.get(topic, -1) + 1)
+                           for topic in event_topics)
+            for partition, state in owned.items()}
