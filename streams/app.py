@@ -27,6 +27,7 @@ readers); it is imported here too, as before.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Sequence
@@ -36,8 +37,16 @@ import faust
 from faust.types import TP
 from kafka.partitioner.default import murmur2
 
+from bcfwatch.infra.kafka import Replication, ensure_topics
 from bcfwatch.infra.kafka_security import faust_broker_credentials
-from bcfwatch.infra.lifecycle import BrokerProbe, GracefulStop, Health, serve_health
+from bcfwatch.infra.lifecycle import (
+    BrokerProbe,
+    GracefulStop,
+    Health,
+    exit_crashed,
+    rate_limit_repeated_lines,
+    serve_health,
+)
 from streams import metrics
 from streams.config import WorkerConfig
 from streams.event_counter import EventCounter, held_events_by_type, messages_behind_by_partition
@@ -45,16 +54,16 @@ from streams.partition_state import PartitionStates
 from streams.views import board_metrics
 
 
-def ensure_worker_topics(config: WorkerConfig) -> None:
-    """Create the topics a worker reads and writes, if missing (idempotent)."""
+def ensure_worker_topics(config: WorkerConfig) -> Replication:
+    """Create the topics a worker reads and writes, if missing (idempotent), with the configured replication;
+    return it (Faust's own topics get the same: :func:`create_app`)."""
     from bcfwatch.core.topics import BOARD_DAYS_TOPIC_CONFIG, STATE_TOPIC_CONFIG
-    from bcfwatch.infra.kafka import ensure_topics
 
     topics = config.topics
     ensure_topics(config.bootstrap, [*topics.events, topics.dead_letter, topics.late_events, topics.held_events],
                   config.partitions)
     ensure_topics(config.bootstrap, [config.state_topic, config.seen_topic], config.partitions, STATE_TOPIC_CONFIG)
-    ensure_topics(config.bootstrap, [topics.board_days], config.partitions, BOARD_DAYS_TOPIC_CONFIG)
+    return ensure_topics(config.bootstrap, [topics.board_days], config.partitions, BOARD_DAYS_TOPIC_CONFIG)
 
 
 def board_partition(board: str, partitions: int) -> int:
@@ -64,7 +73,9 @@ def board_partition(board: str, partitions: int) -> int:
 
 class CountingApp(faust.App):
     """The Faust app, with one step added to its stop: snapshot (and so acknowledge) what was applied
-    before the consumer commits and leaves the group."""
+    before the consumer commits and leaves the group; and no life after a crash: an agent or a task that
+    crashes ends the process with code 1 (a live process never carries a dead agent; the restart resumes from
+    the snapshots, as after a kill -9)."""
 
     partition_states: PartitionStates | None = None
     health: Health | None = None
@@ -77,6 +88,12 @@ class CountingApp(faust.App):
                 self.log.exception("could not take the final snapshot")
         await super().on_stop()
 
+    async def crash(self, reason: BaseException) -> None:
+        exit_crashed(f"worker {self.conf.id}", reason)
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        exit_crashed(f"worker {self.conf.id}: agent {agent.name}", exc)
+
 
 class GracefulWorker(faust.Worker):
     """A Faust worker whose SIGTERM/SIGINT stops gracefully within a bound, and whose second exits at once."""
@@ -84,6 +101,10 @@ class GracefulWorker(faust.Worker):
     def __init__(self, app: CountingApp, *args: Any, stop_timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(app, *args, **kwargs)
         self.graceful = GracefulStop(f"worker {app.conf.id}", stop_timeout, on_request=self._begin_stop)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        rate_limit_repeated_lines(logger)  # an outage logs one line per broker per interval, with a count
 
     def _on_sigterm(self) -> None:
         self.graceful.signalled(signal.SIGTERM)
@@ -118,15 +139,16 @@ class SideOutputs:
         await producer.send(topic, key=key, value=value)
 
 
-def counting_app(config: WorkerConfig) -> CountingApp:
-    """The Faust app of a worker, nothing registered on it yet."""
+def counting_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp:
+    """The Faust app of a worker, nothing registered on it yet; its internal topics with ``replication_factor``
+    copies (:func:`ensure_worker_topics` gives the configured one)."""
     return CountingApp(
         config.app_id,
         broker=f"kafka://{config.bootstrap}",
         broker_credentials=faust_broker_credentials(),
         datadir=str(config.datadir),
         topic_partitions=config.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=replication_factor,
         consumer_auto_offset_reset="earliest",
         web_host=config.web_host,
         web_port=config.web_port,
@@ -144,10 +166,10 @@ def counting_app(config: WorkerConfig) -> CountingApp:
     )
 
 
-def create_app(config: WorkerConfig) -> CountingApp:
+def create_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp:
     """A worker: one agent hands every record of the event topics to an :class:`EventCounter`; a timer snapshots
     the partition states and reports the backlog; health and the board view are served on the web port."""
-    app = counting_app(config)
+    app = counting_app(config, replication_factor)
     topics = config.topics
     events = app.topic(*topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=config.partitions)
@@ -159,7 +181,9 @@ def create_app(config: WorkerConfig) -> CountingApp:
     probe = BrokerProbe(config.bootstrap, f"worker {config.app_id}")
     health = Health(f"worker {config.app_id}", probe, threading.Event(),
                     live_within=max(60.0, 10 * config.snapshot_seconds),
-                    lag=lambda: int(sum(sample.value for sample in next(iter(metrics.CONSUMER_LAG.collect())).samples)))
+                    lag=lambda: int(sum(sample.value for sample in next(iter(metrics.CONSUMER_LAG.collect())).samples)),
+                    blockers=lambda: {f"partition {partition} snapshots": failure.describe()  # read by the
+                                      for partition, failure in sorted(dict(states.failing).items())})  # web thread
     app.health = health
     metrics.initialise(config.partitions)
     counter = EventCounter(config, states, SideOutputs(states), log=app.log)

@@ -38,6 +38,12 @@ Both were reproduced here. So the worker keeps its tables itself:
   leaves the group; events fetched but not applied stay unacknowledged and are read again after a restart.
   Snapshots are taken one at a time (``_saving``) and each captures the tables between two events
   (``applying``, held by the agent for each event), never in the middle of one.
+* **Broker outages** (issue 26): a snapshot that cannot be written within ``SNAPSHOT_WRITE_SECONDS`` (broker
+  down, leader moving) is given up for now, its events stay unacknowledged and the partition dirty, and the
+  next timer tick tries again: one partition's failure never stops the others' snapshots, nor the timer.
+  While any partition's snapshots fail, :attr:`PartitionStates.failing` names it with the reason and since
+  when; the worker is then not ready (``/readyz`` 503, ``bcf_ready`` 0). Failures are logged once when they
+  start, then once per ``FAILURE_LOG_SECONDS`` per partition with a count, and once when they end.
 * A snapshot read back is checked against its schema (``monitors/alerting/topic_schemas.py``); one that fails goes
   to the dead-letter topic with its reason and the worker falls back to its own last snapshot (the local
   RocksDB copy) or an earlier valid one on the topic.
@@ -72,6 +78,31 @@ log = logging.getLogger(__name__)
 # ms, still snapshot every timer tick; a partition being bulk-loaded writes its larger snapshots less often).
 # Stops, revokes and the final snapshot are never skipped.
 SNAPSHOT_TIME_SHARE = 0.1
+# ... but never later than this after the last: a snapshot that was slow because the broker was (an outage, a leader
+# moving) must not leave its partition's events unacknowledged for ten times as long (issue 26).
+SNAPSHOT_MAX_INTERVAL = 10.0
+# The longest one snapshot may take to write (seen segments, board-day changes and the snapshot itself) before it
+# is given up until the next tick: a broker that does not answer must not hold up the timer and the others.
+SNAPSHOT_WRITE_SECONDS = 30.0
+LOAD_SECONDS = 60.0  # the longest a partition's state may take to load from the broker before it is tried again
+FAILURE_LOG_SECONDS = 30.0  # while a partition's snapshots fail, one log line per partition per this
+
+
+@dataclass
+class SnapshotFailure:
+    """A partition whose snapshots cannot be written: why (the last error) and since when (monotonic)."""
+
+    reason: str
+    since: float
+    error: BaseException | None = None
+    attempts: int = 1
+    last_logged: float = field(default_factory=time.monotonic)
+    unlogged: int = 0
+
+    def describe(self, now: float | None = None) -> str:
+        seconds = (now if now is not None else time.monotonic()) - self.since
+        plural = "s" if self.attempts != 1 else ""
+        return f"{self.reason} (failing for {seconds:.0f} s, {self.attempts} attempt{plural})"
 
 
 
@@ -216,6 +247,7 @@ class PartitionStates(Service):
         self._cache: Rdict | None = None
         self._loading = asyncio.Lock()
         self._clients_started = asyncio.Event()  # the agent may ask for a partition before on_start is done
+        self.failing: dict[int, SnapshotFailure] = {}  # partitions whose last snapshot could not be written
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -252,12 +284,15 @@ class PartitionStates(Service):
         async with self._loading:  # one load at a time: the agent and the web view may ask together
             state = self.owned.get(partition)
             if state is None:
-                snapshot = await self._latest_snapshot(partition)
-                saved = orjson.loads(snapshot) if snapshot else None
-                segments = await self._seen_segments(partition, saved.get("seen_segments", 0) if saved else 0)
-                state = PartitionState.from_saved(partition, saved, segments)
+                state = await asyncio.wait_for(self._load(partition), LOAD_SECONDS)
                 self.owned[partition] = state
         return state
+
+    async def _load(self, partition: int) -> PartitionState:
+        snapshot = await self._latest_snapshot(partition)
+        saved = orjson.loads(snapshot) if snapshot else None
+        segments = await self._seen_segments(partition, saved.get("seen_segments", 0) if saved else 0)
+        return PartitionState.from_saved(partition, saved, segments)
 
     async def finish(self) -> None:
         """Stop applying events, wait for the one in hand, and snapshot (so acknowledge) what was applied."""
@@ -348,7 +383,7 @@ class PartitionStates(Service):
             await asyncio.gather(*sent)
             metadata = await self.producer.send_and_wait(self.state_topic, key=str(state.partition).encode(),
                                                          value=snapshot, partition=state.partition)
-        except Exception:
+        except BaseException:  # an error, or given up (cancelled) by the write bound: all of it is taken again
             state.unacked, state.dirty = acknowledgeable + state.unacked, True
             give_back_board_day_changes(state.tables, days, clocks)
             raise
@@ -356,18 +391,60 @@ class PartitionStates(Service):
         self._cache[f"{state.partition}:offset"] = metadata.offset
         for event in acknowledgeable:
             event.ack()
-        state.next_snapshot_at = started + (time.monotonic() - started) / SNAPSHOT_TIME_SHARE
+        state.next_snapshot_at = started + min((time.monotonic() - started) / SNAPSHOT_TIME_SHARE,
+                                               SNAPSHOT_MAX_INTERVAL)
 
     async def save_dirty(self, every: bool = False) -> None:
-        """Snapshot the dirty partitions (``every``: also those whose last snapshot was recent and costly)."""
+        """Snapshot the dirty partitions (``every``: also those whose last snapshot was recent and costly). A
+        partition whose snapshot cannot be written is recorded in :attr:`failing` and tried again next time;
+        this never raises for it."""
+        unanswered: int | None = None  # a partition whose snapshot the broker did not answer in time, this tick
         for state in list(self.owned.values()):
-            if every or time.monotonic() >= state.next_snapshot_at:
-                await self.save(state)
+            if unanswered is not None and state.dirty:  # do not wait out the bound once per partition
+                self._failed(state.partition, TimeoutError(f"not tried: partition {unanswered}'s snapshot was not "
+                                                           f"answered within {SNAPSHOT_WRITE_SECONDS:.0f} s"))
+            elif (every or time.monotonic() >= state.next_snapshot_at) and not await self.try_save(state):
+                if isinstance(self.failing[state.partition].error, TimeoutError):
+                    unanswered = state.partition
+
+    async def try_save(self, state: PartitionState) -> bool:
+        """Snapshot one partition within ``SNAPSHOT_WRITE_SECONDS``; True if it is durable (or was clean)."""
+        try:
+            await asyncio.wait_for(self.save(state), SNAPSHOT_WRITE_SECONDS)
+        except Exception as error:  # TimeoutError included: the broker did not answer in time
+            self._failed(state.partition, error)
+            return False
+        self._recovered(state.partition)
+        return True
+
+    def _failed(self, partition: int, error: BaseException) -> None:
+        now = time.monotonic()
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        failure = self.failing.get(partition)
+        if failure is None:
+            self.failing[partition] = SnapshotFailure(reason, since=now, error=error)
+            log.error("partition %d: snapshot could not be written (%s); its events stay unacknowledged and "
+                      "it is tried again on the next tick", partition, reason)
+            return
+        failure.reason, failure.error = reason, error
+        failure.attempts, failure.unlogged = failure.attempts + 1, failure.unlogged + 1
+        if now - failure.last_logged >= FAILURE_LOG_SECONDS:
+            log.error("partition %d: snapshots still failing: %s; %d more since the last line", partition,
+                      failure.describe(now), failure.unlogged)
+            failure.last_logged, failure.unlogged = now, 0
+
+    def _recovered(self, partition: int) -> None:
+        failure = self.failing.pop(partition, None)
+        if failure is not None:
+            log.warning("partition %d: snapshots written again after %.0f s (%d failed attempts)", partition,
+                        time.monotonic() - failure.since, failure.attempts)
 
     async def release(self, partitions: set[int]) -> None:
-        """Snapshot and forget partitions this worker no longer owns."""
+        """Snapshot and forget partitions this worker no longer owns. A snapshot that cannot be written is given
+        up: the partition's new owner loads the last durable one and reads the unacknowledged events again."""
         for partition in partitions:
             state = self.owned.get(partition)
             if state is not None:
-                await self.save(state)
+                await self.try_save(state)
                 del self.owned[partition]
+                self.failing.pop(partition, None)

@@ -70,11 +70,11 @@ def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_
                                      lateness_days=lateness_days, max_ahead_days=max_ahead_days, web_port=web_port,
                                      metrics_port=metrics_port or None, snapshot_seconds=snapshot_seconds,
                                      web_host=bind_address)
-    ensure_worker_topics(config)
+    replication = ensure_worker_topics(config)
     err_console.print(f"worker {config.app_id}: web view http://{bind_address}:{web_port}/boards/CODE/metrics"
                       + (f", metrics and health http://{bind_address}:{metrics_port}/metrics, /healthz, /readyz"
                          if metrics_port else ""))
-    GracefulWorker(create_app(config), loglevel=loglevel, quiet=True,
+    GracefulWorker(create_app(config, replication.factor), loglevel=loglevel, quiet=True,
                    stop_timeout=stop_timeout).execute_from_commandline()
 
 

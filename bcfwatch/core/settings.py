@@ -63,6 +63,12 @@ class Settings:
     seen_seal_after: int = _setting("BCFWATCH_SEEN_SEAL_AFTER", 50_000,
                                     "event ids a worker partition keeps as keys before sealing them into a "
                                     "segment of digests (streams/seen_events.py)", 1, 10_000_000)
+    replication_factor: int = _setting("BCFWATCH_REPLICATION_FACTOR", 0,
+                                       "copies of every topic bcfwatch creates; 0: min(3, the cluster's brokers)",
+                                       0, 16)
+    min_insync_replicas: int = _setting("BCFWATCH_MIN_INSYNC_REPLICAS", 0,
+                                        "copies a write must reach before it is acknowledged (acks=all); "
+                                        "0: 2 where the replication factor is 3 or more, else 1", 0, 16)
 
     def __post_init__(self) -> None:
         for setting in fields(self):

@@ -52,6 +52,12 @@ class Broker:
     controller_port: int | None = None
     host: str = "127.0.0.1"
     secure: bool = False
+    # A node of a local cluster (``bcfwatch/infra/cluster.py``): its id, every controller voter as
+    # (node id, controller port), and the folder of the secrets all nodes share. The defaults: one node.
+    node_id: int = 1
+    voters: tuple[tuple[int, int], ...] = ()
+    shared_secrets: Path | None = None
+    heap: str = "1g"
 
     @property
     def bootstrap(self) -> str:
@@ -76,7 +82,16 @@ class Broker:
     # -- secrets (secure mode) --------------------------------------------
     @property
     def secrets_dir(self) -> Path:
-        return self.home / "secrets"
+        return self.shared_secrets or self.home / "secrets"
+
+    @property
+    def controller(self) -> int:
+        return self.controller_port or self.port + 1000
+
+    @property
+    def replicas(self) -> int:
+        """How many brokers the cluster this node belongs to has (its voters; 1 alone)."""
+        return max(1, len(self.voters))
 
     @property
     def ca_file(self) -> Path:
@@ -226,17 +241,23 @@ class Broker:
         # has done; with multi-MB snapshot records that cache filled the 1 GiB of direct memory at national
         # scale (OutOfMemoryError: Cannot reserve ... bytes of direct buffer memory). Kafka's own advice: cap
         # the cached size, and give direct memory its own limit.
-        return ["java", "-Xms256m", "-Xmx1g", "-XX:MaxDirectMemorySize=1g", "-Djdk.nio.maxCachedBufferSize=262144",
+        return ["java", "-Xms256m", f"-Xmx{self.heap}", f"-XX:MaxDirectMemorySize={self.heap}",
+                "-Djdk.nio.maxCachedBufferSize=262144",
                 f"-Dlog4j.configuration=file:{log4j}", "-cp", classpath, main, *args]
 
     # -- configuration ----------------------------------------------------
     def _write_config(self) -> Path:
-        controller_port = self.controller_port or self.port + 1000
+        controller_port = self.controller
         self.home.mkdir(parents=True, exist_ok=True)
+        voters = self.voters or ((self.node_id, controller_port),)
+        # The brokers' own topics (consumer offsets, transactions) as replicated as the cluster allows; a write
+        # acknowledged by two of three where there are three (the same rule as bcfwatch's topics).
+        replicas = str(min(3, self.replicas))
+        min_insync = "2" if self.replicas >= 3 else "1"
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": ",".join(f"{node}@{self.host}:{port}" for node, port in voters),
             "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -244,10 +265,12 @@ class Broker:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.home / "data"),
             "num.partitions": "8",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_insync,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_insync,
             "transaction.state.log.num.partitions": "8",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
@@ -293,6 +316,12 @@ class Broker:
         """Start the broker (formatting storage on first use) and wait until it serves."""
         if self.pid() is not None:
             return
+        process = self.launch(fresh=fresh)
+        self.wait_serving(process, timeout)
+
+    def launch(self, fresh: bool = False, cluster_id: str | None = None) -> subprocess.Popen[bytes]:
+        """Format the storage on first use (with ``cluster_id``: every node of a cluster shares one) and start
+        the broker's process; return it without waiting (a cluster's nodes must start together to elect)."""
         if self.accepts_connections():
             raise BrokerError(
                 f"port {self.port} on {self.host} is already in use by another process; "
@@ -314,9 +343,9 @@ class Broker:
             self._make_certificates()
         config = self._write_config()
         if not formatted:
-            cluster_id = _kafka_cluster_id()
             result = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id or kafka_cluster_id(), "-c",
+                           str(config),
                            *(self._scram_users() if self.secure else [])),
                 capture_output=True, text=True,
             )
@@ -330,6 +359,10 @@ class Broker:
                 start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))
+        return process
+
+    def wait_serving(self, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+        """Wait until the launched broker answers an admin request; stop it and fail if it does not in time."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -387,7 +420,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _kafka_cluster_id() -> str:
+def kafka_cluster_id() -> str:
     """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding.
 
     Never one starting with '-': kafka-storage's argument parser would read it as an option (1 in 64).

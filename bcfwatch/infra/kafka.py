@@ -16,6 +16,7 @@ The worker reads with aiokafka inside Faust and counts its lag with :func:`messa
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -30,6 +31,8 @@ from bcfwatch.core.settings import current
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.infra.errors import BrokerError
 from bcfwatch.infra.kafka_security import KafkaSecurity, kafka_python_options
+
+log = logging.getLogger(__name__)
 
 # Topic name suffixes (after "PREFIX.") whose messages are patient-level events or rejected lines.
 EVENT_TOPIC_SUFFIXES = (*EVENT_TYPES, "dead_letter", "late_events", "held_events")
@@ -72,14 +75,80 @@ def admin_client(bootstrap: str, security: KafkaSecurity | None = None) -> Kafka
                             **security.kafka_python_options())
 
 
+@dataclass(frozen=True)
+class Replication:
+    """How many brokers keep a copy of each partition (``factor``), and how many must have a write before a
+    producer with acks=all is answered (``min_insync``: ``min.insync.replicas``)."""
+
+    factor: int
+    min_insync: int
+
+    def topic_configs(self) -> dict[str, str]:
+        return {"min.insync.replicas": str(self.min_insync)}
+
+
+def replication_for(brokers: int, factor: int = 0, min_insync: int = 0) -> Replication:
+    """The replication of the topics bcfwatch creates on a cluster of ``brokers``: ``factor`` and ``min_insync``
+    as set (``BCFWATCH_REPLICATION_FACTOR``, ``BCFWATCH_MIN_INSYNC_REPLICAS``), 0 meaning the default:
+    min(3, brokers) copies, of which 2 must have each write where there are 3 or more copies, else 1. A factor
+    above the cluster's size, or a minimum above the factor, is refused with what to set instead."""
+    factor = factor or min(3, brokers)
+    if factor > brokers:
+        raise BrokerError(f"BCFWATCH_REPLICATION_FACTOR={factor}, but the cluster has {brokers} broker"
+                          f"{'s' if brokers != 1 else ''}: set it to at most {brokers} (or 0 for the default)")
+    min_insync = min_insync or (2 if factor >= 3 else 1)
+    if min_insync > factor:
+        raise BrokerError(f"BCFWATCH_MIN_INSYNC_REPLICAS={min_insync} is more than the replication factor "
+                          f"{factor}: no write could ever be acknowledged; set it to at most {factor}")
+    return Replication(factor, min_insync)
+
+
+def cluster_replication(admin: KafkaAdminClient) -> Replication:
+    """The configured replication (:func:`replication_for`) for the cluster ``admin`` is connected to."""
+    settings = current()
+    brokers = len(admin.describe_cluster()["brokers"])
+    return replication_for(brokers, settings.replication_factor, settings.min_insync_replicas)
+
+
+def under_replicated(admin: KafkaAdminClient, names: Iterable[str], replication: Replication) -> dict[str, int]:
+    """Topics among ``names`` (that exist) with fewer copies than ``replication`` asks: name -> their copies."""
+    found: dict[str, int] = {}
+    names = list(names)
+    if not names:  # an empty list would describe every topic
+        return found
+    for topic in admin.describe_topics(names):
+        if topic.get("error_code", 0) != 0 or not topic.get("partitions"):
+            continue
+        copies = min(len(partition["replica_nodes"]) for partition in topic["partitions"])
+        if copies < replication.factor:
+            found[topic["name"]] = copies
+    return found
+
+
+def report_under_replicated(found: Mapping[str, int], replication: Replication) -> None:
+    """Say loudly, once per topic, that an existing topic keeps fewer copies than configured (it is used, as
+    it is all there is, but losing one broker may lose its data)."""
+    for name, copies in sorted(found.items()):
+        log.error("topic %s keeps %d cop%s of each partition, fewer than the %d configured "
+                  "(BCFWATCH_REPLICATION_FACTOR): losing a broker may lose its data; raise it with "
+                  "kafka-reassign-partitions (docs/operations.md, 'Pointing bcfwatch at a cluster')",
+                  name, copies, "y" if copies == 1 else "ies", replication.factor)
+
+
 def ensure_topics(bootstrap: str, names: list[str] | tuple[str, ...], partitions: int,
-                  configs: dict[str, str] | None = None, security: KafkaSecurity | None = None) -> None:
-    """Create any missing topics with ``partitions`` partitions (replication 1, one broker)."""
+                  configs: dict[str, str] | None = None, security: KafkaSecurity | None = None) -> Replication:
+    """Create any missing topics with ``partitions`` partitions and the configured replication
+    (:func:`cluster_replication`); report existing ones that have fewer copies. Returns the replication."""
     require_broker(bootstrap)
     admin = admin_client(bootstrap, security)
     try:
+        replication = cluster_replication(admin)
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, 1, topic_configs={**default_topic_configs(name), **(configs or {})})
+        report_under_replicated(under_replicated(admin, [name for name in names if name in existing], replication),
+                                replication)
+        missing = [NewTopic(name, partitions, replication.factor,
+                            topic_configs={**default_topic_configs(name), **replication.topic_configs(),
+                                           **(configs or {})})
                    for name in names if name not in existing]
         if missing:
             try:
@@ -94,6 +163,7 @@ def ensure_topics(bootstrap: str, names: list[str] | tuple[str, ...], partitions
                 ) from None
     finally:
         admin.close()
+    return replication
 
 
 # -- the secured broker: every topic of a prefix, and each service's ACLs ----------------------------

@@ -19,6 +19,7 @@ then every 30 s) and logs again when the broker is back.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
@@ -107,10 +108,64 @@ class GracefulStop:
         log.warning("%s: stopped gracefully", self.service)
 
 
+def exit_crashed(service: str, reason: BaseException) -> None:
+    """A part of the service crashed (an agent, a task): exit non-zero now, so that a supervisor restarts it,
+    rather than live on without it. Nothing durable is lost: the service resumes from its durable state, as
+    after a kill -9."""
+    log.critical("%s: crashed (%s: %s); exiting with code 1 so that its supervisor restarts it", service,
+                 type(reason).__name__, reason, exc_info=reason)
+    _exit(1)
+
+
 def _exit(code: int) -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
     os._exit(code)
+
+
+# -- logging during an outage -----------------------------------------------------------------------------
+REPEAT_LOG_SECONDS = 30.0
+
+
+class RepeatedLineFilter(logging.Filter):
+    """Lets the first of a kind of line through, then at most one per ``interval`` with how many were held back.
+
+    A kind is the logger, the message template and its first argument (Kafka clients put the broker there:
+    "Unable connect to node with id %s"), so an outage logs one line per broker per interval, not one per
+    connection attempt (an outage of 108 s once wrote 355,000 lines).
+    """
+
+    def __init__(self, interval: float = REPEAT_LOG_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval = interval
+        self.clock = clock
+        self._seen: dict[tuple[str, str, str], tuple[float, int]] = {}  # kind -> (last let through, held back)
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        first = record.args[0] if isinstance(record.args, tuple) and record.args else ""
+        kind = (record.name, str(record.msg), str(first))
+        now = self.clock()
+        with self._lock:
+            last, held = self._seen.get(kind, (-math.inf, 0))
+            if now - last < self.interval:
+                self._seen[kind] = (last, held + 1)
+                return False
+            self._seen[kind] = (now, 0)
+            if len(self._seen) > 10_000:  # kinds are few; never let odd messages grow this without bound
+                self._seen = {kind: (now, 0)}
+        if held:
+            record.msg = f"{record.msg} [{held} more like this in the last {now - last:.0f} s]"
+        return True
+
+
+def rate_limit_repeated_lines(logger: logging.Logger | None = None, interval: float = REPEAT_LOG_SECONDS) -> None:
+    """Put one :class:`RepeatedLineFilter` on every handler of ``logger`` (the root logger)."""
+    line_filter = RepeatedLineFilter(interval)
+    for handler in (logger or logging.getLogger()).handlers:
+        handler.addFilter(line_filter)
 
 
 # -- broker connectivity ---------------------------------------------------------------------------------
@@ -185,8 +240,12 @@ class Health:
     """Liveness and readiness of one service; the service calls :meth:`beat` as its loop makes progress."""
 
     def __init__(self, service: str, probe: BrokerProbe | None, stopping: threading.Event,
-                 live_within: float = 60.0, lag: Callable[[], int | None] | None = None) -> None:
+                 live_within: float = 60.0, lag: Callable[[], int | None] | None = None,
+                 blockers: Callable[[], dict[str, str]] | None = None) -> None:
+        """``blockers``: what keeps the service from doing its work now although it runs (e.g. a worker's
+        partitions whose snapshots cannot be written), by name; any makes it not ready."""
         self.service = service
+        self.blockers = blockers
         self.probe = probe
         self.stopping = stopping
         self.live_within = live_within
@@ -195,7 +254,7 @@ class Health:
         self.last_beat = time.monotonic()
         self.last_lag: int | None = None
         UP.set(1)
-        READY.set(0)
+        READY.set_function(lambda: 1 if self.ready() else 0)  # as of the scrape, like /readyz
         HEARTBEAT.set(time.time())
 
     def beat(self, started: bool = True) -> None:
@@ -203,7 +262,6 @@ class Health:
         self.last_beat = time.monotonic()
         self.started = self.started or started
         HEARTBEAT.set(time.time())
-        READY.set(1 if self.ready() else 0)
         lag = self._lag()  # read on the service's own thread: Kafka clients are not thread-safe
         if lag is not None:
             self.last_lag = lag
@@ -220,9 +278,17 @@ class Health:
     def live(self) -> bool:
         return time.monotonic() - self.last_beat <= self.live_within
 
+    def _blocked(self) -> dict[str, str]:
+        if self.blockers is None:
+            return {}
+        try:
+            return self.blockers()
+        except Exception as error:  # a blocker that cannot be read is itself a reason not to be ready
+            return {"health": f"could not read what blocks the service: {error}"}
+
     def ready(self) -> bool:
         connected = self.probe is None or self.probe.connected
-        return self.live() and connected and self.started and not self.stopping.is_set()
+        return self.live() and connected and self.started and not self.stopping.is_set() and not self._blocked()
 
     def report(self) -> dict[str, Any]:
         probe = self.probe
@@ -235,6 +301,7 @@ class Health:
             "disconnected_since": since.isoformat(timespec="seconds") if since else None,
             "seconds_since_heartbeat": round(time.monotonic() - self.last_beat, 3),
             "consumer_lag": lag,
+            "not_ready_because": self._blocked(),
         }
 
 

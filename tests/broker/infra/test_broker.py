@@ -62,7 +62,7 @@ def test_stop_and_restart_keeps_data(broker: Broker, topic_prefix: str):
 
 
 def test_cluster_ids_never_look_like_options():
-    from bcfwatch.infra.broker import _kafka_cluster_id
+    from bcfwatch.infra.broker import kafka_cluster_id
 
-    ids = [_kafka_cluster_id() for _ in range(2_000)]  # one in 64 random ids starts with '-'
+    ids = [kafka_cluster_id() for _ in range(2_000)]  # one in 64 random ids starts with '-'
     assert all(not cluster_id.startswith("-") and len(cluster_id) == 22 for cluster_id in ids)

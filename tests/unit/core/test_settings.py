@@ -23,6 +23,8 @@ DOCUMENTED = {  # README "Settings", docs/operations.md, docs/security.md
     "BCFWATCH_BIND_ADDRESS": "127.0.0.1",
     "BCFWATCH_EVENT_RETENTION_DAYS": "30",
     "BCFWATCH_SEEN_SEAL_AFTER": "50000",
+    "BCFWATCH_REPLICATION_FACTOR": "0",  # 0: from the cluster's size (bcfwatch/infra/kafka.py)
+    "BCFWATCH_MIN_INSYNC_REPLICAS": "0",
 }
 
 
@@ -47,12 +49,12 @@ def test_every_setting_can_be_overridden():
         "BCFWATCH_PARTITIONS": "4", "BCFWATCH_LATENESS_DAYS": " 0 ", "BCFWATCH_MAX_AHEAD_DAYS": "60",
         "BCFWATCH_EARLIEST_DATE": "2010-01-01", "BCFWATCH_STOP_SECONDS": "2.5",
         "BCFWATCH_BIND_ADDRESS": "0.0.0.0", "BCFWATCH_EVENT_RETENTION_DAYS": "7.5",
-        "BCFWATCH_SEEN_SEAL_AFTER": "1000",
+        "BCFWATCH_SEEN_SEAL_AFTER": "1000", "BCFWATCH_REPLICATION_FACTOR": "3", "BCFWATCH_MIN_INSYNC_REPLICAS": "2",
     }
     assert Settings.from_env(values) == Settings(
         bootstrap="kafka-1:9092,kafka-2:9092", topic_prefix="trust.a-1", partitions=4, lateness_days=0,
         max_ahead_days=60, earliest_date=date(2010, 1, 1), stop_seconds=2.5, bind_address="0.0.0.0",
-        event_retention_days=7.5, seen_seal_after=1000)
+        event_retention_days=7.5, seen_seal_after=1000, replication_factor=3, min_insync_replicas=2)
 
 
 def test_blank_is_the_default():
