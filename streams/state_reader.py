@@ -15,7 +15,15 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bcfwatch.core.messages import InvalidMessage, invalid_message_record
 from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES
-from bcfwatch.infra.kafka import end_offsets, ensure_topics, messages_behind, poll_to_end, reader, topic_partitions
+from bcfwatch.infra.kafka import (
+    across_cluster_changes,
+    end_offsets,
+    ensure_topics,
+    messages_behind,
+    poll_to_end,
+    reader,
+    topic_partitions,
+)
 from bcfwatch.infra.kafka_security import kafka_python_options
 from streams.config import WorkerConfig
 from streams.published import SNAPSHOT_LOOK_BACK, parse_snapshot
@@ -24,6 +32,7 @@ log = logging.getLogger(__name__)
 _dead_lettered: set[tuple[str, int, int]] = set()  # (topic, partition, offset) already sent, this process
 
 
+@across_cluster_changes
 def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
     """Partition -> its latest snapshot (decoded), for every partition that has one."""
     consumer = reader(config.bootstrap, "bcfwatch-state-reader", fetch_max_bytes=SNAPSHOT_MAX_BYTES,
@@ -83,6 +92,7 @@ def _valid_snapshot(record, tp: TopicPartition, config: WorkerConfig) -> dict | 
         return None
 
 
+@across_cluster_changes
 def events_behind(config: WorkerConfig, snapshots: dict[int, dict]) -> int:
     """Events on the source topics not yet covered by a durable snapshot."""
     return sum(messages_behind(end, snapshots.get(tp.partition, {}).get("applied", {}).get(tp.topic, -1) + 1)

@@ -113,6 +113,33 @@ class Cluster:
                                   f"within {timeout:.0f} s; see {', '.join(str(n.log_file) for n in self.nodes)}")
             time.sleep(0.2)
 
+    def out_of_sync(self) -> int:
+        """Partitions (of every topic) with a replica not in sync, or -1 if the cluster cannot be asked."""
+        from kafka.errors import KafkaError
+
+        from bcfwatch.infra.kafka import admin_client
+
+        try:
+            admin = admin_client(self.bootstrap, self.nodes[0].client_security("admin"))
+        except (KafkaError, OSError, ValueError):
+            return -1
+        try:
+            return sum(len(partition["isr_nodes"]) < len(partition["replica_nodes"])
+                       for topic in admin.describe_topics() for partition in topic.get("partitions", []))
+        except (KafkaError, OSError):
+            return -1
+        finally:
+            admin.close()
+
+    def wait_in_sync(self, timeout: float = 120.0) -> None:
+        """Wait until every replica of every partition is in sync again: in a rolling restart, the next broker
+        may go only then (with 3 copies and 2 required, two behind at once would stop writes)."""
+        deadline = time.monotonic() + timeout
+        while (behind := self.out_of_sync()) != 0:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"{behind} partitions still had replicas out of sync after {timeout:.0f} s")
+            time.sleep(0.5)
+
     def start_node(self, number: int, timeout: float = 120.0) -> None:
         """Start one node again (a fault drill); the others must be running for it to serve."""
         node = self.node(number)

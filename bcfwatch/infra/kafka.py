@@ -21,11 +21,12 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from bcfwatch.core.settings import current
 from bcfwatch.core.topics import EVENT_TYPES, Topics
@@ -33,6 +34,17 @@ from bcfwatch.infra.errors import BrokerError
 from bcfwatch.infra.kafka_security import KafkaSecurity, kafka_python_options
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CLUSTER_CHANGE_SECONDS = 60.0  # how long a read may keep failing while a cluster elects new leaders
+
+
+def across_cluster_changes(read: Callable[..., T]) -> Callable[..., T]:
+    """Retry a whole read of the cluster (a new client each time) while it fails with a Kafka or connection
+    error, for up to ``CLUSTER_CHANGE_SECONDS``: a client that asked a broker just lost (or a leader just moved)
+    fails its request, and the next one asks a live broker. Reads only: they are safe to repeat."""
+    return retry(retry=retry_if_exception_type((KafkaError, OSError)), stop=stop_after_delay(CLUSTER_CHANGE_SECONDS),
+                 wait=wait_exponential(multiplier=0.2, max=5), reraise=True)(read)
 
 # Topic name suffixes (after "PREFIX.") whose messages are patient-level events or rejected lines.
 EVENT_TOPIC_SUFFIXES = (*EVENT_TYPES, "dead_letter", "late_events", "held_events")

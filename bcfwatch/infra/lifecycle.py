@@ -44,6 +44,8 @@ BROKER_CONNECTED = Gauge("bcf_broker_connected",
                          "1 if a Kafka bootstrap server accepted a connection at the last probe")
 DISCONNECTED_SINCE = Gauge("bcf_broker_disconnected_since_timestamp_seconds",
                            "Since when no bootstrap server has accepted a connection (0 while connected)")
+BROKERS_UNREACHABLE = Gauge("bcf_kafka_brokers_unreachable",
+                            "Bootstrap servers (brokers of a cluster) that refused a connection at the last probe")
 HEARTBEAT = Gauge("bcf_heartbeat_timestamp_seconds", "When the service's main loop last made progress")
 CONSUMER_LAG = Gauge("bcf_consumer_lag_messages",
                      "Messages on the service's input topics not yet handled (worker: events not yet applied)")
@@ -169,16 +171,28 @@ def rate_limit_repeated_lines(logger: logging.Logger | None = None, interval: fl
 
 
 # -- broker connectivity ---------------------------------------------------------------------------------
+def servers(bootstrap: str) -> list[str]:
+    """The ``host:port`` servers of a bootstrap list."""
+    return [server.strip() for server in bootstrap.split(",") if server.strip()]
+
+
+def server_reachable(server: str, timeout: float = 1.0) -> bool:
+    host, _, port = server.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def unreachable_servers(bootstrap: str, timeout: float = 1.0) -> list[str]:
+    """The bootstrap servers that do not accept a TCP connection now."""
+    return [server for server in servers(bootstrap) if not server_reachable(server, timeout)]
+
+
 def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
     """True when any bootstrap server accepts a TCP connection."""
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
+    return any(server_reachable(server, timeout) for server in servers(bootstrap))
 
 
 class BrokerProbe:
@@ -192,6 +206,7 @@ class BrokerProbe:
         self.repeat_every = repeat_every
         self.connected = True
         self.disconnected_since: datetime | None = None
+        self.unreachable: list[str] = []  # bootstrap servers down while others answer (a cluster losing a broker)
         self._last_said = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{service}-broker-probe", daemon=True)
@@ -205,7 +220,9 @@ class BrokerProbe:
         self._stop.set()
 
     def check(self) -> bool:
-        reachable = broker_reachable(self.bootstrap)
+        lost = unreachable_servers(self.bootstrap)
+        self._report_lost_brokers(lost)
+        reachable = len(lost) < len(servers(self.bootstrap))
         now = time.monotonic()
         if reachable:
             if not self.connected:
@@ -226,6 +243,18 @@ class BrokerProbe:
             log.error("%s: broker %s unreachable: disconnected since %s", self.service, self.bootstrap,
                       self.disconnected_since.isoformat(timespec="seconds"))
         return False
+
+    def _report_lost_brokers(self, down: list[str]) -> None:
+        """A cluster that lost some brokers still serves: say which, once when it changes (not a readiness
+        matter; the partitions' new leaders carry on)."""
+        BROKERS_UNREACHABLE.set(len(down))
+        if down != self.unreachable:
+            if down:
+                log.warning("%s: broker%s %s unreachable", self.service, "s" if len(down) > 1 else "",
+                            ", ".join(down))
+            else:
+                log.warning("%s: every broker reachable again", self.service)
+        self.unreachable = down
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -301,6 +330,7 @@ class Health:
             "disconnected_since": since.isoformat(timespec="seconds") if since else None,
             "seconds_since_heartbeat": round(time.monotonic() - self.last_beat, 3),
             "consumer_lag": lag,
+            "brokers_unreachable": list(probe.unreachable) if probe is not None else [],
             "not_ready_because": self._blocked(),
         }
 

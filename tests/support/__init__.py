@@ -43,3 +43,26 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def free_cluster_port(brokers: int = 3) -> int:
+    """A first port P such that P .. P+brokers-1 and their controllers P+1000 .. are all free on loopback (the
+    layout of :class:`bcfwatch.infra.cluster.Cluster`)."""
+    import random
+
+    for _ in range(200):
+        first = random.randrange(20_000, 40_000)
+        ports = [first + n for n in range(brokers)] + [first + 1000 + n for n in range(brokers)]
+        try:
+            probes = []
+            for port in ports:
+                probe = socket.socket()
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return first
+    raise RuntimeError("no block of free loopback ports found")

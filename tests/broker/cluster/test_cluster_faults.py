@@ -1,0 +1,246 @@
+"""Faults on a real three-broker KRaft cluster (``bcfwatch kafka start --brokers 3``; issue 26). Every topic is
+created with three copies, two of which must have each write. Each fault ends with the counts equal to the
+oracle (and the offline backtest) in every column, so no event is lost or doubled, and the outage is reported
+while it lasts (``/readyz`` names the unreachable broker).
+
+* the ``kafka`` commands: start a cluster, stop and start one node, status of every node, stop all;
+* kill -9 the leader of the event partitions mid-replay, then kill -9 the leader of the state partitions while
+  the worker snapshots;
+* a rolling restart of all three brokers while the replay, two workers, the monitor and the notifier run: every
+  expected alert is on the topic once and delivered once.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+
+from bcfwatch.core.plans import load_plan
+from bcfwatch.core.topics import Topics
+from bcfwatch.demo.webhook_receiver import WebhookReceiver
+from bcfwatch.demo.worker_process import WorkerProcess
+from bcfwatch.infra.cluster import Cluster
+from bcfwatch.infra.kafka import admin_client
+from monitors.alerting.topic_schemas import parse_alert
+from monitors.analysis.backtest import backtest, timeline_key
+from producers.generate import Drift, GeneratorSpec
+from producers.pseudonym import Pseudonymiser, load_key
+from producers.replay import replay
+from producers.sample_plan import write_sample_plan
+from streams.config import WorkerConfig
+from streams.daily_table import from_state
+from streams.oracle import oracle_counts
+from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
+from tests.broker.services.test_health import get
+from tests.broker.streams.test_graceful_stop import cli
+from tests.support import free_cluster_port, free_port, read_topic, wait_for
+
+pytestmark = pytest.mark.kafka
+PARTITIONS = 4
+LATENESS = 14 * 86_400
+SCALE = 0.005
+PLAN_YEAR = date(2015, 4, 1)
+DRIFT = "E08000025:+20%"
+SECRET = "whsec_" + base64.b64encode(b"c" * 32).decode()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = Cluster(port=free_cluster_port(3), brokers=3)
+    cluster.start(fresh=True)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def event_log(generated_log) -> Path:
+    return generated_log(GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=SCALE, seed=26,
+                                       drifts=[Drift.parse(DRIFT)], late_share=0.05, duplicate_share=0.01,
+                                       malformed_share=0.002), name="cluster-log")
+
+
+@pytest.fixture(scope="module")
+def oracle(event_log) -> pd.DataFrame:
+    return oracle_counts(event_log, LATENESS)
+
+
+def kafka_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bcfwatch.cli", "kafka", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_the_kafka_commands_run_a_three_node_cluster(tmp_path):
+    port = free_cluster_port(3)
+    started = kafka_cli("start", "--brokers", "3", "--port", str(port))
+    cluster = Cluster(port=port, brokers=3)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"cluster of 3 is up at {cluster.bootstrap}" in " ".join(started.stdout.split())
+        status = kafka_cli("status", "--port", str(port))
+        assert status.returncode == 0, status.stdout
+        assert status.stdout.count("running") == 3 and "none under-replicated" in status.stdout
+        admin = admin_client(cluster.bootstrap)  # the brokers' own topics are replicated too
+        try:
+            assert len(admin.describe_cluster()["brokers"]) == 3
+        finally:
+            admin.close()
+
+        stopped = kafka_cli("stop", "--port", str(port), "--node", "2")
+        assert stopped.returncode == 0 and "node 2 stopped" in stopped.stdout
+        degraded = kafka_cli("status", "--port", str(port))
+        assert degraded.returncode == 1 and "not running" in degraded.stdout
+        assert cluster.running() == [1, 3]
+
+        back = kafka_cli("start", "--port", str(port), "--node", "2")
+        assert back.returncode == 0 and "node 2 is up" in back.stdout, back.stdout + back.stderr
+        assert kafka_cli("status", "--port", str(port)).returncode == 0
+
+        no_cluster = kafka_cli("stop", "--port", str(free_port()), "--node", "2")
+        assert no_cluster.returncode != 0 and "needs a cluster" in no_cluster.stderr
+        assert "Traceback" not in no_cluster.stderr
+    finally:
+        done = kafka_cli("stop", "--port", str(port))
+        assert "3 of 3 nodes were running" in done.stdout or cluster.running() == []
+        assert cluster.running() == []
+
+
+def leader_of(cluster: Cluster, topic: str, partition: int = 0) -> int:
+    admin = admin_client(cluster.bootstrap)
+    try:
+        (described,) = admin.describe_topics([topic])
+    finally:
+        admin.close()
+    return next(p["leader_id"] for p in described["partitions"] if p["partition_index"] == partition)
+
+
+def kill_node(cluster: Cluster, number: int) -> None:
+    node = cluster.node(number)
+    pid = node.pid()
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
+    wait_for(lambda: not node.accepts_connections(), 30, f"node {number} to stop listening")
+    node.pid_file.unlink(missing_ok=True)
+
+
+def reports_unreachable(config: WorkerConfig, node_bootstrap: str) -> bool:
+    status, body = get(f"http://127.0.0.1:{config.metrics_port}/readyz")
+    return status is not None and node_bootstrap in orjson.loads(body).get("brokers_unreachable", [])
+
+
+def applied(config: WorkerConfig) -> int:
+    return sum(offset + 1 for snapshot in latest_snapshots(config).values() for offset in snapshot["applied"].values())
+
+
+def assert_equal_to_oracle(config: WorkerConfig, oracle: pd.DataFrame) -> pd.DataFrame:
+    live = from_state(day_counts(wait_until_caught_up(config, 600)))
+    pd.testing.assert_frame_equal(live.reset_index(drop=True), oracle.reset_index(drop=True))
+    return live
+
+
+def run_replay(bootstrap: str, event_log: Path, prefix: str, failures: list, rate: float | None) -> None:
+    try:
+        replay(event_log, bootstrap, Topics(prefix), Pseudonymiser(load_key()), PARTITIONS, events_per_second=rate,
+               delivery_timeout=300)
+    except BaseException as error:
+        failures.append(error)
+
+
+def test_killing_the_leaders_of_the_events_and_of_the_snapshots(cluster, event_log, oracle, topic_prefix,
+                                                                tmp_path):
+    config = WorkerConfig(bootstrap=cluster.bootstrap, topic_prefix=topic_prefix, partitions=PARTITIONS,
+                          datadir=tmp_path / "worker", web_port=free_port(), metrics_port=free_port())
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    failures: list[BaseException] = []
+    feeder = threading.Thread(target=run_replay, args=(cluster.bootstrap, event_log, topic_prefix, failures, 3000),
+                              daemon=True)
+    lines = sum(1 for _ in open(event_log))
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{config.metrics_port}/readyz")[0] == 200, 120, "the worker")
+        feeder.start()
+        for share, topic in ((0.25, config.topics.event("admission")), (0.6, config.state_topic)):
+            wait_for(lambda share=share: applied(config) >= share * lines, 300, f"{share:.0%} applied")
+            victim = leader_of(cluster, topic)
+            kill_node(cluster, victim)
+            wait_for(lambda victim=victim: reports_unreachable(config, cluster.node(victim).bootstrap), 30,
+                     "the worker to report the lost broker")
+            before = applied(config)
+            wait_for(lambda before=before: applied(config) > before + 1000, 120,
+                     "the worker to carry on with two brokers")
+            assert get(f"http://127.0.0.1:{config.metrics_port}/readyz")[0] == 200  # it still serves
+            cluster.start_node(victim)
+            cluster.wait_in_sync()
+        feeder.join(timeout=600)
+        assert not failures, failures
+        assert_equal_to_oracle(config, oracle)
+        assert worker.alive(), "the worker must ride out the faults without a restart"
+    finally:
+        worker.stop()
+
+
+def test_a_rolling_restart_under_the_whole_pipeline(cluster, event_log, oracle, topic_prefix, tmp_path):
+    plan = tmp_path / "plan.csv"
+    write_sample_plan(plan, scale=SCALE)
+    configs = [WorkerConfig(bootstrap=cluster.bootstrap, topic_prefix=topic_prefix, partitions=PARTITIONS,
+                            datadir=tmp_path / f"worker-{n}", web_port=free_port(), metrics_port=free_port())
+               for n in (1, 2)]
+    workers = [WorkerProcess(config, tmp_path / f"worker-{n}.log").start() for n, config in enumerate(configs)]
+    receiver = WebhookReceiver(SECRET, free_port()).start()
+    subscriptions = tmp_path / "subscriptions.toml"
+    subscriptions.write_text(f'[[subscriber]]\nname = "ops"\nboards = "all"\nmetrics = "all"\nchannel = "webhook"\n'
+                             f'url = "{receiver.url}"\nsecret_env = "CLUSTER_TEST_SECRET"\n')
+    os.environ["CLUSTER_TEST_SECRET"] = SECRET
+    common = ("--topic-prefix", topic_prefix, "--bootstrap", cluster.bootstrap)
+    monitor = cli("monitor", "--plan", str(plan), *common, "--interval", "2", "--metrics-port", str(free_port()),
+                  log=tmp_path / "monitor.log")
+    notifier = cli("notify", "--subscriptions", str(subscriptions), *common, "--metrics-port", str(free_port()),
+                   log=tmp_path / "notifier.log")
+    failures: list[BaseException] = []
+    feeder = threading.Thread(target=run_replay, args=(cluster.bootstrap, event_log, topic_prefix, failures, 2500),
+                              daemon=True)
+    try:
+        feeder.start()
+        for number in (1, 2, 3):  # one at a time, each back in sync before the next goes
+            wait_for(lambda: applied(configs[0]) > 0, 300, "the workers to be counting")
+            assert cluster.stop_node(number)
+            wait_for(lambda number=number: all(reports_unreachable(c, cluster.node(number).bootstrap)
+                                               for c in configs), 30, "the workers to report the restart")
+            cluster.start_node(number)
+            cluster.wait_in_sync()
+        feeder.join(timeout=600)
+        assert not failures, failures
+        live = assert_equal_to_oracle(configs[0], oracle)
+        offline = backtest(event_log, load_plan(plan), PLAN_YEAR)
+        pd.testing.assert_frame_equal(offline.counts.reset_index(drop=True), live.reset_index(drop=True))
+        expected = sorted(offline.alerts, key=timeline_key)
+        assert any(alert.board == "E08000025" for alert in expected)
+
+        def on_topic() -> list:
+            return sorted((parse_alert(r.value) for r in read_topic(cluster.bootstrap, Topics(topic_prefix).alerts)),
+                          key=timeline_key)
+
+        wait_for(lambda: on_topic() == expected, 180, "the monitor to raise exactly the expected alerts")
+        wait_for(lambda: len(receiver.accepted) >= len(expected), 180, "the notifier to deliver every alert")
+        delivered = Counter(payload["event_id"] for _, payload in receiver.accepted)
+        assert sorted(delivered) == sorted(alert.event_id for alert in expected)
+        assert set(delivered.values()) == {1}, "an alert was delivered twice"
+        assert all(worker.alive() for worker in workers) and monitor.poll() is None and notifier.poll() is None
+    finally:
+        for process in (monitor, notifier):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+        for worker in workers:
+            worker.stop()
+        receiver.stop()
+        os.environ.pop("CLUSTER_TEST_SECRET", None)
