@@ -168,6 +168,8 @@ def ensure_topics(bootstrap: str, names: list[str] | tuple[str, ...], partitions
             except TopicAlreadyExistsError:
                 pass
             except TopicAuthorizationFailedError:
+                if _become_visible(admin, [topic.name for topic in missing]):
+                    return replication
                 raise BrokerError(
                     f"topic{'s' if len(missing) > 1 else ''} {', '.join(t.name for t in missing)} "
                     "do not exist or are not visible to this Kafka principal, which may not create them: "
@@ -176,6 +178,20 @@ def ensure_topics(bootstrap: str, names: list[str] | tuple[str, ...], partitions
     finally:
         admin.close()
     return replication
+
+
+ACL_PROPAGATION_SECONDS = 10.0
+
+
+def _become_visible(admin: KafkaAdminClient, names: list[str]) -> bool:
+    """Whether topics this principal could not see become visible within ``ACL_PROPAGATION_SECONDS``: on a
+    cluster, ACLs just granted through one broker reach the others a moment later."""
+    deadline = time.monotonic() + ACL_PROPAGATION_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.5)  # a back-off between metadata requests, not synchronisation
+        if set(names) <= set(admin.list_topics()):
+            return True
+    return False
 
 
 # -- the secured broker: every topic of a prefix, and each service's ACLs ----------------------------

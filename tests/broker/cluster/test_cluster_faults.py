@@ -244,3 +244,36 @@ def test_a_rolling_restart_under_the_whole_pipeline(cluster, event_log, oracle, 
             worker.stop()
         receiver.stop()
         os.environ.pop("CLUSTER_TEST_SECRET", None)
+
+
+def test_the_secure_mode_works_across_the_cluster():
+    """``kafka start --secure --brokers 3``: one CA, SCRAM users and ACLs shared by the three; a service principal
+    writes through one broker and reads through the others, and sees its topics at once (ACLs just granted)."""
+    from kafka import KafkaProducer
+
+    from bcfwatch.infra.kafka import ensure_topics
+    from tests.broker.infra.test_security import _read_all
+
+    port = free_cluster_port(3)
+    started = kafka_cli("start", "--brokers", "3", "--port", str(port), "--secure", "--topic-prefix", "sec",
+                        "--partitions", "4")  # as test_security.PARTITIONS (its reader)
+    cluster = Cluster(port=port, brokers=3, secure=True)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "SASL_SSL" in started.stdout and "ACLs" in started.stdout
+        worker = cluster.nodes[0].client_security("worker")
+        assert ensure_topics(cluster.bootstrap, ["sec.admission"], 4, security=worker).factor == 3
+        replay_principal = cluster.nodes[0].client_security("replay")
+        producer = KafkaProducer(bootstrap_servers=cluster.nodes[2].bootstrap, acks="all", max_block_ms=15_000,
+                                 **replay_principal.kafka_python_options())
+        try:
+            for n in range(10):
+                producer.send("sec.admission", key=b"E08000025", value=b"event %d" % n).get(timeout=15)
+        finally:
+            producer.close()
+        read = _read_all(cluster.nodes[1], worker, "sec.admission")
+        assert sorted(read) == sorted(b"event %d" % n for n in range(10))
+        env = kafka_cli("env", "--port", str(port), "--secure", "--service", "worker")
+        assert f"BCFWATCH_BOOTSTRAP={cluster.bootstrap}" in env.stdout.replace("'", "")
+    finally:
+        cluster.stop()
