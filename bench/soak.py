@@ -11,6 +11,11 @@ unexpected exits, and the memory (RSS) of every process over time; then writes b
 
     .venv/bin/python -m bench.soak --minutes 3            # proves it works
     .venv/bin/python -m bench.soak --minutes 20 --rate 1000
+    .venv/bin/python -m bench.soak --cluster --minutes 5  # a three-broker cluster (bcfwatch kafka start --brokers 3)
+
+``--cluster`` runs the same on a local three-broker KRaft cluster (every topic three copies, two in sync for a
+write), and the broker faults become: SIGKILL one broker (in turn) and start it again after 10 s, and a clean
+stop and start of one broker; after each the next fault waits until every replica is in sync again.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.infra.broker import Broker
+from bcfwatch.infra.cluster import Cluster
 from monitors.analysis.backtest import backtest
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.sample_plan import write_sample_plan
@@ -48,7 +54,7 @@ from streams.app import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, wait_until_caught_up
-from tests.support import free_port, read_topic, wait_for
+from tests.support import free_cluster_port, free_port, read_topic, wait_for
 
 PLAN_YEAR = date(2015, 4, 1)
 LATENESS_DAYS = 14
@@ -110,9 +116,9 @@ class Service:
 class Supervisor(threading.Thread):
     """Restarts a service that exited on its own (counting it), every second; samples RSS every ``sample`` s."""
 
-    def __init__(self, services: list[Service], broker: Broker, started: float, sample: float) -> None:
+    def __init__(self, services: list[Service], brokers: list[Broker], started: float, sample: float) -> None:
         super().__init__(daemon=True)
-        self.services, self.broker, self.started, self.sample = services, broker, started, sample
+        self.services, self.brokers, self.started, self.sample = services, brokers, started, sample
         self.rss: list[dict[str, float | None]] = []
         self.halt = threading.Event()
         self.lock = threading.Lock()  # held while a fault kills and restarts a service
@@ -138,7 +144,7 @@ class Supervisor(threading.Thread):
                 next_sample += self.sample
                 row: dict[str, float | None] = {"seconds": time.monotonic() - self.started}
                 row.update({s.name: rss_mib(s.pid) for s in self.services})
-                row["broker"] = rss_mib(self.broker.pid())
+                row["broker"] = sum(rss_mib(broker.pid()) or 0.0 for broker in self.brokers) or None
                 self.rss.append(row)
 
 
@@ -196,7 +202,70 @@ def compare_counts(live: pd.DataFrame, oracle: pd.DataFrame) -> tuple[int, int, 
     return int(-diff[diff < 0].sum().sum()), int(diff[diff > 0].sum().sum()), int((diff != 0).any(axis=1).sum())
 
 
-def soak(minutes: float, rate: float, fault_every: float, work: Path, say: Callable[[str], None] = print) -> str:
+class Kafka:
+    """The soak's Kafka: one broker, or a three-broker cluster; its broker faults."""
+
+    def __init__(self, cluster: bool) -> None:
+        self.cluster = Cluster(port=free_cluster_port(3), brokers=3) if cluster else None
+        self.single = None if cluster else Broker(port=free_port(), controller_port=free_port())
+        self.turn = 0
+
+    @property
+    def nodes(self) -> list[Broker]:
+        return self.cluster.nodes if self.cluster is not None else [self.single]  # type: ignore[list-item]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap if self.cluster is not None else self.nodes[0].bootstrap
+
+    def start(self) -> None:
+        if self.cluster is not None:
+            self.cluster.start(fresh=True)
+        else:
+            self.nodes[0].start(fresh=True)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+            shutil.rmtree(node.home, ignore_errors=True)
+
+    def restart(self) -> str:
+        """One node stopped cleanly and started again after 10 s (the only one, without a cluster)."""
+        down = time.monotonic()
+        if self.cluster is None:
+            self.nodes[0].stop()
+            time.sleep(10)  # the outage itself (a fault's length, not synchronisation)
+            self.nodes[0].start()
+            return f"stopped (SIGTERM) and started again: down {time.monotonic() - down:.0f} s"
+        number = self._next()
+        self.cluster.stop_node(number)
+        time.sleep(10)  # the outage itself
+        self.cluster.start_node(number)
+        self.cluster.wait_in_sync(300)
+        return f"broker {number} stopped (SIGTERM), started again after 10 s, in sync {time.monotonic() - down:.0f} s"
+
+    def kill(self) -> str:
+        """One broker of the cluster killed (SIGKILL) and started again after 10 s."""
+        assert self.cluster is not None
+        number = self._next()
+        down = time.monotonic()
+        node = self.cluster.node(number)
+        pid = node.pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            node.pid_file.unlink(missing_ok=True)
+        time.sleep(10)  # the outage itself
+        self.cluster.start_node(number)
+        self.cluster.wait_in_sync(300)
+        return f"broker {number} killed (SIGKILL), started again after 10 s, in sync {time.monotonic() - down:.0f} s"
+
+    def _next(self) -> int:
+        self.turn += 1
+        return (self.turn - 1) % 3 + 1
+
+
+def soak(minutes: float, rate: float, fault_every: float, work: Path, say: Callable[[str], None] = print,
+         cluster: bool = False) -> str:
     work.mkdir(parents=True, exist_ok=True)
     say("generating the log, the oracle counts and the expected alerts")
     log, scale, drifting = make_log(work, rate, minutes)
@@ -208,8 +277,8 @@ def soak(minutes: float, rate: float, fault_every: float, work: Path, say: Calla
     expected_alerts = backtest(log, load_plan(plan), PLAN_YEAR, LATENESS_DAYS).alerts
     expected_ids = {a.event_id for a in expected_alerts}
 
-    broker = Broker(port=free_port(), controller_port=free_port())
-    broker.start(fresh=True)
+    broker = Kafka(cluster)
+    broker.start()
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     receiver = WebhookReceiver(secret, free_port()).start()
     subscriptions = work / "subscriptions.toml"
@@ -235,7 +304,7 @@ def soak(minutes: float, rate: float, fault_every: float, work: Path, say: Calla
     services = [worker, monitor, notifier, replay]
     faults: list[Fault] = []
     started = time.monotonic()
-    supervisor = Supervisor(services, broker, started, sample=max(5.0, minutes * 60 / 12))
+    supervisor = Supervisor(services, broker.nodes, started, sample=max(5.0, minutes * 60 / 12))
     try:
         from streams.app import ensure_worker_topics
 
@@ -257,20 +326,16 @@ def soak(minutes: float, rate: float, fault_every: float, work: Path, say: Calla
                 return "killed (SIGKILL) and restarted"
             return fault
 
-        def broker_restart() -> str:
-            down = time.monotonic()
-            broker.stop()
-            time.sleep(10)  # the outage itself (a fault's length, not synchronisation)
-            broker.start()
-            return f"stopped (SIGTERM) and started again: down {time.monotonic() - down:.0f} s"
-
         schedule = [("poison messages on the event topics", lambda: poison(broker.bootstrap, topics, False)),
                     ("SIGKILL worker", kill(worker)),
                     ("SIGKILL monitor", kill(monitor)),
                     ("poison messages on board_days and alerts", lambda: poison(broker.bootstrap, topics, True)),
-                    ("broker stop and start", broker_restart),
+                    ("broker stop and start", broker.restart),
                     ("SIGKILL notifier", kill(notifier)),
                     ("SIGKILL replay, restart with --resume", kill(replay))]
+        if cluster:
+            schedule[1:1] = [("SIGKILL a broker, start it again", broker.kill)]
+            schedule[5:5] = [("SIGKILL a broker, start it again", broker.kill)]
         end = started + minutes * 60
         next_fault, turn = started + fault_every, 0
         while time.monotonic() < end or replay.process.poll() is None:
@@ -334,27 +399,29 @@ def soak(minutes: float, rate: float, fault_every: float, work: Path, say: Calla
                                                        for line in replay.log.read_text().splitlines())),
         }
         return report(minutes, rate, speed, fault_every, scale, drifting, live_seconds, faults, results,
-                      supervisor.rss, [s.name for s in services])
+                      supervisor.rss, [s.name for s in services], cluster)
     finally:
         supervisor.halt.set()
         for service in services:
             service.stop()
         receiver.stop()
         broker.stop()
-        shutil.rmtree(broker.home, ignore_errors=True)
 
 
 def report(minutes: float, rate: float, speed: float, fault_every: float, scale: float, drifting: list[str],
-           live_seconds: float, faults: list[Fault], results: dict[str, str], rss: list[dict], names: list[str]
-           ) -> str:
+           live_seconds: float, faults: list[Fault], results: dict[str, str], rss: list[dict], names: list[str],
+           cluster: bool = False) -> str:
+    kafka = ("a three-broker KRaft cluster of its own (every topic three copies, two in sync for a write)" if cluster
+             else "a broker of its own")
+    command = f"python -m bench.soak{' --cluster' if cluster else ''} --minutes {minutes:g} --rate {rate:g} " \
+              f"--fault-every {fault_every:g}"
     lines = [
         "# Soak: the live path under faults",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `python -m bench.soak --minutes {minutes:g} --rate "
-        f"{rate:g} --fault-every {fault_every:g}` on {os.cpu_count()} cores: a generated log "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}` on {os.cpu_count()} cores: a generated log "
         f"({LOG_START} to {LOG_END}, scale {scale:.4f}, 5% late, 1% duplicated, 0.2% malformed, "
-        f"{len(drifting)} boards drifting +35% from {PLAN_YEAR}) replayed at {speed:,.0f} events/s into a broker of "
-        f"its own, one worker (snapshots every 0.5 s), the monitor (every 1 s) and the notifier delivering to a "
+        f"{len(drifting)} boards drifting +35% from {PLAN_YEAR}) replayed at {speed:,.0f} events/s into {kafka}, "
+        f"one worker (snapshots every 0.5 s), the monitor (every 1 s) and the notifier delivering to a "
         f"local signed-webhook receiver. The live phase took {live_seconds:.0f} s. A supervisor restarts any process "
         "that exits on its own (counted below as an unexpected exit).",
         "",
@@ -377,8 +444,8 @@ def report(minutes: float, rate: float, speed: float, fault_every: float, scale:
         *["| " + " | ".join([f"{row['seconds']:.0f}", *[f"{row[n]:.0f}" if row.get(n) is not None else "-"
                                                        for n in [*names, "broker"]]]) + " |" for row in rss],
         "",
-        "`-`: not running at that moment (restarting, or the replay finished). The broker is a JVM with "
-        "-Xmx1g.",
+        "`-`: not running at that moment (restarting, or the replay finished). "
+        + ("The broker column sums the three JVMs (-Xmx512m each)." if cluster else "The broker is a JVM with -Xmx1g."),
         "",
     ]
     return "\n".join(lines)
@@ -390,9 +457,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second (sizes the log; default 1000)")
     parser.add_argument("--fault-every", type=float, default=20.0, help="seconds between faults (default 20)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bcfwatch-soak"), help="working folder")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("SOAK.md"), help="report file")
+    parser.add_argument("--cluster", action="store_true", help="a three-broker cluster, with broker kills")
+    parser.add_argument("--out", type=Path, default=None, help="report file (default bench/SOAK.md, or "
+                        "bench/SOAK-cluster.md with --cluster)")
     args = parser.parse_args()
-    markdown = soak(args.minutes, args.rate, args.fault_every, args.work)
+    args.out = args.out or Path(__file__).with_name("SOAK-cluster.md" if args.cluster else "SOAK.md")
+    markdown = soak(args.minutes, args.rate, args.fault_every, args.work, cluster=args.cluster)
     args.out.write_text(markdown)
     print(markdown)
     print(f"written to {args.out}")

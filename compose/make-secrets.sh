@@ -8,11 +8,14 @@
 # docs/security.md "Rotation"). Prints file names, never values. Needs bash, openssl and python3 (PBKDF2,
 # standard library only).
 #
-# Kafka: a private CA (its key is discarded once it has signed), the broker's key and certificate for the
-# names "kafka" and "localhost" in a PKCS12 keystore with a random password, a random password per principal
-# (broker, controller, admin, replay, worker, monitor, notifier), and kafka_scram_credentials: each SCRAM
-# principal's salted SCRAM-SHA-512 credentials (salt, iterations, salted password; no password), which the
-# broker adds when it formats its storage. The broker never holds a service's password.
+# Kafka (three brokers, kafka-1, kafka-2 and kafka-3): kafka_cluster_id, the cluster id the three format their
+# storage with; a private CA (its key is discarded once it has signed), the brokers' key and certificate for the
+# names kafka-1, kafka-2, kafka-3, kafka and localhost in a PKCS12 keystore with a random password (one keystore,
+# shared by the three); a random password per principal (broker, controller, admin, replay, worker, monitor,
+# notifier), and kafka_scram_credentials: each SCRAM principal's salted SCRAM-SHA-512 credentials (salt,
+# iterations, salted password; no password), which a broker adds when it formats its storage. The brokers never
+# hold a service's password. A keystore made earlier whose certificate lacks one of the names is made anew, with
+# a new CA (restart the brokers, then the bcfwatch services).
 #
 # Every file is mode 0600 except kafka_ca.pem, the public CA certificate (0644: the broker and every
 # bcfwatch service read it). Run as root, the script gives each file to the container user that reads it
@@ -31,6 +34,9 @@ CERT_DAYS=825
 SCRAM_ITERATIONS=8192
 # SCRAM principals: the broker itself and the admin are super users; every service has its own.
 SCRAM_USERS=(broker admin replay worker monitor notifier)
+# The names the brokers' certificate is valid for: each broker's compose service name (its advertised name, in
+# BCFWATCH_BOOTSTRAP and KAFKA_CONTROLLER_QUORUM_VOTERS), "kafka" and localhost.
+BROKER_NAMES=(kafka-1 kafka-2 kafka-3 kafka localhost)
 
 fail() { echo "make-secrets: $*" >&2; exit 1; }
 for tool in openssl python3; do
@@ -56,6 +62,18 @@ new() {
 }
 
 password() { openssl rand -hex 32; }
+# A Kafka cluster id as `kafka-storage.sh random-uuid` makes one: 16 random bytes, base64url without padding, not
+# starting with '-' (Kafka's Uuid.randomUuid draws again then, as a leading '-' reads as an option).
+cluster_id() {
+  python3 -c '
+import base64, os
+while True:
+    value = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not value.startswith("-"):
+        print(value)
+        break
+'
+}
 webhook_secret() { echo "whsec_$(openssl rand -base64 32)"; }
 
 # -- passwords and keys --------------------------------------------------------------------------------
@@ -64,6 +82,7 @@ for user in "${SCRAM_USERS[@]}"; do
   if new "kafka_${user}_password" password; then kafka_passwords_new=true; fi
 done
 new kafka_controller_password password || true
+new kafka_cluster_id cluster_id || true
 new pseudonym_key openssl rand -hex 32 || true
 new webhook_secret webhook_secret || true
 new grafana_admin_password password || true
@@ -92,10 +111,29 @@ if [[ $kafka_passwords_new == true ]]; then
 fi
 new kafka_scram_credentials scram_credentials || true
 
-# -- certificates: a private CA and the broker's keystore ------------------------------------------------
+# -- certificates: a private CA and the brokers' keystore -----------------------------------------------
 new kafka_keystore_password password || true
+# missing_names: the names of BROKER_NAMES the certificate in the existing keystore is not valid for (none when
+# it cannot be read: it is then left as it is, as every file that is there).
+missing_names() {
+  local certificate=$work/existing.pem name
+  openssl pkcs12 -in "$dir/kafka_keystore.p12" -passin "file:$dir/kafka_keystore_password" -nokeys -clcerts \
+    -out "$certificate" 2>/dev/null || return 0
+  for name in "${BROKER_NAMES[@]}"; do
+    openssl x509 -in "$certificate" -noout -checkhost "$name" 2>/dev/null | grep -q "does match" || printf '%s ' "$name"
+  done
+}
+if [[ -e $dir/kafka_keystore.p12 ]]; then
+  missing=$(missing_names)
+  if [[ -n $missing ]]; then
+    echo "the brokers' certificate in $dir/kafka_keystore.p12 is not valid for ${missing% }: making a new CA and" \
+      "keystore (restart the brokers, then the bcfwatch services)"
+    rm -f "$dir/kafka_keystore.p12" "$dir/kafka_ca.pem"
+  fi
+fi
 if [[ ! -e $dir/kafka_ca.pem || ! -e $dir/kafka_keystore.p12 ]]; then
-  cat >"$work/openssl.cnf" <<'EOF'
+  subject_alt_names=$(printf 'DNS:%s, ' "${BROKER_NAMES[@]}")
+  cat >"$work/openssl.cnf" <<EOF
 [req]
 distinguished_name = dn
 prompt = no
@@ -109,7 +147,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:kafka, DNS:localhost
+subjectAltName = ${subject_alt_names%, }
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 EOF
@@ -128,13 +166,15 @@ EOF
   mv "$work/kafka_keystore.p12" "$dir/kafka_keystore.p12"
   mv "$work/ca.pem" "$dir/kafka_ca.pem"
   created+=(kafka_keystore.p12 kafka_ca.pem)
+  missing=$(missing_names)
+  [[ -z $missing ]] || fail "the new broker certificate is not valid for ${missing% }"
 fi
 
 # -- owners ------------------------------------------------------------------------------------------------
 owner_of() {
   case $1 in
     kafka_broker_password | kafka_controller_password | kafka_keystore_password | kafka_keystore.p12 | \
-      kafka_scram_credentials) echo "$uid_kafka" ;;
+      kafka_scram_credentials | kafka_cluster_id) echo "$uid_kafka" ;;
     grafana_admin_password) echo "$uid_grafana" ;;
     kafka_ca.pem) echo "" ;;
     *) echo "$uid_bcfwatch" ;;
@@ -161,6 +201,6 @@ if [[ $owned == false ]]; then
     "(bcfwatch), $uid_kafka (kafka) and $uid_grafana (grafana): run \`sudo $0 $dir\` to give each its owner"
 fi
 if [[ $kafka_passwords_new == true ]]; then
-  echo "new Kafka passwords: a broker reads kafka_scram_credentials only when it formats an empty kafka-data" \
+  echo "new Kafka passwords: a broker reads kafka_scram_credentials only when it formats an empty kafka-N-data" \
     "volume (docs/security.md, Rotation)"
 fi

@@ -132,8 +132,8 @@ def kafka_stop(port: int, node: int | None) -> None:
               help="Also check the replication of this prefix's topics.")
 @friendly_errors
 def kafka_status(port: int, secure: bool, topic_prefix: str) -> None:
-    """Say whether the broker (every node of a cluster) is running, and which of the prefix's topics keep fewer
-    copies than BCFWATCH_REPLICATION_FACTOR asks; exit 1 when a node is down or a topic is under-replicated."""
+    """Say whether the broker (every node of a cluster) is running, which of the prefix's topics keep fewer copies
+    than BCFWATCH_REPLICATION_FACTOR asks, and (a cluster) whether every replica is in sync; exit 1 if not."""
     from rich.table import Table
 
     from bcfwatch.infra.broker import Broker
@@ -154,7 +154,12 @@ def kafka_status(port: int, secure: bool, topic_prefix: str) -> None:
         sys.exit(1)
     short = topic_replication_report(",".join(n.bootstrap for n, ok in zip(nodes, up, strict=True) if ok),
                                      topic_prefix, nodes[0])
-    if not all(up) or short:
+    behind = cluster.out_of_sync() if cluster is not None else 0
+    if cluster is not None:
+        console.print("every replica in sync" if behind == 0 else
+                      f"[bold red]{behind} partitions have replicas out of sync[/] (wait before the next restart)"
+                      if behind > 0 else "could not ask the cluster which replicas are in sync")
+    if not all(up) or short or behind:
         sys.exit(1)
 
 

@@ -90,6 +90,7 @@ def test_the_kafka_commands_run_a_three_node_cluster(tmp_path):
         status = kafka_cli("status", "--port", str(port))
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("running") == 3 and "none under-replicated" in status.stdout
+        assert "every replica in sync" in status.stdout
         admin = admin_client(cluster.bootstrap)  # the brokers' own topics are replicated too
         try:
             assert len(admin.describe_cluster()["brokers"]) == 3

@@ -1,7 +1,7 @@
-"""Static checks of the compose stack's Kafka security (SASL_SSL, SCRAM-SHA-512, ACLs, secrets), and a run of
-compose/make-secrets.sh into a temporary directory.
+"""Static checks of the compose stack's Kafka cluster and its security (three brokers, SASL_SSL, SCRAM-SHA-512,
+ACLs, secrets), and a run of compose/make-secrets.sh into a temporary directory.
 
-Docker is not available where bcfwatch is developed: the compose file is parsed with yaml. The broker's settings
+Docker is not available where bcfwatch is developed: the compose file is parsed with yaml. Each broker's settings
 are checked as the server.properties the apache/kafka image writes from its KAFKA_* environment.
 """
 
@@ -25,6 +25,10 @@ REPO = COMPOSE.parent
 WRAPPER = COMPOSE / "kafka/format-and-start.sh"
 MAKE_SECRETS = COMPOSE / "make-secrets.sh"
 
+# The three Kafka nodes (combined broker and controller) and their node ids.
+BROKERS = {"kafka-1": 1, "kafka-2": 2, "kafka-3": 3}
+# The names the brokers' certificate must be valid for: each broker's, "kafka" and localhost.
+CERTIFICATE_NAMES = (*BROKERS, "kafka", "localhost")
 # Every bcfwatch service that talks to Kafka and the principal it connects as (docs/security.md).
 SERVICE_PRINCIPALS = {"replay": "replay", "worker-1": "worker", "worker-2": "worker", "monitor": "monitor",
                       "notifier": "notifier", "kafka-setup": "admin"}
@@ -74,8 +78,8 @@ NOT_PROPERTIES = {"KAFKA_VERSION", "KAFKA_HEAP_OPTS", "KAFKA_LOG4J_OPTS", "KAFKA
                   "KAFKA_LOG4J_LOGGERS", "KAFKA_TOOLS_LOG4J_LOGLEVEL", "KAFKA_JMX_HOSTNAME"}
 
 
-def broker_properties(compose: dict) -> dict[str, str]:
-    environment = compose["services"]["kafka"]["environment"]
+def broker_properties(compose: dict, broker: str) -> dict[str, str]:
+    environment = compose["services"][broker]["environment"]
     return {property_name(name): str(value) for name, value in environment.items()
             if name.startswith("KAFKA_") and name not in NOT_PROPERTIES}
 
@@ -94,44 +98,104 @@ def wrapper_exports() -> set[str]:
     return set(re.findall(r"^export (KAFKA_\w+)=", WRAPPER.read_text(), re.MULTILINE))
 
 
-# -- the broker ------------------------------------------------------------------------------------------------
-def test_the_broker_offers_only_sasl_ssl_with_scram_and_denies_what_no_acl_allows():
+# -- the brokers -----------------------------------------------------------------------------------------------
+def test_three_brokers_form_one_cluster_with_the_same_settings_but_their_own_id_name_and_volume():
     compose = compose_file()
-    props = broker_properties(compose)
-    protocols = dict(item.split(":") for item in props["listener.security.protocol.map"].split(","))
-    bound = listeners(props["listeners"])
-    advertised = listeners(props["advertised.listeners"])
-    controller = props["controller.listener.names"]
-    # The client listener (every advertised one) is SASL_SSL, on kafka:9092 where BCFWATCH_BOOTSTRAP points.
-    assert advertised == {"CLIENT": ("kafka", "9092")}
-    assert all(protocols[name] == "SASL_SSL" for name in advertised)
-    assert compose["x-bcfwatch-environment"]["BCFWATCH_BOOTSTRAP"] == "kafka:9092"
-    # Any listener reachable from outside the container is SASL_SSL; the controller listener is loopback only.
-    for name, (host, _) in bound.items():
-        assert protocols[name] == "SASL_SSL" or host in LOOPBACK, f"listener {name} is {protocols[name]} on {host!r}"
-    assert bound[controller][0] in LOOPBACK
-    assert props["controller.quorum.voters"] == f"1@{bound[controller][0]}:{bound[controller][1]}"
-    assert protocols[controller] == "SASL_PLAINTEXT" and props["sasl.mechanism.controller.protocol"] == "PLAIN"
-    assert "PLAINTEXT" not in protocols.values()  # no listener without authentication
-    assert props["inter.broker.listener.name"] == "CLIENT"
-    # SCRAM-SHA-512 only, TLS 1.2+ from a PKCS12 keystore mounted as a secret.
-    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
-    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
-    assert set(props["ssl.enabled.protocols"].split(",")) <= {"TLSv1.3", "TLSv1.2"}
-    assert props["ssl.keystore.type"] == "PKCS12"
-    targets = secret_targets(compose, compose["services"]["kafka"])
-    assert targets[props["ssl.keystore.location"]] == "secrets/kafka_keystore.p12"
-    assert targets[props["ssl.truststore.location"]] == "secrets/kafka_ca.pem"
-    # The authorizer denies whatever no ACL allows; only the broker, admin and controller are super users.
-    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-    assert props["allow.everyone.if.no.acl.found"] == "false"
-    assert set(props["super.users"].split(";")) == {"User:broker", "User:admin", "User:controller"}
+    services = compose["services"]
+    assert {name for name, service in services.items() if service.get("image", "").startswith("apache/kafka")} \
+        == set(BROKERS)
+    shared = None
+    for broker, node_id in BROKERS.items():
+        props = broker_properties(compose, broker)
+        assert props["node.id"] == str(node_id), broker
+        assert props["process.roles"] == "broker,controller", broker
+        assert listeners(props["advertised.listeners"]) == {"CLIENT": (broker, "9092")}, broker
+        # Everything else is the same on the three (one YAML anchor), their secrets and entry point too.
+        rest = {key: value for key, value in props.items() if key not in {"node.id", "advertised.listeners"}}
+        own = (rest, secret_names(services[broker]), services[broker]["command"],
+               sorted(volume for volume in services[broker]["volumes"] if not volume.endswith(":/var/lib/kafka/data")))
+        assert shared is None or own == shared, f"{broker} differs from kafka-1"
+        shared = own
+        # Nothing of a broker is published to the host: clients and brokers meet on the compose network.
+        assert "ports" not in services[broker] and "network_mode" not in services[broker], broker
+    # The quorum is the three, each at its controller listener under its compose name.
+    props = broker_properties(compose, "kafka-1")
+    controller_port = listeners(props["listeners"])[props["controller.listener.names"]][1]
+    assert props["controller.quorum.voters"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+    assert props["controller.quorum.voters"] == ",".join(f"{node}@{broker}:{controller_port}"
+                                                         for broker, node in BROKERS.items())
+    # One cluster id, from one secret file, for all three: the wrapper formats with it and makes none itself.
+    assert all("kafka_cluster_id" in secret_names(services[broker]) for broker in BROKERS)
+    assert compose["secrets"]["kafka_cluster_id"] == {"file": "./secrets/kafka_cluster_id"}
+    text = WRAPPER.read_text()
+    assert 'CLUSTER_ID=$(read_cluster_id "$secrets/kafka_cluster_id")' in text
+    assert '--cluster-id="$CLUSTER_ID"' in text and 'kafka-storage.sh" random-uuid' not in text
 
 
-def test_the_broker_reads_its_secrets_from_files_through_its_entry_point():
+def test_the_brokers_replicate_their_own_topics_3_times_with_2_in_sync():
     compose = compose_file()
-    kafka = compose["services"]["kafka"]
-    props = broker_properties(compose)
+    for broker in BROKERS:
+        props = broker_properties(compose, broker)
+        assert props["offsets.topic.replication.factor"] == "3", broker
+        assert props["transaction.state.log.replication.factor"] == "3", broker
+        assert props["transaction.state.log.min.isr"] == "2", broker
+        assert props["default.replication.factor"] == "3", broker
+        assert props["min.insync.replicas"] == "2", broker
+        assert props["auto.create.topics.enable"] == "false", broker
+        # As many copies as brokers, and one broker may be down with writes still acknowledged.
+        assert int(props["offsets.topic.replication.factor"]) == len(BROKERS)
+        assert int(props["min.insync.replicas"]) == len(BROKERS) - 1
+    environment = compose["x-bcfwatch-environment"]
+    assert str(environment["BCFWATCH_REPLICATION_FACTOR"]) == "3"
+    assert str(environment["BCFWATCH_MIN_INSYNC_REPLICAS"]) == "2"
+
+
+def test_the_brokers_offer_only_sasl_ssl_with_scram_and_deny_what_no_acl_allows():
+    compose = compose_file()
+    # Clients bootstrap from every broker, by the names the brokers advertise.
+    assert compose["x-bcfwatch-environment"]["BCFWATCH_BOOTSTRAP"] == ",".join(f"{broker}:9092" for broker in BROKERS)
+    for broker in BROKERS:
+        props = broker_properties(compose, broker)
+        protocols = dict(item.split(":") for item in props["listener.security.protocol.map"].split(","))
+        bound = listeners(props["listeners"])
+        advertised = listeners(props["advertised.listeners"])
+        controller = props["controller.listener.names"]
+        assert set(bound) == {"CLIENT", controller} == set(protocols), broker
+        # The client listener (every advertised one) is SASL_SSL, on kafka-N:9092 where BCFWATCH_BOOTSTRAP points.
+        assert advertised == {"CLIENT": (broker, "9092")} and bound["CLIENT"] == ("", "9092"), broker
+        # Any listener reachable from outside the container is SASL_SSL. The controller listener no longer can be
+        # loopback only (the other nodes' brokers and controllers reach it), so it is SASL_SSL too, PLAIN inside
+        # TLS, and never advertised to clients.
+        for name, (host, _) in bound.items():
+            assert protocols[name] == "SASL_SSL" or host in LOOPBACK, f"{broker}: {name} is {protocols[name]} " \
+                                                                        f"on {host!r}"
+        assert bound[controller] == ("", "9093") and protocols[controller] == "SASL_SSL", broker
+        assert controller not in advertised, broker
+        assert props["sasl.mechanism.controller.protocol"] == "PLAIN", broker
+        assert props[f"listener.name.{controller.lower()}.sasl.enabled.mechanisms"] == "PLAIN", broker
+        assert not {"PLAINTEXT", "SASL_PLAINTEXT", "SSL"} & set(protocols.values())  # no unauthenticated or clear
+        assert props["inter.broker.listener.name"] == "CLIENT", broker
+        # SCRAM-SHA-512 only, TLS 1.2+ from a PKCS12 keystore mounted as a secret.
+        assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512", broker
+        assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512", broker
+        assert set(props["ssl.enabled.protocols"].split(",")) <= {"TLSv1.3", "TLSv1.2"}, broker
+        assert props["ssl.keystore.type"] == "PKCS12", broker
+        # Hostname verification between brokers and from clients stays on (the default).
+        assert "ssl.endpoint.identification.algorithm" not in props, broker
+        targets = secret_targets(compose, compose["services"][broker])
+        assert targets[props["ssl.keystore.location"]] == "secrets/kafka_keystore.p12", broker
+        assert targets[props["ssl.truststore.location"]] == "secrets/kafka_ca.pem", broker
+        # The authorizer denies whatever no ACL allows; only the broker, admin and controller are super users.
+        assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer", broker
+        assert props["allow.everyone.if.no.acl.found"] == "false", broker
+        assert set(props["super.users"].split(";")) == {"User:broker", "User:admin", "User:controller"}, broker
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_the_broker_reads_its_secrets_from_files_through_its_entry_point(broker):
+    compose = compose_file()
+    kafka = compose["services"][broker]
+    props = broker_properties(compose, broker)
     # The entry point is the mounted wrapper, which formats with the SCRAM credentials and runs the image's.
     script = kafka["command"][-1]
     assert f"./kafka/format-and-start.sh:{script}:ro" in kafka["volumes"]
@@ -148,19 +212,20 @@ def test_the_broker_reads_its_secrets_from_files_through_its_entry_point():
     assert not exported & set(props)
     for name in ("kafka_broker_password", "kafka_controller_password", "kafka_keystore_password"):
         assert f"secret {name})" in text and name in secret_names(kafka)
-    assert {"kafka_keystore", "kafka_scram_credentials", "kafka_ca"} <= set(secret_names(kafka))
+    assert {"kafka_keystore", "kafka_scram_credentials", "kafka_ca", "kafka_cluster_id"} <= set(secret_names(kafka))
     # The broker never gets a service's password: only salted credentials.
     assert not {f"kafka_{user}_password" for user in SERVICE_PRINCIPALS.values()} & set(secret_names(kafka))
-    # Its health check connects as the broker principal over TLS with the settings the wrapper writes.
+    # Its health check connects to itself, as the broker principal over TLS with the settings the wrapper writes.
     health = " ".join(kafka["healthcheck"]["test"])
-    assert "--bootstrap-server kafka:9092" in health and "--command-config /opt/kafka/config/healthcheck.properties" \
-        in health
+    assert re.findall(r"--bootstrap-server (\S+)", health) == [f"{broker}:9092"]
+    assert "--command-config /opt/kafka/config/healthcheck.properties" in health
     assert "security.protocol=SASL_SSL" in text and "ssl.truststore.location=$secrets/kafka_ca" in text
 
 
-def test_the_wrapper_formats_with_the_properties_the_image_writes():
+@pytest.mark.parametrize("broker", BROKERS)
+def test_the_wrapper_formats_with_the_properties_the_image_writes(broker):
     """format-and-start.sh renders server.properties for `kafka-storage format` by the image's rule."""
-    environment = {name: str(value) for name, value in compose_file()["services"]["kafka"]["environment"].items()}
+    environment = {name: str(value) for name, value in compose_file()["services"][broker]["environment"].items()}
     function = re.search(r"^render_properties\(\) \{.*?^\}", WRAPPER.read_text(), re.MULTILINE | re.DOTALL).group(0)
     result = subprocess.run(["bash", "-c", f"{function}\nrender_properties"], capture_output=True, text=True,
                             env={"PATH": os.environ["PATH"], "KAFKA_HEAP_OPTS": "-Xmx1g", **environment}, timeout=30)
@@ -168,6 +233,31 @@ def test_the_wrapper_formats_with_the_properties_the_image_writes():
     rendered = dict(line.split("=", 1) for line in result.stdout.splitlines())
     assert rendered == {property_name(name): value for name, value in environment.items()}
     assert rendered["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
+    assert rendered["node.id"] == str(BROKERS[broker])
+    assert rendered["controller.quorum.voters"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+
+
+def read_cluster_id(file: Path) -> subprocess.CompletedProcess:
+    """The wrapper's read_cluster_id (and fail) run on ``file``."""
+    text = WRAPPER.read_text()
+    functions = [re.search(rf"^{name}\(\) \{{.*?^\}}", text, re.MULTILINE | re.DOTALL).group(0)
+                 for name in ("fail", "read_cluster_id")]
+    return subprocess.run(["bash", "-c", "\n".join([*functions, 'read_cluster_id "$1"']), "bash", str(file)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_the_wrapper_reads_the_cluster_id_and_fails_naming_the_file(tmp_path):
+    file = tmp_path / "kafka_cluster_id"
+    missing = read_cluster_id(file)
+    assert missing.returncode != 0 and f"cannot read {file}" in missing.stderr and "make-secrets.sh" in missing.stderr
+    for bad in ("", "not a cluster id\n", "MkU3OEVBNTcwNTJENDM2Qk\nMkU3OEVBNTcwNTJENDM2Qk\n", "-kU3OEVBNTcwNTJENDM2Qg",
+                "MkU3OEVBNTcwNTJENDM2Qk", "MkU3OEVBNTcwNTJENDM2Qg=="):
+        file.write_text(bad)
+        refused = read_cluster_id(file)
+        assert refused.returncode != 0 and f"{file} must hold one Kafka cluster id" in refused.stderr, repr(bad)
+    file.write_text("MkU3OEVBNTcwNTJENDM2Qg\n")  # the example id of Kafka's documentation
+    read = read_cluster_id(file)
+    assert read.returncode == 0 and read.stdout == "MkU3OEVBNTcwNTJENDM2Qg", read.stderr
 
 
 # -- the bcfwatch services ---------------------------------------------------------------------------------------
@@ -201,11 +291,13 @@ def test_topics_and_acls_are_set_up_by_the_admin_before_any_service_starts():
     services = compose_file()["services"]
     setup = services["kafka-setup"]
     assert setup["restart"] == "no"
-    assert setup["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+    assert setup["depends_on"] == {broker: {"condition": "service_healthy"} for broker in BROKERS}
     script = setup["entrypoint"][-1]
     assert f"./kafka/authorise.py:{script}:ro" in setup["volumes"]
     for name in SERVICE_PRINCIPALS.keys() - {"kafka-setup"}:
         assert services[name]["depends_on"]["kafka-setup"] == {"condition": "service_completed_successfully"}, name
+        for broker in BROKERS:
+            assert services[name]["depends_on"][broker] == {"condition": "service_healthy"}, name
     # The job's imports resolve: it grants the ACLs with bcfwatch's own code (docs/security.md).
     spec = importlib.util.spec_from_file_location("compose_authorise", COMPOSE / "kafka/authorise.py")
     module = importlib.util.module_from_spec(spec)
@@ -264,7 +356,8 @@ def expected_owner(compose: dict, secret: str) -> set[int]:
     uids = set()
     for name, service in compose["services"].items():
         if secret in secret_names(service):
-            uids.add(bcfwatch_uid() if is_bcfwatch(service) else {"kafka": KAFKA_UID, "grafana": GRAFANA_UID}[name])
+            uids.add(bcfwatch_uid() if is_bcfwatch(service) else KAFKA_UID if name in BROKERS
+                     else {"grafana": GRAFANA_UID}[name])
     return uids
 
 
@@ -343,20 +436,42 @@ def test_make_secrets_keystore_holds_the_broker_certificate_signed_by_the_ca(mad
                    str(tmp_path / "x.pem"), cwd=tmp_path).returncode != 0
     key = openssl("pkcs12", "-in", str(keystore), "-passin", f"file:{password}", "-nocerts", "-nodes", cwd=tmp_path)
     assert key.returncode == 0 and "PRIVATE KEY" in key.stdout
-    # The CA verifies the broker's certificate for the names clients connect to, and for no other.
+    # The CA verifies the brokers' (one, shared) certificate for the names clients and the other brokers connect
+    # to (every broker's, as advertised and in the quorum voters), and for no other.
     ca = str(made / "kafka_ca.pem")
-    for host in ("kafka", "localhost"):
+    compose = compose_file()
+    advertised = {listeners(broker_properties(compose, broker)["advertised.listeners"])["CLIENT"][0]
+                  for broker in BROKERS}
+    voters = {voter.split("@")[1].rsplit(":", 1)[0]
+              for voter in broker_properties(compose, "kafka-1")["controller.quorum.voters"].split(",")}
+    assert advertised == voters == set(BROKERS)
+    for host in CERTIFICATE_NAMES:
         verified = openssl("verify", "-CAfile", ca, "-verify_hostname", host, str(certificate), cwd=tmp_path)
-        assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert openssl("verify", "-CAfile", ca, "-verify_hostname", "example.org", str(certificate),
-                   cwd=tmp_path).returncode != 0
+        assert verified.returncode == 0, host + verified.stdout + verified.stderr
+    for host in ("example.org", "kafka-4", "kafka-"):
+        assert openssl("verify", "-CAfile", ca, "-verify_hostname", host, str(certificate),
+                       cwd=tmp_path).returncode != 0, host
     names = openssl("x509", "-in", str(certificate), "-noout", "-ext", "subjectAltName", cwd=tmp_path).stdout
-    assert "DNS:kafka" in names and "DNS:localhost" in names
-    # Java (the broker) reads the keystore with its password.
-    if shutil.which("keytool"):
-        listed = subprocess.run(["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(keystore),
-                                 "-storepass:file", str(password)], capture_output=True, text=True, timeout=60)
-        assert listed.returncode == 0 and "PrivateKeyEntry" in listed.stdout, listed.stdout + listed.stderr
+    assert sorted(re.findall(r"DNS:([\w.-]+)", names)) == sorted(CERTIFICATE_NAMES)
+    # Java (the brokers) reads the keystore with its password, and sees the same names.
+    assert shutil.which("keytool"), "scripts/setup.sh installs Java (openjdk-17-jre-headless), with keytool"
+    listed = subprocess.run(["keytool", "-list", "-v", "-storetype", "PKCS12", "-keystore", str(keystore),
+                             "-storepass:file", str(password)], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "PrivateKeyEntry" in listed.stdout, listed.stdout + listed.stderr
+    assert listed.stdout.count("Entry type: PrivateKeyEntry") == 1  # one key, shared by the three brokers
+    assert sorted(re.findall(r"DNSName: ([\w.-]+)", listed.stdout)) == sorted(CERTIFICATE_NAMES)
+
+
+def test_make_secrets_makes_one_cluster_id_in_kafkas_format(made):
+    cluster_id = (made / "kafka_cluster_id").read_text()
+    assert cluster_id.endswith("\n") and cluster_id.count("\n") == 1
+    cluster_id = cluster_id.strip()
+    # A Kafka Uuid as kafka-storage.sh random-uuid prints it: 16 bytes, base64url without padding.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id) and not cluster_id.startswith("-")
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+    # The wrapper accepts it as it is.
+    read = read_cluster_id(made / "kafka_cluster_id")
+    assert read.returncode == 0 and read.stdout == cluster_id, read.stderr
 
 
 def test_make_secrets_keeps_what_is_there_and_remakes_what_is_missing(made, tmp_path):
@@ -374,4 +489,31 @@ def test_make_secrets_keeps_what_is_there_and_remakes_what_is_missing(made, tmp_
     assert (made / "kafka_scram_credentials").read_bytes() != before["kafka_scram_credentials"]
     assert (made / "pseudonym_key").read_bytes() == before["pseudonym_key"]
     assert (made / "kafka_keystore.p12").read_bytes() == before["kafka_keystore.p12"]
+    assert (made / "kafka_cluster_id").read_bytes() == before["kafka_cluster_id"]  # the brokers' storage has it
     test_make_secrets_scram_credentials_match_the_passwords(made)
+
+
+def test_make_secrets_remakes_a_keystore_without_every_broker_name(made, tmp_path):
+    """A keystore made for the one-broker stack (names kafka and localhost) is made anew, with a new CA."""
+    made = shutil.copytree(made, tmp_path / "secrets")
+    before = {path.name: path.read_bytes() for path in made.iterdir()}
+    made_key = openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kafka", "-days", "1",
+                       "-addext", "subjectAltName=DNS:kafka,DNS:localhost", "-keyout", "old.key", "-out", "old.pem",
+                       cwd=tmp_path)
+    assert made_key.returncode == 0, made_key.stderr
+    exported = openssl("pkcs12", "-export", "-in", "old.pem", "-inkey", "old.key", "-passout",
+                       f"file:{made / 'kafka_keystore_password'}", "-out", str(made / "kafka_keystore.p12"),
+                       cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    again = make_secrets(made)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "not valid for kafka-1 kafka-2 kafka-3" in again.stdout
+    assert "kafka_keystore.p12" in again.stdout and "kafka_ca.pem" in again.stdout
+    assert (made / "kafka_ca.pem").read_bytes() != before["kafka_ca.pem"]
+    assert stat.S_IMODE((made / "kafka_ca.pem").stat().st_mode) == 0o644
+    assert stat.S_IMODE((made / "kafka_keystore.p12").stat().st_mode) == 0o600
+    test_make_secrets_keystore_holds_the_broker_certificate_signed_by_the_ca(made, tmp_path)
+    # Nothing else is touched.
+    for name, content in before.items():
+        if name not in {"kafka_ca.pem", "kafka_keystore.p12"}:
+            assert (made / name).read_bytes() == content, name

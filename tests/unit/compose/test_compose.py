@@ -53,6 +53,7 @@ def test_dashboards_are_generated_from_code():
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 BCFWATCH_SERVICES = ("worker-1", "worker-2", "monitor", "notifier", "replay")
+KAFKA_BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 REPO = COMPOSE.parent
 
 
@@ -103,7 +104,8 @@ def mount_targets(compose: dict, service: dict) -> dict[str, str]:
 def test_compose_services_images_and_builds():
     compose = compose_file()
     services = compose["services"]
-    assert {"kafka", *BCFWATCH_SERVICES, "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {*KAFKA_BROKERS, *BCFWATCH_SERVICES, "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert "kafka" not in services  # three brokers, no single one
     for name, service in services.items():
         build = service.get("build")
         if build:
@@ -112,10 +114,37 @@ def test_compose_services_images_and_builds():
             assert re.fullmatch(r"[\w./-]+:v?\d[\w.-]*", image), f"{name}: image {image} is not pinned to a version"
         else:
             raise AssertionError(f"{name} has neither an image nor a build")
-    assert "apache/kafka:3.9.2" == services["kafka"]["image"]
-    # Kafka keeps its data in the volume (the image's default log dir is under /tmp).
-    assert services["kafka"]["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
-    assert "kafka-data:/var/lib/kafka/data" in services["kafka"]["volumes"]
+    kafka_services = {name for name, service in services.items() if "apache/kafka" in service.get("image", "")}
+    assert kafka_services == set(KAFKA_BROKERS)
+    for name in KAFKA_BROKERS:
+        assert services[name]["image"] == "apache/kafka:3.9.2", name
+        # Each broker keeps its data in a volume of its own (the image's default log dir is under /tmp).
+        assert services[name]["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data", name
+        data = [volume for volume in services[name]["volumes"] if volume.endswith(":/var/lib/kafka/data")]
+        assert data == [f"{name}-data:/var/lib/kafka/data"], name
+        assert f"{name}-data" in compose["volumes"], name
+    assert "kafka-data" not in compose["volumes"]
+
+
+def test_bcfwatch_services_bootstrap_from_every_broker_and_replicate_3_with_2_in_sync():
+    from bcfwatch.core.settings import Settings
+    from bcfwatch.infra.kafka import Replication, replication_for
+
+    compose = compose_file()
+    services = compose["services"]
+    environment = {name: str(value) for name, value in compose["x-bcfwatch-environment"].items()}
+    assert environment["BCFWATCH_BOOTSTRAP"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert [server.split(":")[0] for server in environment["BCFWATCH_BOOTSTRAP"].split(",")] == list(KAFKA_BROKERS)
+    # The settings bcfwatch reads: 3 copies of its topics, 2 in sync, which the three brokers allow.
+    settings = Settings.from_env(environment)
+    assert (settings.replication_factor, settings.min_insync_replicas) == (3, 2)
+    assert replication_for(len(KAFKA_BROKERS), settings.replication_factor,
+                           settings.min_insync_replicas) == Replication(3, 2)
+    # Every service that talks to Kafka (the bcfwatch ones and the kafka-setup job) has them.
+    for name in (*BCFWATCH_SERVICES, "kafka-setup"):
+        service_environment = services[name]["environment"]
+        for variable in ("BCFWATCH_BOOTSTRAP", "BCFWATCH_REPLICATION_FACTOR", "BCFWATCH_MIN_INSYNC_REPLICAS"):
+            assert str(service_environment[variable]) == environment[variable], f"{name}: {variable}"
 
 
 def test_every_compose_command_uses_options_the_cli_has():
@@ -140,6 +169,10 @@ def test_every_service_has_a_health_check():
     for name in ("worker-1", "worker-2", "monitor", "notifier"):
         port = option(services[name]["command"], "--metrics-port")
         assert f"http://127.0.0.1:{port}/healthz" in " ".join(services[name]["healthcheck"]["test"]), name
+    # Each broker's check asks that broker, by the name it advertises (kafka-N:9092), not another one.
+    for name in KAFKA_BROKERS:
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert re.findall(r"--bootstrap-server (\S+)", check) == [f"{name}:9092"], name
     # Whatever depends on another service waits for it to be healthy, not just started; on a one-shot job
     # (restart "no", e.g. kafka-setup), for it to have succeeded.
     for name, service in services.items():
@@ -148,6 +181,12 @@ def test_every_service_has_a_health_check():
             expected = "service_completed_successfully" if one_shot else "service_healthy"
             assert condition == {"condition": expected}, f"{name} -> {dependency}"
             assert "healthcheck" in services[dependency]
+    # What waits for Kafka waits for all three brokers, never for some of them.
+    for name, service in services.items():
+        brokers = set(service.get("depends_on") or {}) & {*KAFKA_BROKERS, "kafka"}
+        assert brokers in (set(), set(KAFKA_BROKERS)), f"{name} waits for {sorted(brokers)}"
+    for name in (*BCFWATCH_SERVICES, "kafka-setup"):
+        assert set(KAFKA_BROKERS) <= set(services[name]["depends_on"]), name
 
 
 def test_prometheus_scrapes_ports_the_services_serve_on_a_non_loopback_address():
