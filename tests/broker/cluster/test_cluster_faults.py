@@ -13,6 +13,7 @@ while it lasts (``/readyz`` names the unreachable broker).
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import signal
 import subprocess
@@ -31,7 +32,7 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.cluster import Cluster
-from bcfwatch.infra.kafka import admin_client
+from bcfwatch.infra.kafka import admin_client, ensure_topics
 from monitors.alerting.topic_schemas import parse_alert
 from monitors.analysis.backtest import backtest, timeline_key
 from producers.generate import Drift, GeneratorSpec
@@ -80,7 +81,7 @@ def kafka_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_the_kafka_commands_run_a_three_node_cluster(tmp_path):
+def test_the_kafka_commands_run_a_three_node_cluster(tmp_path, caplog):
     port = free_cluster_port(3)
     started = kafka_cli("start", "--brokers", "3", "--port", str(port))
     cluster = Cluster(port=port, brokers=3)
@@ -96,6 +97,22 @@ def test_the_kafka_commands_run_a_three_node_cluster(tmp_path):
             assert len(admin.describe_cluster()["brokers"]) == 3
         finally:
             admin.close()
+
+        # A topic found with fewer copies than configured is reported loudly, at start and by status.
+        from kafka.admin import NewTopic
+
+        admin = admin_client(cluster.bootstrap)
+        try:
+            admin.create_topics([NewTopic("thin.admission", 1, 1)])
+        finally:
+            admin.close()
+        with caplog.at_level(logging.ERROR, logger="bcfwatch.infra.kafka"):
+            ensure_topics(cluster.bootstrap, ["thin.admission", "thin.discharge"], 1)
+        assert any("thin.admission keeps 1 copy of each partition, fewer than the 3 configured" in r.getMessage()
+                   for r in caplog.records)
+        thin = kafka_cli("status", "--port", str(port), "--topic-prefix", "thin")
+        assert thin.returncode == 1 and "under-replicated" in thin.stdout and "thin.admission" in thin.stdout
+        assert "thin.discharge" not in thin.stdout  # created by ensure_topics with three copies
 
         stopped = kafka_cli("stop", "--port", str(port), "--node", "2")
         assert stopped.returncode == 0 and "node 2 stopped" in stopped.stdout
@@ -157,11 +174,58 @@ def run_replay(bootstrap: str, event_log: Path, prefix: str, failures: list, rat
         failures.append(error)
 
 
+class AlertPipeline:
+    """The monitor and the notifier as processes on the cluster, delivering to a signed-webhook receiver; at the
+    end, every alert the offline backtest expects must be on the topic once and delivered once."""
+
+    def __init__(self, cluster: Cluster, prefix: str, tmp_path: Path) -> None:
+        self.cluster, self.prefix = cluster, prefix
+        self.plan = tmp_path / "plan.csv"
+        write_sample_plan(self.plan, scale=SCALE)
+        self.receiver = WebhookReceiver(SECRET, free_port()).start()
+        subscriptions = tmp_path / "subscriptions.toml"
+        subscriptions.write_text(f'[[subscriber]]\nname = "ops"\nboards = "all"\nmetrics = "all"\n'
+                                 f'channel = "webhook"\nurl = "{self.receiver.url}"\n'
+                                 'secret_env = "CLUSTER_TEST_SECRET"\n')
+        os.environ["CLUSTER_TEST_SECRET"] = SECRET
+        common = ("--topic-prefix", prefix, "--bootstrap", cluster.bootstrap)
+        self.monitor = cli("monitor", "--plan", str(self.plan), *common, "--interval", "2", "--metrics-port",
+                           str(free_port()), log=tmp_path / "monitor.log")
+        self.notifier = cli("notify", "--subscriptions", str(subscriptions), *common, "--metrics-port",
+                            str(free_port()), log=tmp_path / "notifier.log")
+
+    def assert_every_alert_once(self, event_log: Path, live: pd.DataFrame) -> None:
+        offline = backtest(event_log, load_plan(self.plan), PLAN_YEAR)
+        pd.testing.assert_frame_equal(offline.counts.reset_index(drop=True), live.reset_index(drop=True))
+        expected = sorted(offline.alerts, key=timeline_key)
+        assert any(alert.board == "E08000025" for alert in expected)
+
+        def on_topic() -> list:
+            records = read_topic(self.cluster.bootstrap, Topics(self.prefix).alerts)
+            return sorted((parse_alert(record.value) for record in records), key=timeline_key)
+
+        wait_for(lambda: on_topic() == expected, 180, "the monitor to raise exactly the expected alerts")
+        wait_for(lambda: len(self.receiver.accepted) >= len(expected), 180, "the notifier to deliver every alert")
+        delivered = Counter(payload["event_id"] for _, payload in self.receiver.accepted)
+        assert sorted(delivered) == sorted(alert.event_id for alert in expected)
+        assert set(delivered.values()) == {1}, "an alert was delivered twice"
+        assert self.monitor.poll() is None and self.notifier.poll() is None, "the monitor or notifier died"
+
+    def stop(self) -> None:
+        for process in (self.monitor, self.notifier):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+        self.receiver.stop()
+        os.environ.pop("CLUSTER_TEST_SECRET", None)
+
+
 def test_killing_the_leaders_of_the_events_and_of_the_snapshots(cluster, event_log, oracle, topic_prefix,
                                                                 tmp_path):
     config = WorkerConfig(bootstrap=cluster.bootstrap, topic_prefix=topic_prefix, partitions=PARTITIONS,
                           datadir=tmp_path / "worker", web_port=free_port(), metrics_port=free_port())
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    alerts = AlertPipeline(cluster, topic_prefix, tmp_path)
     failures: list[BaseException] = []
     feeder = threading.Thread(target=run_replay, args=(cluster.bootstrap, event_log, topic_prefix, failures, 3000),
                               daemon=True)
@@ -183,29 +247,19 @@ def test_killing_the_leaders_of_the_events_and_of_the_snapshots(cluster, event_l
             cluster.wait_in_sync()
         feeder.join(timeout=600)
         assert not failures, failures
-        assert_equal_to_oracle(config, oracle)
+        alerts.assert_every_alert_once(event_log, assert_equal_to_oracle(config, oracle))
         assert worker.alive(), "the worker must ride out the faults without a restart"
     finally:
+        alerts.stop()
         worker.stop()
 
 
 def test_a_rolling_restart_under_the_whole_pipeline(cluster, event_log, oracle, topic_prefix, tmp_path):
-    plan = tmp_path / "plan.csv"
-    write_sample_plan(plan, scale=SCALE)
     configs = [WorkerConfig(bootstrap=cluster.bootstrap, topic_prefix=topic_prefix, partitions=PARTITIONS,
                             datadir=tmp_path / f"worker-{n}", web_port=free_port(), metrics_port=free_port())
                for n in (1, 2)]
     workers = [WorkerProcess(config, tmp_path / f"worker-{n}.log").start() for n, config in enumerate(configs)]
-    receiver = WebhookReceiver(SECRET, free_port()).start()
-    subscriptions = tmp_path / "subscriptions.toml"
-    subscriptions.write_text(f'[[subscriber]]\nname = "ops"\nboards = "all"\nmetrics = "all"\nchannel = "webhook"\n'
-                             f'url = "{receiver.url}"\nsecret_env = "CLUSTER_TEST_SECRET"\n')
-    os.environ["CLUSTER_TEST_SECRET"] = SECRET
-    common = ("--topic-prefix", topic_prefix, "--bootstrap", cluster.bootstrap)
-    monitor = cli("monitor", "--plan", str(plan), *common, "--interval", "2", "--metrics-port", str(free_port()),
-                  log=tmp_path / "monitor.log")
-    notifier = cli("notify", "--subscriptions", str(subscriptions), *common, "--metrics-port", str(free_port()),
-                   log=tmp_path / "notifier.log")
+    alerts = AlertPipeline(cluster, topic_prefix, tmp_path)
     failures: list[BaseException] = []
     feeder = threading.Thread(target=run_replay, args=(cluster.bootstrap, event_log, topic_prefix, failures, 2500),
                               daemon=True)
@@ -220,31 +274,12 @@ def test_a_rolling_restart_under_the_whole_pipeline(cluster, event_log, oracle, 
             cluster.wait_in_sync()
         feeder.join(timeout=600)
         assert not failures, failures
-        live = assert_equal_to_oracle(configs[0], oracle)
-        offline = backtest(event_log, load_plan(plan), PLAN_YEAR)
-        pd.testing.assert_frame_equal(offline.counts.reset_index(drop=True), live.reset_index(drop=True))
-        expected = sorted(offline.alerts, key=timeline_key)
-        assert any(alert.board == "E08000025" for alert in expected)
-
-        def on_topic() -> list:
-            return sorted((parse_alert(r.value) for r in read_topic(cluster.bootstrap, Topics(topic_prefix).alerts)),
-                          key=timeline_key)
-
-        wait_for(lambda: on_topic() == expected, 180, "the monitor to raise exactly the expected alerts")
-        wait_for(lambda: len(receiver.accepted) >= len(expected), 180, "the notifier to deliver every alert")
-        delivered = Counter(payload["event_id"] for _, payload in receiver.accepted)
-        assert sorted(delivered) == sorted(alert.event_id for alert in expected)
-        assert set(delivered.values()) == {1}, "an alert was delivered twice"
-        assert all(worker.alive() for worker in workers) and monitor.poll() is None and notifier.poll() is None
+        alerts.assert_every_alert_once(event_log, assert_equal_to_oracle(configs[0], oracle))
+        assert all(worker.alive() for worker in workers)
     finally:
-        for process in (monitor, notifier):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=60)
+        alerts.stop()
         for worker in workers:
             worker.stop()
-        receiver.stop()
-        os.environ.pop("CLUSTER_TEST_SECRET", None)
 
 
 def test_the_secure_mode_works_across_the_cluster():
@@ -252,7 +287,6 @@ def test_the_secure_mode_works_across_the_cluster():
     writes through one broker and reads through the others, and sees its topics at once (ACLs just granted)."""
     from kafka import KafkaProducer
 
-    from bcfwatch.infra.kafka import ensure_topics
     from tests.broker.infra.test_security import _read_all
 
     port = free_cluster_port(3)
