@@ -43,7 +43,7 @@ from streams.config import WorkerConfig
 from streams.daily_table import from_state
 from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
-from tests.broker.services.test_health import get
+from tests.broker.services.test_health import get, samples
 from tests.broker.streams.test_graceful_stop import cli
 from tests.support import free_cluster_port, free_port, read_topic, wait_for
 
@@ -152,8 +152,11 @@ def kill_node(cluster: Cluster, number: int) -> None:
 
 
 def reports_unreachable(config: WorkerConfig, node_bootstrap: str) -> bool:
+    """``/readyz`` names the lost broker, and the metric the KafkaBrokerLost rule reads counts it."""
     status, body = get(f"http://127.0.0.1:{config.metrics_port}/readyz")
-    return status is not None and node_bootstrap in orjson.loads(body).get("brokers_unreachable", [])
+    named = status is not None and node_bootstrap in orjson.loads(body).get("brokers_unreachable", [])
+    assert config.metrics_port is not None
+    return named and samples(config.metrics_port).get("bcf_kafka_brokers_unreachable", 0) >= 1
 
 
 def applied(config: WorkerConfig) -> int:
