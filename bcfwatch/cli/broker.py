@@ -148,7 +148,10 @@ def kafka_status(port: int, secure: bool, topic_prefix: str) -> None:
         running = pid is not None and node.accepts_connections()
         up.append(running)
         table.add_row(str(node.node_id), node.bootstrap, "running" if running else "not running", str(pid or ""))
-    console.print(table)
+    if cluster is not None:
+        console.print(table)
+    elif up[0]:
+        console.print(f"running at {nodes[0].bootstrap} (pid {nodes[0].pid()})")
     if not any(up):
         console.print(f"not running on port {port}")
         sys.exit(1)

@@ -50,8 +50,13 @@ def kill_broker(kafka: Broker) -> None:
     kafka.pid_file.unlink(missing_ok=True)
 
 
-def outage(kafka: Broker, config: WorkerConfig, seconds: float, take_down) -> None:
-    """Take the broker down for ``seconds`` while checking the worker says it is not ready; bring it back."""
+def outage(kafka: Broker, config: WorkerConfig, seconds: float, take_down, names_partitions: bool) -> None:
+    """Take the broker down for ``seconds`` while checking the worker says it is not ready; bring it back.
+
+    ``names_partitions``: also wait for the partitions whose snapshots cannot be written to be named. A partition
+    is named only once a snapshot it needs has been given up; whether one is pending when the broker goes depends
+    on the moment (a worker fully caught up and snapshotted has nothing to write), so the second outage does not
+    ask it (tests/unit/streams/test_snapshot_failures.py covers the naming deterministically)."""
     health = f"http://127.0.0.1:{config.metrics_port}"
     take_down(kafka)
     back_at = time.monotonic() + seconds
@@ -61,9 +66,10 @@ def outage(kafka: Broker, config: WorkerConfig, seconds: float, take_down) -> No
     assert report["ready"] is False and report["broker_connected"] is False, report
     # It names what it cannot do: the partitions whose snapshots cannot be written (once the first write has
     # been given up, SNAPSHOT_WRITE_SECONDS after it began).
-    wait_for(lambda: any(reason.startswith("partition ") for reason in
-                         orjson.loads(get(f"{health}/readyz")[1]).get("not_ready_because", {})),
-             seconds - 2, "the worker to name the partitions whose snapshots cannot be written")
+    if names_partitions:
+        wait_for(lambda: any(reason.startswith("partition ") for reason in
+                             orjson.loads(get(f"{health}/readyz")[1]).get("not_ready_because", {})),
+                 seconds - 2, "the worker to name the partitions whose snapshots cannot be written")
     # The outage lasts its full length; the worker must stay live (a supervisor must not restart it) and
     # not ready all along.
     wait_for(lambda: time.monotonic() >= back_at or get(f"{health}/readyz")[0] != 503, seconds + 5,
@@ -103,10 +109,10 @@ def test_a_worker_rides_out_a_stopped_then_killed_broker(event_log, topic_prefix
         wait_for(lambda: get(f"http://127.0.0.1:{config.metrics_port}/readyz")[0] == 200, 120,
                  "the worker to be ready")
         replay_thread.start()
-        for share, seconds, take_down in ((0.15, 40.0, Broker.stop), (0.45, 90.0, kill_broker)):
+        for share, seconds, take_down, names in ((0.15, 40.0, Broker.stop, True), (0.45, 90.0, kill_broker, False)):
             wait_for(lambda share=share: applied() >= share * lines, 300, f"the worker to apply {share:.0%}")
             before = applied()
-            outage(kafka, config, seconds, take_down)
+            outage(kafka, config, seconds, take_down, names)
             returned = time.monotonic()
             # Caught up: every event the broker holds now is covered by a snapshot, within the bound.
             wait_for(lambda before=before: applied() > before and events_behind(config, latest_snapshots(config))
