@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 from mode import Service
 
 from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES
@@ -86,6 +87,8 @@ SNAPSHOT_MAX_INTERVAL = 10.0
 SNAPSHOT_WRITE_SECONDS = 30.0
 LOAD_SECONDS = 60.0  # the longest a partition's state may take to load from the broker before it is tried again
 FAILURE_LOG_SECONDS = 30.0  # while a partition's snapshots fail, one log line per partition per this
+# Errors after which the idempotent snapshot producer never writes again: it is replaced (issue 26).
+BROKEN_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
 
 
 @dataclass
@@ -255,15 +258,32 @@ class PartitionStates(Service):
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._cache = Rdict(str(self.cache_dir / "snapshots"))
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                         max_request_size=SNAPSHOT_MAX_BYTES, compression_type=None,
-                                         **aiokafka_options())
-        await self.producer.start()
+        self.producer = await self._new_producer()
         self.reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                        fetch_max_bytes=SNAPSHOT_MAX_BYTES,
                                        max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES, **aiokafka_options())
         await self.reader.start()
         self._clients_started.set()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                                    max_request_size=SNAPSHOT_MAX_BYTES, compression_type=None, **aiokafka_options())
+        await producer.start()
+        return producer
+
+    async def _renew_producer(self, error: BaseException) -> None:
+        """Replace a producer whose idempotence state broke (a write given up mid-flight during an outage leaves
+        its sequence numbers out of step with the broker's: every later write to that partition then fails with
+        OutOfOrderSequenceNumber, for good). The old one is stopped first, so nothing it still holds can land
+        after what the new one writes."""
+        log.warning("the snapshot producer's idempotence state is broken (%s): replacing it", type(error).__name__)
+        old = self.producer
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.stop(), SNAPSHOT_WRITE_SECONDS)
+            except Exception:  # a broken producer may not stop cleanly: drop it
+                log.warning("the old snapshot producer did not stop cleanly", exc_info=True)
+        self.producer = await self._new_producer()
 
     async def on_stop(self) -> None:
         try:
@@ -413,6 +433,8 @@ class PartitionStates(Service):
             await asyncio.wait_for(self.save(state), SNAPSHOT_WRITE_SECONDS)
         except Exception as error:  # TimeoutError included: the broker did not answer in time
             self._failed(state.partition, error)
+            if isinstance(error, BROKEN_PRODUCER_ERRORS):
+                await self._renew_producer(error)
             return False
         self._recovered(state.partition)
         return True

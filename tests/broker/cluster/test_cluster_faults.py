@@ -104,6 +104,8 @@ def test_the_kafka_commands_run_a_three_node_cluster(tmp_path, caplog):
         admin = admin_client(cluster.bootstrap)
         try:
             admin.create_topics([NewTopic("thin.admission", 1, 1)])
+            wait_for(lambda: admin.describe_topics(["thin.admission"])[0]["partitions"], 30,
+                     "the new topic's partitions to be in every broker's metadata")
         finally:
             admin.close()
         with caplog.at_level(logging.ERROR, logger="bcfwatch.infra.kafka"):

@@ -137,3 +137,29 @@ def test_one_unanswered_snapshot_per_tick_is_waited_for_not_one_per_partition(tm
     asyncio.run(tick())
     assert set(states.failing) == {0, 1, 2, 3}
     assert "not tried: partition 0's snapshot was not answered" in states.failing[3].describe()
+
+
+def test_a_producer_whose_idempotence_broke_is_replaced_and_the_snapshot_written_by_the_new_one(tmp_path):
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    class Broken(Producer):
+        stopped = False
+
+        async def _write(self, topic: str, partition: int) -> Sent:
+            raise OutOfOrderSequenceNumber()
+
+        async def stop(self) -> None:
+            self.stopped = True
+
+    broken, fresh = Broken(), Producer()
+    states = partition_states(tmp_path, broken)
+
+    async def new_producer() -> Producer:
+        return fresh
+
+    states._new_producer = new_producer  # type: ignore[method-assign]
+    event = applied(states, 0, 1)
+    asyncio.run(states.save_dirty(every=True))
+    assert broken.stopped and states.producer is fresh and not event.acked  # given up, producer replaced
+    asyncio.run(states.save_dirty(every=True))
+    assert event.acked and states.failing == {} and ("app-state", 0) in fresh.written
