@@ -17,7 +17,6 @@ The worker reads with aiokafka inside Faust and counts its lag with :func:`messa
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from bcfwatch.core.settings import current
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.infra.errors import BrokerError
 from bcfwatch.infra.kafka_security import KafkaSecurity, kafka_python_options
+from bcfwatch.infra.lifecycle import broker_reachable
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,8 @@ EVENT_TOPIC_SUFFIXES = (*EVENT_TYPES, "dead_letter", "late_events", "held_events
 
 def require_broker(bootstrap: str, timeout: float = 3.0) -> None:
     """Fail fast, with what to do, when no bootstrap server accepts a connection."""
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-                return
-        except (OSError, ValueError):
-            continue
+    if broker_reachable(bootstrap, timeout):
+        return
     raise BrokerError(
         f"cannot reach Kafka at {bootstrap}: start the local broker with `bcfwatch kafka start` "
         "or point --bootstrap / BCFWATCH_BOOTSTRAP at a running one"
