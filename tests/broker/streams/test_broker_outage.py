@@ -80,12 +80,7 @@ def outage(kafka: Broker, config: WorkerConfig, seconds: float, take_down, names
 
 
 STOPPED = pytest.param([(0.15, 40.0, Broker.stop, True)], id="stopped-40s")
-KILLED = pytest.param(
-    [(0.45, 90.0, kill_broker, False)], id="killed-90s",
-    marks=pytest.mark.xfail(strict=False, reason=(
-        "issue 26, not resolved: after a 90 s SIGKILL outage the worker sometimes does not resume consuming "
-        "within 60 s of the broker's return (seen in 2 of 4 runs; no snapshot failure is logged, the consumer "
-        "stays idle): diagnosis in the issue's closing note")))
+KILLED = pytest.param([(0.45, 90.0, kill_broker, False)], id="killed-90s")
 
 
 @pytest.mark.parametrize("outages", [STOPPED, KILLED])
