@@ -1,11 +1,13 @@
 """The alert lifecycle: raised -> updated (severity changes) -> resolved, deduplicated.
 
-An :class:`AlertBook` is fed one assessment per board per completed week, in
-order, and returns alert events. A board with an open alert gets no second
-"raised"; an alert resolves only after ``resolve_after_weeks`` consecutive
-weeks back within plan (no flapping). Ids are stable: the alert id comes from
-board, metric and the week it was raised, and each event id is the alert id
-plus a sequence number, so replays and backtests produce identical records.
+An :class:`AlertBook` is fed one assessment per board per completed week and
+question, in order, and returns alert events. A board with an open alert gets no
+second "raised" for the same question (the plan number, or the underlying rate:
+each is its own alert); an alert resolves only after ``resolve_after_weeks``
+consecutive weeks back within plan (no flapping). Ids are stable: the alert id
+comes from board, metric, question and the week it was raised, and each event id
+is the alert id plus a sequence number, so replays and backtests produce
+identical records.
 The book can be rebuilt from the events it produced (the ``alerts`` topic).
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from monitors.rules.drift import Assessment, DriftRules, Severity
+from monitors.rules.drift import Assessment, DriftRules, Question, Severity
 from monitors.rules.spc import Assurance, Variation
 
 
@@ -46,6 +48,7 @@ class Alert:
     severity: Severity
     board: str
     metric: str
+    question: Question  # which question the alert answers (``plan_number``: the primary alert)
     as_of: date
     actual: float
     planned: float
@@ -107,10 +110,19 @@ def alert_event(state: AlertState, alert: OpenAlert, assessment: Assessment) -> 
                 for name, (attribute, decimals) in _MEASURES.items()}
     return Alert(event_id=f"{alert.alert_id}-{alert.sequence}", alert_id=alert.alert_id, sequence=alert.sequence,
                  state=state, severity=alert.severity, board=assessment.board, metric=assessment.metric,
-                 as_of=as_of, spc_rules=tuple(assessment.rules_fired),
+                 question=assessment.question, as_of=as_of, spc_rules=tuple(assessment.rules_fired),
                  spc_variation=assessment.variation, assurance=assessment.assurance,
                  window_weeks=assessment.window_weeks, expected_pattern=assessment.expected_pattern,
                  noise_source=assessment.noise_source, **measures)
+
+
+AlertKey = tuple[str, str, Question]  # (board, metric, question): one open alert each
+
+
+def alert_identity(key: AlertKey, raised: date) -> str:
+    """The alert's id: the same for the same board, metric, question and week raised, in every process."""
+    board, metric, question = key
+    return hashlib.sha256(f"{board}|{metric}|{question.value}|{raised.isoformat()}".encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -124,28 +136,27 @@ class OpenAlert:
 @dataclass
 class AlertBook:
     rules: DriftRules = field(default_factory=DriftRules)
-    open: dict[tuple[str, str], OpenAlert] = field(default_factory=dict)
-    last_evaluated: dict[tuple[str, str], date] = field(default_factory=dict)
+    open: dict[AlertKey, OpenAlert] = field(default_factory=dict)
+    last_evaluated: dict[AlertKey, date] = field(default_factory=dict)
 
-    def judged(self, board: str, metric: str, as_of: date) -> bool:
-        """True when the week ending ``as_of`` was already evaluated for this board."""
-        last = self.last_evaluated.get((board, metric))
+    def judged(self, board: str, metric: str, as_of: date, question: Question = Question.PLAN_NUMBER) -> bool:
+        """True when the week ending ``as_of`` was already evaluated for this board and question."""
+        last = self.last_evaluated.get((board, metric, question))
         return last is not None and last >= as_of
 
     def evaluate(self, assessment: Assessment) -> list[Alert]:
         """The alert events (0 or 1) that this week's assessment causes."""
-        key = (assessment.board, assessment.metric)
+        key = (assessment.board, assessment.metric, assessment.question)
         as_of = assessment.as_of
         assert as_of is not None  # an assessment after at least one complete week
-        if self.judged(*key, as_of):
+        if self.judged(*key[:2], as_of, key[2]):
             return []  # this week was already evaluated (a replay, or a second look at the same data)
         self.last_evaluated[key] = as_of
         current = self.open.get(key)
         severity = assessment.severity  # None unless drifting
         if severity is not None:
             if current is None:
-                alert_id = hashlib.sha256(f"{key[0]}|{key[1]}|{as_of.isoformat()}".encode()).hexdigest()[:16]
-                self.open[key] = OpenAlert(alert_id, severity, 1)
+                self.open[key] = OpenAlert(alert_identity(key, as_of), severity, 1)
                 return [alert_event(AlertState.RAISED, self.open[key], assessment)]
             current.weeks_within_plan = 0
             if severity != current.severity:
@@ -165,7 +176,7 @@ class AlertBook:
     def restore(self, events: Iterable[Alert]) -> None:
         """Rebuild the open alerts (and what was already evaluated) from earlier events."""
         for event in events:
-            key = (event.board, event.metric)
+            key = (event.board, event.metric, event.question)
             last = self.last_evaluated.get(key)
             self.last_evaluated[key] = event.as_of if last is None else max(last, event.as_of)
             if event.state is AlertState.RESOLVED:

@@ -4,6 +4,7 @@
     name = "birmingham-lead"
     boards = ["E08000025"]          # or "all"
     metrics = "all"                 # or a list, e.g. ["emergency_admissions"]
+    questions = ["plan_number"]     # the default; "all" adds the underlying-rate finding (docs/drift.md)
     channel = "webhook"
     url = "https://example.nhs.uk/bcf-hook"
     secret_env = "BIRMINGHAM_HOOK_SECRET"   # a Standard Webhooks secret (whsec_...), from the environment
@@ -48,12 +49,16 @@ if TYPE_CHECKING:
 
 TABLE = "subscriber"
 CHANNELS = ("webhook", "email")
-COMMON_KEYS = ("name", "boards", "metrics", "channel")
+COMMON_KEYS = ("name", "boards", "metrics", "questions", "channel")
 CHANNEL_KEYS = {"webhook": ("url", "secret_env", "secret_file"),
                 "email": ("to", "smtp_host", "smtp_port", "from", "smtp_tls", "smtp_username", "smtp_password_file")}
 SMTP_TLS_MODES = ("starttls", "implicit", "none")  # "none": plaintext, loopback hosts only (local tests)
 # The metrics alerts are raised on: monitors.rules.drift.METRIC and monitors.rules.trajectory.OTHER_METRICS.
 METRICS = ("emergency_admissions", "delayed_days", "care_home_admissions_65")
+# Which question an alert answers (monitors.rules.drift.Question); by default a subscriber hears the primary
+# one (will the board miss its plan number?); the underlying-rate finding is the analyst's diagnostic.
+QUESTIONS = ("plan_number", "underlying_rate")
+DEFAULT_QUESTIONS = frozenset({"plan_number"})
 WEBHOOK_SECRET_PREFIX = "whsec_"
 MIN_WEBHOOK_SECRET_BYTES = 24  # 192 bits, the Standard Webhooks minimum
 LOOPBACK_NAMES = ("localhost",)
@@ -88,6 +93,7 @@ class Subscriber:
     boards: frozenset[str] | None  # None: all boards
     metrics: frozenset[str] | None  # None: all metrics
     channel: str  # webhook | email
+    questions: frozenset[str] | None = DEFAULT_QUESTIONS  # None: every question
     url: str | None = None
     secret: str | None = field(default=None, repr=False)
     to: tuple[str, ...] = ()
@@ -100,7 +106,8 @@ class Subscriber:
 
     def wants(self, alert: Alert) -> bool:
         return (self.boards is None or alert.board in self.boards) and \
-            (self.metrics is None or alert.metric in self.metrics)
+            (self.metrics is None or alert.metric in self.metrics) and \
+            (self.questions is None or alert.question.value in self.questions)
 
 
 def load_subscriptions(path: Path, boards: BoardList | None = None) -> list[Subscriber]:
@@ -244,6 +251,7 @@ class _EntryChecker:
         name = self._name(name, label)
         boards = self._boards(entry.get("boards", "all"))
         metrics = self._metrics(entry.get("metrics", "all"))
+        questions = self._questions(entry.get("questions", sorted(DEFAULT_QUESTIONS)))
         if channel == "webhook":
             details = self._webhook(entry)
         elif channel == "email":
@@ -252,7 +260,8 @@ class _EntryChecker:
             details = {}
         if len(self.problems) > before or channel is None:  # no channel is one of the problems
             return None
-        return Subscriber(name=name, channel=channel, boards=boards, metrics=metrics, **details)
+        return Subscriber(name=name, channel=channel, boards=boards, metrics=metrics, questions=questions,
+                          **details)
 
     def _problem(self, key: str, reason: str) -> None:
         self.problems.append((f"{self.where}, {key}" if key else self.where, reason))
@@ -300,6 +309,13 @@ class _EntryChecker:
             if metric not in METRICS:
                 self._problem("metrics", _unknown(metric, METRICS, "metric"))
         return metrics or None
+
+    def _questions(self, value: object) -> frozenset[str] | None:
+        questions = self._selection("questions", value, f"questions from: {', '.join(QUESTIONS)}")
+        for question in sorted(questions or ()):
+            if question not in QUESTIONS:
+                self._problem("questions", _unknown(question, QUESTIONS, "question"))
+        return questions
 
     def _selection(self, key: str, value: object, what: str) -> frozenset[str] | None:
         if value == "all":

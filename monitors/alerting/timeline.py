@@ -19,7 +19,7 @@ from bcfwatch.core.calendar import SECONDS_PER_DAY
 from bcfwatch.core.plans import BoardPlan
 from monitors.alerting.alerts import Alert, AlertBook
 from monitors.rules.baseline import BaselineModel, baseline_model
-from monitors.rules.drift import METRIC, DriftRules, assess_week, board_weeks
+from monitors.rules.drift import METRIC, DriftRules, Question, assess_questions, board_weeks
 
 
 def last_settled_admission_days(stream_times: dict[str, float], lateness_days: int) -> dict[str, date]:
@@ -65,12 +65,16 @@ def alert_timeline(plans: dict[str, BoardPlan], daily: pd.DataFrame, plan_year_s
             if count <= len(board.series):
                 last = count == len(board.series)
                 week_end = board.series.week_ending(count)
-                if not (last and latest is not None) and book.judged(board.plan.board, METRIC, week_end):
+                questions = tuple(question for question in Question
+                                  if not book.judged(board.plan.board, METRIC, week_end, question))
+                if last and latest is not None:
+                    questions = tuple(Question)  # the exporter shows the latest assessment
+                elif not questions:
                     continue  # judged in an earlier round: the book would add nothing
-                assessment = assess_week(board, count, rules)
-                events.extend(book.evaluate(assessment))
-                if latest is not None and last:
-                    latest[board.plan.board] = assessment
+                for assessment in assess_questions(board, count, rules, questions):
+                    events.extend(book.evaluate(assessment))
+                    if latest is not None and last and assessment.question is Question.PLAN_NUMBER:
+                        latest[board.plan.board] = assessment
     return events
 
 

@@ -35,7 +35,7 @@ from bcfwatch.core.messages import (
     string_field,
 )
 from monitors.alerting.alerts import Alert, AlertState
-from monitors.rules.drift import Severity
+from monitors.rules.drift import Question, Severity
 from monitors.rules.spc import Assurance, Variation
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 RULE = re.compile(r"[A-Za-z0-9 _:,.()+'-]{1,80}")  # includes "baseline year (board's own shape)"
 ALERT_NUMBERS = ("actual", "planned", "variance_pct", "z", "projected_year_end", "planned_year_end",
                  "money_at_risk_gbp")
-ALERT_REQUIRED = {"event_id", "alert_id", "sequence", "state", "severity", "board", "metric", "as_of", "spc_rules",
+ALERT_REQUIRED = {"event_id", "alert_id", "sequence", "state", "severity", "board", "metric", "question", "as_of",
+                  "spc_rules",
                   "spc_variation", "assurance", *ALERT_NUMBERS}
 # What an assessment adds (``monitors/alerting/alerts.py``, alert_event): optional, checked when present.
 ALERT_OPTIONAL_NUMBERS = ("projected_year_end_low", "projected_year_end_high", "window_z", "window_variance_pct",
@@ -72,6 +73,7 @@ def parse_alert(value: bytes | None) -> Alert:
     severity = Severity(string_field(document["severity"], "alert: severity", choices=SEVERITIES))
     board = board_field(document["board"], "alert: board")
     metric = string_field(document["metric"], "alert: metric", choices=METRICS)
+    question = Question(string_field(document["question"], "alert: question", choices=frozenset(Question)))
     as_of = iso_date_field(document["as_of"], "alert: as_of")
     numbers: dict[str, Any] = {name: _number(document, name) for name in ALERT_NUMBERS}
     rules = document["spc_rules"]
@@ -88,8 +90,8 @@ def parse_alert(value: bytes | None) -> Alert:
     if "window_weeks" in document:
         optional["window_weeks"] = integer_field(document["window_weeks"], "alert: window_weeks", 0)
     return Alert(event_id=event_id, alert_id=alert_id, sequence=sequence, state=state, severity=severity,
-                 board=board, metric=metric, as_of=as_of, spc_rules=spc_rules, spc_variation=variation,
-                 assurance=assurance, **numbers, **optional)
+                 board=board, metric=metric, question=question, as_of=as_of, spc_rules=spc_rules,
+                 spc_variation=variation, assurance=assurance, **numbers, **optional)
 
 
 def _number(document: dict[str, Any], name: str) -> float:

@@ -8,10 +8,10 @@ baseline year (the financial year before the plan year), for every plan board:
 
 * the daily **pattern** (``monitors/rules/profile.py``), national with board-level
   day-type effects where the board's volume supports them;
-* the **noise** (``monitors/rules/noise.py``) from baseline-year weekly residuals against it;
-* per board, whether the plan's quarterly baselines *are* the baseline year's
-  counts (within 0.5% + 2 admissions in every quarter): then the plan carries
-  that year's noise and the tests allow for it.
+* the **noise** (``monitors/rules/noise.py``) from baseline-year weekly residuals against it.
+
+Which question a test answers is the drift rule's choice (``monitors/rules/drift.py``, ``Question``), never a
+match between the plan's quarters and the counts.
 
 Without a whole baseline year in the table (the table must start within a week
 of the baseline year's first day and reach its last day, with some admissions),
@@ -32,14 +32,11 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from bcfwatch.core.calendar import complete_weeks, financial_quarter, quarter_of_weeks, year_days, year_earlier
+from bcfwatch.core.calendar import complete_weeks, quarter_of_weeks, year_days, year_earlier
 from bcfwatch.core.plans import BoardPlan
 from monitors.rules.noise import DEFAULT_NOISE, Noise, fit_noise, quarter_sum_variance
 from monitors.rules.profile import Pattern, fit_pattern
 from monitors.rules.trajectory import quarter_anchored
-
-MATCH_SHARE = 0.005  # plan baseline quarter within 0.5% (+2) of the counted quarter: built from the counts
-MATCH_ABSOLUTE = 2.0
 
 
 def weekly_sums(values: np.ndarray, span: slice) -> np.ndarray:
@@ -53,20 +50,11 @@ class BaselineModel:
     plan_year_start: date
     pattern: Pattern
     noise: Noise
-    observed_quarters: dict[str, np.ndarray] = field(default_factory=dict)  # baseline-year counts by quarter
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def baseline_start(self) -> date:
         return year_earlier(self.plan_year_start)
-
-    def plan_from_counts(self, plan: BoardPlan) -> bool:
-        """True when the plan's quarterly baselines are the counted baseline year (so carry its noise)."""
-        observed = self.observed_quarters.get(plan.board)
-        if observed is None:
-            return False
-        planned = np.asarray(plan.baseline_emergency_by_quarter, dtype=float)
-        return bool(np.all(np.abs(planned - observed) <= MATCH_SHARE * observed + MATCH_ABSOLUTE))
 
     def expected_days(self, plan: BoardPlan, year_start: date) -> pd.Series:
         """Expected emergency admissions per day of the year starting ``year_start`` at the plan's
@@ -82,13 +70,18 @@ class BaselineModel:
         return self._cache[key]
 
     def planned_days(self, plan: BoardPlan) -> pd.Series:
-        """The plan trajectory: expected emergency admissions per day of the plan year."""
-        return self.expected_days(plan, self.plan_year_start) * (1 - plan.planned_reduction)
+        """The plan trajectory: expected emergency admissions per day of the plan year, summing to the plan
+        number (the plan file's planned emergency admissions). Its shape is the baseline quarters carried to
+        the plan year's calendar; the plan number is fixed, so the calendar moves admissions within the year,
+        never the total."""
+        expected = self.expected_days(plan, self.plan_year_start)
+        total = float(expected.sum())
+        return expected * (plan.planned_emergency / total) if total > 0 else expected
 
-    def baseline_quarter_variance(self, plan: BoardPlan) -> np.ndarray | None:
-        """Relative variance of each counted baseline quarter, when the plan was built from those counts."""
-        if not self.plan_from_counts(plan):
-            return None
+    def baseline_quarter_variance(self, plan: BoardPlan) -> np.ndarray:
+        """Relative variance of each of the plan's baseline quarters as a count of one year: the noise the
+        plan's baseline carries when asking whether the underlying rate moved (whatever extract it was cut
+        from: a plan's baseline is always some year's count)."""
         days = year_days(self.baseline_start)
         span = complete_weeks(days)
         expected = weekly_sums(self.expected_days(plan, self.baseline_start).to_numpy(), span)
@@ -146,6 +139,4 @@ def _fit(block: np.ndarray | None, days: pd.DatetimeIndex, codes: list[str], pla
     expected = relative / relative.sum(axis=1, keepdims=True) * counts.sum(axis=1, keepdims=True)
     noise = fit_noise(weekly_sums(counts, span), weekly_sums(expected, span), quarter_of_weeks(days, span),
                       list(table.columns))
-    quarters = financial_quarter(days)
-    observed = {code: np.bincount(quarters, weights=counts[i], minlength=4) for i, code in enumerate(table.columns)}
-    return BaselineModel(plan_year_start, pattern, noise, observed)
+    return BaselineModel(plan_year_start, pattern, noise)

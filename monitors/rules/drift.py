@@ -63,6 +63,20 @@ CALIBRATION_SEED = 2015
 CALIBRATION_SIZES = (3.0, 15.0, 60.0, 250.0, 1000.0, 4000.0)  # expected admissions a week (interpolated in log)
 
 
+class Question(StrEnum):
+    """Which question a finding answers; every alert names it (its ``question`` field), and nothing switches it.
+
+    ``plan_number`` (the primary alert): is this board expected to miss its plan number? The plan number is
+    fixed, so only the plan year's own noise counts. ``underlying_rate`` (a labelled second finding, the
+    analyst's diagnostic): has the board's underlying rate moved from what the plan assumed? The plan's
+    baseline is itself a counted, noisy year, so that noise counts too: a board can be expected to miss its
+    number because its baseline year was unusually low (an unlucky baseline) without its rate having moved.
+    """
+
+    PLAN_NUMBER = "plan_number"
+    UNDERLYING_RATE = "underlying_rate"
+
+
 class Severity(StrEnum):
     """How bad a drift is: the year to date itself is off plan (critical), or only a recent window (warning)."""
 
@@ -115,7 +129,7 @@ class Detector:
     threshold: float
     expected_pattern: str
     noise_source: str
-    plan_from_counts: bool
+    question: Question
     _prefix: np.ndarray = field(repr=False, init=False)  # set by __post_init__
 
     def __post_init__(self) -> None:
@@ -144,6 +158,7 @@ class Assessment:
     metric: str
     as_of: date | None
     weeks: int
+    question: Question
     actual_ytd: float
     planned_ytd: float
     variance_pct: float  # year to date
@@ -224,13 +239,13 @@ def _windows(weeks: int, rules: DriftRules) -> tuple[np.ndarray, np.ndarray]:
     return np.array(starts, dtype=int), np.array(ends, dtype=int)
 
 
-def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarray, from_counts: bool,
+def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarray, question: Question,
                  rules: DriftRules, seasonal_modes: np.ndarray | None = None) -> np.ndarray:
     """The largest window z of each simulated on-plan year, for a board of this weekly size."""
     weeks = len(quarter_of_week)
     expected = np.full(weeks, weekly_expected)
     baseline_variance = None
-    if from_counts:
+    if question is Question.UNDERLYING_RATE:
         members = np.bincount(quarter_of_week, minlength=4)
         baseline_variance = noise.kappa / np.maximum(members * weekly_expected, 1e-9) + noise.quarter + \
             noise.local * np.array([_ar_sum(noise.rho, m) / max(m, 1) ** 2 for m in members])
@@ -268,13 +283,13 @@ def _rounded(noise: Noise) -> tuple[float, float, float, float]:
 
 @lru_cache(maxsize=64)
 def _calibrated(parameters: tuple[float, float, float, float], quarters: tuple[int, ...],
-                modes: tuple[tuple[float, ...], ...], rules: DriftRules) -> dict[bool, np.ndarray]:
+                modes: tuple[tuple[float, ...], ...], rules: DriftRules) -> dict[Question, np.ndarray]:
     noise = Noise(*parameters)
     weeks = np.array(quarters)
     seasonal = np.array(modes)
-    return {flag: np.array([np.quantile(_null_maxima(noise, size, weeks, flag, rules, seasonal),
-                                        1 - rules.false_alert_rate) for size in CALIBRATION_SIZES])
-            for flag in (False, True)}
+    return {question: np.array([np.quantile(_null_maxima(noise, size, weeks, question, rules, seasonal),
+                                            1 - rules.false_alert_rate) for size in CALIBRATION_SIZES])
+            for question in Question}
 
 
 def seasonal_modes(model: BaselineModel) -> np.ndarray:
@@ -283,8 +298,8 @@ def seasonal_modes(model: BaselineModel) -> np.ndarray:
     return weekly_sums(model.pattern.seasonal_modes(days), complete_weeks(days)) / 7
 
 
-def threshold_table(model: BaselineModel, rules: DriftRules) -> dict[bool, np.ndarray]:
-    """Calibrated thresholds by weekly size (CALIBRATION_SIZES), for plans built from the counts or not:
+def threshold_table(model: BaselineModel, rules: DriftRules) -> dict[Question, np.ndarray]:
+    """Calibrated thresholds by weekly size (CALIBRATION_SIZES), for each question:
     the (1 - false_alert_rate) quantile of the largest window z of on-plan years simulated from the
     fitted noise model (its parameters rounded to a fine grid)."""
     days = year_days(model.plan_year_start)
@@ -293,35 +308,45 @@ def threshold_table(model: BaselineModel, rules: DriftRules) -> dict[bool, np.nd
     return _calibrated(_rounded(model.noise), quarters, modes, rules)
 
 
-def detector(model: BaselineModel, plan: BoardPlan, rules: DriftRules) -> Detector:
-    """The board's test for the plan year (computed once per model)."""
+def detector(model: BaselineModel, plan: BoardPlan, rules: DriftRules,
+             question: Question = Question.PLAN_NUMBER) -> Detector:
+    """The board's test of one question for the plan year (computed once per model).
+
+    Both tests judge the same weeks against the same plan trajectory (which sums to the plan number). The plan
+    number question counts only the plan year's own noise; the underlying-rate question also counts the noise
+    of the plan's baseline quarters, whatever extract they were cut from (a counted year carries it)."""
     def compute() -> Detector:
         days = year_days(model.plan_year_start)
         span = complete_weeks(days)
         quarters = quarter_of_weeks(days, span)
         expected = weekly_sums(model.planned_days(plan).to_numpy(), span)
-        from_counts = model.plan_from_counts(plan)
-        shared, count = weekly_covariance(model.noise, plan.board, expected, quarters,
-                                          model.baseline_quarter_variance(plan), seasonal_modes(model))
-        table = threshold_table(model, rules)[from_counts]
+        baseline_variance = model.baseline_quarter_variance(plan) if question is Question.UNDERLYING_RATE else None
+        shared, count = weekly_covariance(model.noise, plan.board, expected, quarters, baseline_variance,
+                                          seasonal_modes(model))
+        table = threshold_table(model, rules)[question]
         size = float(np.clip(expected.mean(), CALIBRATION_SIZES[0], CALIBRATION_SIZES[-1]))
         threshold = float(np.interp(np.log(size), np.log(CALIBRATION_SIZES), table))
         return Detector(expected, shared + np.diag(count), threshold, model.pattern.describe(plan.board),
-                        model.noise.source, from_counts)
+                        model.noise.source, question)
 
-    return model.cached(("detector", plan, rules), compute)
+    return model.cached(("detector", plan, rules, question), compute)
 
 
 @dataclass(frozen=True)
 class BoardWeeks:
-    """A board's complete plan-year weeks (actual vs planned), its test, and its SPC limits from the baseline."""
+    """A board's complete plan-year weeks (actual vs planned), its tests, and its SPC limits from the baseline."""
 
     plan: BoardPlan
     series: WeeklySeries
     baseline_limits: Limits | None
-    planned_year_end: float
-    detector: Detector
+    planned_year_end: float  # the plan number (the plan file's planned emergency admissions)
+    detectors: dict[Question, Detector]
     baseline_variance: np.ndarray | None = None  # weekly variance of the baseline year (the SPC fitting period)
+
+    @property
+    def detector(self) -> Detector:
+        """The primary test: is the board expected to miss its plan number?"""
+        return self.detectors[Question.PLAN_NUMBER]
 
 
 def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date, as_of: date,
@@ -341,37 +366,63 @@ def board_weeks(plan: BoardPlan, actual_daily: pd.Series, plan_year_start: date,
                              plan_year_start - pd.Timedelta(days=1))
     fitted = len(baseline) >= 12 and baseline.planned.min() > 0
     limits = xmr_limits(baseline.variance) if fitted else None
-    return BoardWeeks(plan, weekly_series(actual_daily, planned, as_of), limits, float(planned.sum()),
-                      detector(model, plan, rules), np.asarray(baseline.variance, dtype=float) if fitted else None)
+    return BoardWeeks(plan, weekly_series(actual_daily, planned, as_of), limits, float(plan.planned_emergency),
+                      {question: detector(model, plan, rules, question) for question in Question},
+                      np.asarray(baseline.variance, dtype=float) if fitted else None)
 
 
-def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules()) -> Assessment:
-    """The assessment after the first ``count`` complete plan-year weeks."""
+def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules(),
+                question: Question = Question.PLAN_NUMBER) -> Assessment:
+    """The assessment of one question after the first ``count`` complete plan-year weeks."""
+    return assess_questions(board, count, rules, (question,))[0]
+
+
+def assess_questions(board: BoardWeeks, count: int, rules: DriftRules = DriftRules(),
+                     questions: tuple[Question, ...] = tuple(Question)) -> list[Assessment]:
+    """The assessments of ``questions`` after the first ``count`` complete plan-year weeks (the figures and
+    the SPC chart are shared; the test, its z and its verdict are each question's own)."""
     series = board.series.head(count)
-    test = board.detector
     as_of = series.week_ending(count) if count else None
     actual_ytd = float(series.actual.sum())
     planned_ytd = float(series.planned.sum())
     variance = actual_ytd / planned_ytd - 1 if planned_ytd else 0.0
-    ytd_variance = test.window_variance(0, count) if count else 0.0
-    z = (actual_ytd - planned_ytd) / math.sqrt(ytd_variance) if ytd_variance > 0 else 0.0
+    judged = count >= max(rules.min_weeks, 2) and planned_ytd > 0
+    spc = _spc(board, series, count) if judged else {}
+    assessments = []
+    for question in questions:
+        test = board.detectors[question]
+        ytd_variance = test.window_variance(0, count) if count else 0.0
+        z = (actual_ytd - planned_ytd) / math.sqrt(ytd_variance) if ytd_variance > 0 else 0.0
+        projection = _projection(board, test, count, planned_ytd, variance, rules)
+        result: dict[str, Any] = dict(
+            board=board.plan.board, metric=METRIC, as_of=as_of, weeks=count, question=question,
+            actual_ytd=actual_ytd, planned_ytd=planned_ytd, variance_pct=variance * 100, z=z,
+            planned_year_end=board.planned_year_end, baseline_year=float(board.plan.baseline_emergency),
+            threshold=test.boundary(0, max(count, 1), rules), expected_pattern=test.expected_pattern,
+            noise_source=test.noise_source, dispersion=test.dispersion, series=series, **projection)
+        if judged:
+            result |= scan(board.series, test, count, rules) | spc
+        assessments.append(Assessment(**result))
+    return assessments
+
+
+def _projection(board: BoardWeeks, test: Detector, count: int, planned_ytd: float, variance: float,
+                rules: DriftRules) -> dict[str, float]:
+    """The year end if the year to date's rate holds, its 90% interval (the unseen weeks' own noise and the
+    uncertainty of the rate), and the money at risk: the projected excess over the plan number, priced."""
     projected = board.planned_year_end * (1 + variance)
     remaining = board.planned_year_end - planned_ytd
+    ytd_variance = test.window_variance(0, count) if count else 0.0
     spread = math.sqrt(max(test.window_variance(count, len(test.expected)), 0.0) * (1 + variance) ** 2
                        + (remaining / planned_ytd) ** 2 * ytd_variance) if planned_ytd else 0.0
-    result: dict[str, Any] = dict(
-        board=board.plan.board, metric=METRIC, as_of=as_of, weeks=count, actual_ytd=actual_ytd,
-        planned_ytd=planned_ytd, variance_pct=variance * 100, z=z, projected_year_end=projected,
-        planned_year_end=board.planned_year_end, baseline_year=float(board.plan.baseline_emergency),
-        money_at_risk_gbp=max(0.0, projected - board.planned_year_end) * rules.unit_cost_gbp,
-        projected_year_end_low=projected - PROJECTION_Z * spread,
-        projected_year_end_high=projected + PROJECTION_Z * spread,
-        threshold=test.boundary(0, max(count, 1), rules),
-        expected_pattern=test.expected_pattern, noise_source=test.noise_source,
-        dispersion=test.dispersion, series=series)
-    if count < max(rules.min_weeks, 2) or planned_ytd <= 0:
-        return Assessment(**result)
-    verdict = scan(board.series, test, count, rules)
+    return dict(projected_year_end=projected,
+                money_at_risk_gbp=max(0.0, projected - board.planned_year_end) * rules.unit_cost_gbp,
+                projected_year_end_low=projected - PROJECTION_Z * spread,
+                projected_year_end_high=projected + PROJECTION_Z * spread)
+
+
+def _spc(board: BoardWeeks, series: WeeklySeries, count: int) -> dict[str, Any]:
+    """The SPC fields of the week: information in every assessment, never a trigger."""
     weekly_variance = np.asarray(series.variance, dtype=float)
     if board.baseline_variance is not None:
         # As NHSRplotthedots with fix_after_n_points: limits from the baseline year's weeks, every rule run over
@@ -382,18 +433,14 @@ def assess_week(board: BoardWeeks, count: int, rules: DriftRules = DriftRules())
         latest = history + count - 1
         assured = chart.assurance
         assert assured is not None  # the chart has a target and an improvement direction
-        return Assessment(
-            **(result | verdict), variation=chart.variation(latest), rules_fired=chart.rules_fired(latest),
-            assurance=assured, limits=chart.limits_at(latest),
-            special_cause_high=chart.high[history:], special_cause_low=chart.low[history:],
-        )
+        return dict(variation=chart.variation(latest), rules_fired=chart.rules_fired(latest), assurance=assured,
+                    limits=chart.limits_at(latest), special_cause_high=chart.high[history:],
+                    special_cause_low=chart.low[history:])
     spc = special_causes(weekly_variance, None)
     latest = count - 1
-    return Assessment(
-        **(result | verdict), variation=spc.variation(latest), rules_fired=spc.rules_fired(latest),
-        assurance=assurance(xmr_limits(weekly_variance), 0.0),
-        limits=spc.limits, special_cause_high=spc.high, special_cause_low=spc.low,
-    )
+    return dict(variation=spc.variation(latest), rules_fired=spc.rules_fired(latest),
+                assurance=assurance(xmr_limits(weekly_variance), 0.0), limits=spc.limits,
+                special_cause_high=spc.high, special_cause_low=spc.low)
 
 
 def scan(series: WeeklySeries, test: Detector, count: int, rules: DriftRules) -> dict[str, Any]:
@@ -422,13 +469,14 @@ def scan(series: WeeklySeries, test: Detector, count: int, rules: DriftRules) ->
                 window_weeks=length, window_z=window_z, window_variance_pct=excess * 100, threshold=needed)
 
 
-def first_drifting_week(board: BoardWeeks, rules: DriftRules = DriftRules()) -> tuple[int, Severity] | None:
-    """The first week (1-based count) the board drifts and its severity: the week the alert book raises.
-    The verdict alone, without the SPC charts (the benchmark's fast path; the same :func:`scan`)."""
+def first_drifting_week(board: BoardWeeks, rules: DriftRules = DriftRules(),
+                        question: Question = Question.PLAN_NUMBER) -> tuple[int, Severity] | None:
+    """The first week (1-based count) the board drifts on ``question`` and its severity: the week the alert
+    book raises. The verdict alone, without the SPC charts (the benchmark's fast path; the same :func:`scan`)."""
     for count in range(max(rules.min_weeks, 2), len(board.series) + 1):
         if board.series.planned[:count].sum() <= 0:
             continue
-        verdict = scan(board.series, board.detector, count, rules)
+        verdict = scan(board.series, board.detectors[question], count, rules)
         if verdict["projection_miss"] or verdict["recent_drift"]:
             return count, Severity.CRITICAL if verdict["projection_miss"] else Severity.WARNING
     return None

@@ -64,8 +64,10 @@ def baseline_days(plan: BoardPlan, year_start: date, baseline_year_start: date |
 
 @lru_cache(maxsize=4096)
 def planned_days(plan: BoardPlan, plan_year_start: date) -> pd.Series:
-    """The plan trajectory: expected emergency admissions per day of the plan year."""
-    return baseline_days(plan, plan_year_start, year_earlier(plan_year_start)) * (1 - plan.planned_reduction)
+    """The plan trajectory in the national shape: expected emergency admissions per day of the plan year,
+    summing to the plan number (the drift monitor's is ``BaselineModel.planned_days``, in the observed shape)."""
+    expected = baseline_days(plan, plan_year_start, year_earlier(plan_year_start))
+    return expected * (plan.planned_emergency / float(expected.sum()))
 
 
 OTHER_METRICS = ("delayed_days", "care_home_admissions_65")

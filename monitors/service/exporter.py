@@ -14,9 +14,9 @@ import pandas as pd
 from prometheus_client import Counter, Gauge
 
 from bcfwatch.core.plans import BoardPlan
+from monitors.rules.baseline import baseline_model
 from monitors.rules.drift import Assessment
 from monitors.rules.spc import Assurance, Variation
-from monitors.rules.trajectory import planned_days
 from streams.views import windows
 
 WINDOWS = ("rolling_28_days", "month_to_date", "quarter_to_date", "financial_year_to_date")
@@ -43,8 +43,8 @@ SPC_ASSURANCE = Gauge("bcf_spc_assurance", "1 consistently hitting plan, 0 hit a
                       ["board"])
 PROJECTED = Gauge("bcf_projected_year_end_emergency_admissions", "Projected emergency admissions at year end",
                   ["board"])
-PLANNED_YEAR_END = Gauge("bcf_planned_year_end_emergency_admissions", "Planned emergency admissions for the year",
-                         ["board"])
+PLANNED_YEAR_END = Gauge("bcf_planned_year_end_emergency_admissions",
+                         "The plan number: planned emergency admissions for the year (the plan file's)", ["board"])
 MONEY_AT_RISK = Gauge("bcf_money_at_risk_gbp", "Projected admissions above plan x unit cost", ["board"])
 OPEN_ALERTS = Gauge("bcf_open_alerts", "Open drift alerts", ["board"])
 SETTLED_DAY = Gauge("bcf_settled_day_timestamp_seconds", "Last settled day of the board's counts", ["board"])
@@ -64,6 +64,7 @@ def initialise(boards: list[str]) -> None:
 
 def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, date],
            assessments: dict[str, Assessment], open_alerts: set[str], plan_year_start: date) -> None:
+    model = baseline_model(plans, daily, plan_year_start)  # the monitor's own (cached by content)
     for board, plan in plans.items():
         OPEN_ALERTS.labels(board).set(1 if board in open_alerts else 0)
         as_of = settled.get(board)
@@ -71,7 +72,7 @@ def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, 
             continue
         SETTLED_DAY.labels(board).set(pd.Timestamp(as_of).timestamp())
         actual = daily[board] if board in daily else pd.Series(dtype=float)
-        planned = planned_days(plan, plan_year_start)
+        planned = model.planned_days(plan)
         for window in WINDOWS:
             start, end = windows(as_of)[window]
             ADMISSIONS.labels(board, window).set(float(actual[pd.Timestamp(start):pd.Timestamp(end)].sum()))

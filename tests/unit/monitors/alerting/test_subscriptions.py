@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from monitors.alerting import subscriptions
 from monitors.alerting.alerts import Alert, AlertState
 from monitors.alerting.subscriptions import Subscriber, SubscriptionError, load_subscriptions
-from monitors.rules.drift import Severity
+from monitors.rules.drift import Question, Severity
 from monitors.rules.spc import Assurance, Variation
 from tests.support import REPO
 
@@ -122,11 +122,24 @@ def test_a_board_list_and_metrics_load(tmp_path):
     assert not subscriber.wants(_alert("E09000012", "care_home_admissions_65"))
 
 
-def _alert(board: str, metric: str) -> Alert:
+def test_questions_default_to_the_plan_number_and_all_adds_the_underlying_rate(tmp_path):
+    plain = WEBHOOK.format(url="https://example.nhs.uk/hook")
+    (default,) = load_subscriptions(write(tmp_path, plain))
+    assert default.wants(_alert("E09000012", "emergency_admissions"))
+    assert not default.wants(_alert("E09000012", "emergency_admissions", Question.UNDERLYING_RATE))
+    (every,) = load_subscriptions(write(tmp_path, plain.replace('channel = "webhook"',
+                                                                'channel = "webhook"\nquestions = "all"')))
+    assert every.wants(_alert("E09000012", "emergency_admissions", Question.UNDERLYING_RATE))
+    with pytest.raises(SubscriptionError, match=r"questions.*underlying_rates"):
+        load_subscriptions(write(tmp_path, plain.replace(
+            'channel = "webhook"', 'channel = "webhook"\nquestions = ["underlying_rates"]')))
+
+
+def _alert(board: str, metric: str, question: Question = Question.PLAN_NUMBER) -> Alert:
     return Alert(event_id="a1-1", alert_id="a1", sequence=1, state=AlertState.RAISED, severity=Severity.WARNING,
-                 board=board, metric=metric, as_of=date(2015, 6, 28), actual=0.0, planned=0.0, variance_pct=0.0,
-                 z=0.0, spc_rules=(), spc_variation=Variation.COMMON_CAUSE, assurance=Assurance.HIT_AND_MISS,
-                 projected_year_end=0.0, planned_year_end=0.0, money_at_risk_gbp=0.0)
+                 board=board, metric=metric, question=question, as_of=date(2015, 6, 28), actual=0.0, planned=0.0,
+                 variance_pct=0.0, z=0.0, spc_rules=(), spc_variation=Variation.COMMON_CAUSE,
+                 assurance=Assurance.HIT_AND_MISS, projected_year_end=0.0, planned_year_end=0.0, money_at_risk_gbp=0.0)
 
 
 def test_known_metrics_are_the_ones_alerts_are_raised_on():

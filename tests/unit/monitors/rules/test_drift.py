@@ -19,6 +19,7 @@ from monitors.alerting.topic_schemas import parse_alert
 from monitors.rules.baseline import baseline_model
 from monitors.rules.drift import (
     DriftRules,
+    Question,
     Severity,
     assess,
     board_weeks,
@@ -160,7 +161,7 @@ class _Week:
     """A minimal assessment for lifecycle tests."""
 
     def __init__(self, week: int, drifting: bool, severity: Severity = Severity.WARNING):
-        self.board, self.metric = "E09000012", "emergency_admissions"
+        self.board, self.metric, self.question = "E09000012", "emergency_admissions", Question.PLAN_NUMBER
         self.as_of = date(2015, 4, 5) + timedelta(weeks=week)
         self.drifting, self.severity = drifting, severity if drifting else None
         self.actual_ytd = self.planned_ytd = self.variance_pct = self.z = 0.0
@@ -205,7 +206,9 @@ def test_an_alert_is_typed_until_serialised_and_reads_back_the_same():
     raised, = book.evaluate(_Week(0, True, Severity.CRITICAL))
     assert raised.state is AlertState.RAISED and raised.severity is Severity.CRITICAL
     wire = orjson.loads(raised.to_wire())
-    assert list(wire)[:8] == ["event_id", "alert_id", "sequence", "state", "severity", "board", "metric", "as_of"]
+    assert list(wire)[:9] == ["event_id", "alert_id", "sequence", "state", "severity", "board", "metric", "question",
+                              "as_of"]
+    assert wire["question"] == "plan_number"
     assert wire["state"] == "raised" and wire["severity"] == "critical" and wire["as_of"] == "2015-04-05"
     assert wire["spc_variation"] == "common cause" and wire["assurance"] == "hit and miss"
     assert parse_alert(raised.to_wire()) == raised  # one Alert type, produced or parsed
