@@ -28,41 +28,44 @@ from bcfwatch.core.settings import current
               help="Simulated national years per noise setting.")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--setting", "setting_names", multiple=True,
-              help="Only these noise settings (mild, typical, harsh; held out: slow, nb-days, big-winter); "
-                   "default the first three.")
+              help="Only these noise settings (mild, typical, harsh; held out: slow, nb-days, big-winter), "
+                   "or all; default the first three.")
 @click.option("--markdown", "markdown_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the table and summary as markdown (e.g. for docs/evaluation.md).")
 def evaluate_command(years: int, seed: int, setting_names: tuple[str, ...], markdown_out: Path | None) -> None:
     """Benchmark the drift rule on simulated years it was not fitted to (not a pass/fail test)."""
-    from monitors.analysis.evaluate import HELD_OUT_SETTINGS, SETTINGS, evaluate, markdown, summary, tidy_table
+    from monitors.analysis.evaluate import (
+        HELD_OUT_SETTINGS,
+        SETTINGS,
+        evaluate,
+        formatted,
+        markdown,
+        targets_table,
+        tidy_table,
+    )
 
     known = SETTINGS + HELD_OUT_SETTINGS
-    unknown = [name for name in setting_names if name not in {s.name for s in known}]
+    unknown = [name for name in setting_names if name not in {s.name for s in known} | {"all"}]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(s.name for s in known)}",
                                  param_hint="--setting")
-    chosen = tuple(s for s in known if s.name in setting_names) if setting_names else SETTINGS
+    if "all" in setting_names:
+        chosen = known
+    else:
+        chosen = tuple(s for s in known if s.name in setting_names) if setting_names else SETTINGS
     started = time.monotonic()
     with err_console.status("simulating") as status:
         outcomes = evaluate(years, seed, chosen, progress=status.update)
-    table = tidy_table(outcomes)
-    print_table(f"Drift rule on {years} simulated years per setting (seed {seed})", list(table.columns),
-                [["" if pd_isna(v) else (f"{v:.1f}" if isinstance(v, float) else str(v)) for v in row]
-                 for row in table.itertuples(index=False)],
-                right=[column for column in table.columns if column not in ("setting", "scenario", "size")])
-    totals = summary(outcomes)
-    print_measures("Summary", [(name, f"{value:.2f}" if isinstance(value, float) else str(value))
-                                for name, value in totals.items()]
-                    + [("time", f"{time.monotonic() - started:.0f} s")])
+    table, targets = tidy_table(outcomes), targets_table(outcomes)
+    for title, frame in ((f"Drift rule on {years} simulated years per setting (seed {seed})", table),
+                         ("Both questions against the targets (issue 23)", targets)):
+        shown = formatted(frame)
+        print_table(title, list(shown.columns), [list(row) for row in shown.itertuples(index=False)],
+                    right=[c for c in shown.columns if c not in ("setting", "scenario", "size", "measure")])
+    console.print(f"time {time.monotonic() - started:.0f} s")
     if markdown_out is not None:
-        lines = [markdown(table), "", *[f"- {name}: {value:.2f}" if isinstance(value, float) else
-                                        f"- {name}: {value}" for name, value in totals.items()]]
-        markdown_out.write_text("\n".join(lines) + "\n")
+        markdown_out.write_text(markdown(table) + "\n\n" + markdown(targets) + "\n")
         console.print(f"markdown written to {markdown_out}")
-
-
-def pd_isna(value: object) -> bool:
-    return isinstance(value, float) and value != value
 
 
 def _run_backtest(log: Path, plans: dict, plan_year: date, lateness_days: int, max_ahead_days: int):

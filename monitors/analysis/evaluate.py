@@ -14,9 +14,9 @@ January, and improving (-3%). The decision rule runs exactly as the monitor
 runs it (``baseline_model``, ``board_weeks``, ``first_drifting_week``: the
 week the alert book raises).
 
-The simulator is this module's own (independent of ``producers/generate.py``);
-``run_year(simulate=...)`` accepts another daily-count maker with the same
-signature, e.g. one wrapping the generator's ``AdmissionsModel`` options.
+The simulator is this module's own (independent of ``producers/generate.py``),
+and knows each board's expected plan-year total (:func:`expected_daily`), so
+"expected to miss its plan number" is scored exactly.
 
 The report is a tidy table (one row per setting x scenario x size band), and a
 summary: false drifting alerts per on-plan board-year, concern alerts on
@@ -55,15 +55,17 @@ from bcfwatch.core.calendar import (
 from bcfwatch.core.national import NATIONAL_EMERGENCY_ADMISSIONS, board_weights, seasonality
 from bcfwatch.core.plans import BoardPlan, load_plan
 from monitors.rules.baseline import baseline_model
-from monitors.rules.drift import DriftRules, board_weeks, first_drifting_week
+from monitors.rules.drift import BoardWeeks, DriftRules, Question, board_weeks, first_drifting_week, scan
 from producers.sample_plan import sample_plan_path
 
 IDEAL_YEARS = 60  # on-plan years simulated per setting for the ideal test's spread
 IDEAL_Z = 2.326  # one-sided 1% (1 false alert per 100 on-plan board-years)
 SIZE_BANDS = ((0, 20_000, "<20k"), (20_000, 50_000, "20-50k"), (50_000, np.inf, ">50k"))
-SCENARIOS = ("on plan", "+3% sustained", "+5% sustained", "creep to +8%", "step +8%", "improving -3%")
-SCENARIO_SHARES = {"+3% sustained": 22, "+5% sustained": 22, "creep to +8%": 14, "step +8%": 14,
-                   "improving -3%": 14}  # boards per year; the rest are on plan
+SCENARIOS = ("on plan", "+3% sustained", "+5% sustained", "+8% sustained", "creep to +8%", "step +8%",
+             "improving -3%")
+SCENARIO_SHARES = {"+3% sustained": 22, "+5% sustained": 22, "+8% sustained": 10, "creep to +8%": 14,
+                   "step +8%": 14, "improving -3%": 14}  # boards per year; the rest are on plan
+PEAK_NODES = np.polynomial.hermite_e.hermegauss(16)  # Gauss-Hermite nodes and weights over the peak day
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,7 @@ def simulate_daily(setting: NoiseSetting, baseline_start: date, factors: np.ndar
     days) multiplies the plan year (planned reduction x drift)."""
     days = year_days(baseline_start, 2)
     boards = len(volumes)
-    weekday = np.array(setting.weekday)[np.asarray(days.day_of_week)]
-    weekday = np.where(england_bank_holidays(days), setting.bank_holiday * np.mean(setting.weekday[:5]), weekday)
-    weekday = weekday / weekday.mean()
+    weekday = _day_factors(setting, days)
     plan_start = len(days) - factors.shape[1]
     season = np.ones((boards, len(days)))
     for first, last in ((0, plan_start), (plan_start, len(days))):
@@ -139,12 +139,44 @@ def simulate_daily(setting: NoiseSetting, baseline_start: date, factors: np.ndar
     return pd.DataFrame(rng.poisson(mean).T, index=days)
 
 
+def _day_factors(setting: NoiseSetting, days: pd.DatetimeIndex) -> np.ndarray:
+    """Each day's weekday and bank-holiday factor, averaging 1 over the baseline and plan years."""
+    weekday = np.array(setting.weekday)[np.asarray(days.day_of_week)]
+    weekday = np.where(england_bank_holidays(days), setting.bank_holiday * np.mean(setting.weekday[:5]), weekday)
+    factors: np.ndarray = weekday / weekday.mean()
+    return factors
+
+
+def expected_daily(setting: NoiseSetting, baseline_start: date, factors: np.ndarray,
+                   volumes: np.ndarray) -> np.ndarray:
+    """(boards x days) expected admissions over the baseline and plan years under :func:`simulate_daily`: the
+    mean over everything a year draws (its winter's amplitude and peak, local pressure, daily overdispersion,
+    the counts). What a board is "expected" to have, and so whether it is expected to miss its plan number,
+    is the plan year's sum of this."""
+    days = year_days(baseline_start, 2)
+    plan_start = len(days) - factors.shape[1]
+    nodes, weights = PEAK_NODES
+    weights = weights / weights.sum()
+    amplitude = float(np.mean(setting.winter_national))  # the board part has mean 0
+    season = np.ones(len(days))
+    for first, last in ((0, plan_start), (plan_start, len(days))):
+        season[first:last] = sum(
+            w * seasonality(days[first:last], amplitude, setting.winter_peak_day + setting.winter_peak_sd_days * x)
+            for x, w in zip(nodes, weights, strict=True))
+    plan = np.ones((len(volumes), len(days)))
+    plan[:, plan_start:] = factors
+    mean: np.ndarray = volumes[:, None] / DAYS_PER_YEAR * (_day_factors(setting, days) * season)[None, :] * plan
+    return mean
+
+
 def _drift_factors(scenario: str, days: pd.DatetimeIndex, rng: np.random.Generator) -> tuple[np.ndarray, date | None]:
     progress = np.arange(len(days)) / len(days)
     if scenario == "+3% sustained":
         return np.full(len(days), 1.03), None
     if scenario == "+5% sustained":
         return np.full(len(days), 1.05), None
+    if scenario == "+8% sustained":
+        return np.full(len(days), 1.08), None
     if scenario == "creep to +8%":
         return 1 + 0.08 * progress, None
     if scenario == "step +8%":
@@ -171,16 +203,25 @@ class Outcome:
     board: str
     size: float
     scenario: str
-    first_week_end: date | None  # the week the first drifting alert is raised
+    first_week_end: date | None  # the week the first plan-number alert is raised
     severity: str | None
     step_start: date | None
     detected_after_step: date | None
-    ideal_z: float = 0.0  # the plan year's total over plan, in the board's true spreads (the ideal test's z)
+    expected_excess: float = 0.0  # the truth of the primary question: expected plan-year total / plan number - 1
+    underlying_drift: float = 0.0  # the truth of the second: the year's mean drift of the underlying rate - 1
+    ideal_z: float = 0.0  # the plan year's total over the plan number, in the true spread of the year alone
+    underlying_first_week_end: date | None = None  # the week the first underlying-rate finding is raised
+    underlying_ideal_z: float = 0.0  # the same excess in the true spread of year and plan baseline together
 
     @property
     def ideal_detected(self) -> bool:
-        """The ideal year-end test flags this board-year."""
+        """The ideal one-look test of the plan number flags this board-year."""
         return self.ideal_z > IDEAL_Z
+
+    @property
+    def underlying_ideal_detected(self) -> bool:
+        """The ideal one-look test of the underlying rate flags this board-year."""
+        return self.underlying_ideal_z > IDEAL_Z
 
 
 def _year_rng(setting: NoiseSetting, seed: int, year: int) -> np.random.Generator:
@@ -188,8 +229,7 @@ def _year_rng(setting: NoiseSetting, seed: int, year: int) -> np.random.Generato
     return np.random.default_rng([seed, year, zlib.crc32(setting.name.encode()) % 1000])
 
 
-def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules,
-             simulate: Callable | None = None) -> list[Outcome]:
+def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules) -> list[Outcome]:
     """One simulated national year: baseline year + plan year, scenarios drawn, the rule run on every board."""
     rng = _year_rng(setting, seed, year)
     template = load_plan(sample_plan_path())
@@ -204,54 +244,62 @@ def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules,
     for name, count in SCENARIO_SHARES.items():
         scenario[order[cursor:cursor + count]] = name
         cursor += count
-    factors, steps = np.ones((len(codes), len(plan_days))), {}
+    factors, steps, drifts = np.ones((len(codes), len(plan_days))), {}, np.ones(len(codes))
     for i, code in enumerate(codes):
         drift, start = _drift_factors(scenario[i], plan_days, rng)
         factors[i] = (1 - template[code].planned_reduction) * drift
-        steps[code] = start
-    daily = (simulate or simulate_daily)(setting, baseline_start, factors, rng, volumes)
+        steps[code], drifts[i] = start, float(drift.mean())
+    daily = simulate_daily(setting, baseline_start, factors, rng, volumes)
     daily.columns = codes
     plans = _plans_from_counts(template, codes, daily.loc[:pd.Timestamp(plan_year) - pd.Timedelta(days=1)])
     model = baseline_model(plans, daily, plan_year)
-    planned_totals = np.array([sum(plans[c].baseline_emergency_by_quarter) * (1 - plans[c].planned_reduction)
-                               for c in codes])
-    year_end_excess = daily.loc[pd.Timestamp(plan_year):].sum().to_numpy() / planned_totals - 1
-    ideal_z = year_end_excess / ideal_spread(setting, seed, simulate)
+    plan_numbers = np.array([plans[c].planned_emergency for c in codes])
+    expected = expected_daily(setting, baseline_start, factors, volumes)[:, -len(plan_days):].sum(axis=1)
+    year_end_excess = daily.loc[pd.Timestamp(plan_year):].sum().to_numpy() / plan_numbers - 1
+    plan_spread, underlying_spread = ideal_spreads(setting, seed)
     outcomes = []
     for i, code in enumerate(codes):
         weeks = board_weeks(plans[code], daily[code], plan_year, plan_days[-1].date(), model, rules)
         first = first_drifting_week(weeks, rules)
-        first_end = weeks.series.week_ending(first[0]) if first else None
-        after = None
+        underlying = first_drifting_week(weeks, rules, Question.UNDERLYING_RATE)
         step = steps[code]
-        if step is not None:
-            after = _first_drifting_after(weeks, rules, step)
-        outcomes.append(Outcome(setting.name, year, code, float(volumes[i]), scenario[i], first_end,
-                                first[1] if first else None, steps[code], after, float(ideal_z[i])))
+        after = _first_drifting_after(weeks, rules, step) if step is not None else None
+        outcomes.append(Outcome(
+            setting.name, year, code, float(volumes[i]), scenario[i],
+            weeks.series.week_ending(first[0]) if first else None, first[1] if first else None, step, after,
+            expected_excess=float(expected[i] / plan_numbers[i] - 1), underlying_drift=float(drifts[i] - 1),
+            ideal_z=float(year_end_excess[i] / plan_spread[i]),
+            underlying_first_week_end=weeks.series.week_ending(underlying[0]) if underlying else None,
+            underlying_ideal_z=float(year_end_excess[i] / underlying_spread[i])))
     return outcomes
 
 
 @lru_cache(maxsize=16)
-def ideal_spread(setting: NoiseSetting, seed: int, simulate: Callable | None = None) -> np.ndarray:
-    """Each board's standard deviation of the plan year's total over its plan (relative), on plan, with the
-    plan built from the counted baseline year: :data:`IDEAL_YEARS` simulated years of this setting."""
+def ideal_spreads(setting: NoiseSetting, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each board's true relative spread of the plan year's total, from :data:`IDEAL_YEARS` simulated on-plan
+    years of this setting: around its expected total (the plan number question: the year's own noise), and
+    around the plan built from the counted baseline year (the underlying-rate question: both years' noise;
+    each year's total taken against its own expectation, so the calendar is not counted as noise)."""
     _, share = board_weights()
     volumes = NATIONAL_EMERGENCY_ADMISSIONS * share
-    excess = []
+    plan_excess, underlying_excess = [], []
     for year in range(IDEAL_YEARS):
         rng = _year_rng(setting, seed, 10_000 + year)
         plan_year = simulated_plan_year(year)
+        baseline_start = year_earlier(plan_year)
         plan_days = len(year_days(plan_year))
-        daily = (simulate or simulate_daily)(setting, year_earlier(plan_year), np.ones((len(volumes), plan_days)),
-                                             rng, volumes).to_numpy()
-        excess.append(daily[-plan_days:].sum(axis=0) / daily[:-plan_days].sum(axis=0) - 1)
-    return np.std(excess, axis=0)
+        on_plan = np.ones((len(volumes), plan_days))
+        daily = simulate_daily(setting, baseline_start, on_plan, rng, volumes).to_numpy()
+        mean = expected_daily(setting, baseline_start, on_plan, volumes)
+        plan_ratio = daily[-plan_days:].sum(axis=0) / mean[:, -plan_days:].sum(axis=1)
+        baseline_ratio = daily[:-plan_days].sum(axis=0) / mean[:, :-plan_days].sum(axis=1)
+        plan_excess.append(plan_ratio - 1)
+        underlying_excess.append(plan_ratio / baseline_ratio - 1)
+    return np.std(plan_excess, axis=0), np.std(underlying_excess, axis=0)
 
 
-def _first_drifting_after(weeks, rules: DriftRules, start: date) -> date | None:
-    """The end of the first week ending on or after ``start`` in which the board drifts."""
-    from monitors.rules.drift import scan
-
+def _first_drifting_after(weeks: BoardWeeks, rules: DriftRules, start: date) -> date | None:
+    """The end of the first week ending on or after ``start`` in which the board drifts on its plan number."""
     for count in range(max(rules.min_weeks, 2), len(weeks.series) + 1):
         if weeks.series.week_ending(count) < start:
             continue
@@ -268,14 +316,10 @@ def size_band(volume: float) -> str:
 def _frame(outcomes: list[Outcome]) -> pd.DataFrame:
     frame = pd.DataFrame([o.__dict__ for o in outcomes])
     frame["ideal_detected"] = [o.ideal_detected for o in outcomes]
-    return frame
-
-
-def tidy_table(outcomes: list[Outcome]) -> pd.DataFrame:
-    """One row per setting x scenario x size band: board-years, share alerted, median weeks to detect."""
-    frame = _frame(outcomes)
+    frame["underlying_ideal_detected"] = [o.underlying_ideal_detected for o in outcomes]
     frame["band"] = frame["size"].map(size_band)
     frame["alerted"] = frame["first_week_end"].notna()
+    frame["underlying_alerted"] = frame["underlying_first_week_end"].notna()
     plan_start = frame["year"].map(simulated_plan_year)
     frame["weeks_to_detect"] = [
         ((after if step is not None else first) - (step if step is not None else start)).days / 7
@@ -285,45 +329,114 @@ def tidy_table(outcomes: list[Outcome]) -> pd.DataFrame:
     frame["early"] = [first is not None and step is not None and first < step
                       for first, step in zip(frame["first_week_end"], frame["step_start"], strict=True)]
     frame["detected"] = np.where(frame["step_start"].notna(), frame["detected_after_step"].notna(), frame["alerted"])
+    return frame
+
+
+def tidy_table(outcomes: list[Outcome]) -> pd.DataFrame:
+    """One row per setting x scenario x size band: board-years, the share expected over the plan number,
+    each question's alerts beside its ideal one-look test, median weeks to detect."""
+    frame = _frame(outcomes)
     rows = []
     for (setting, scenario, band), group in frame.groupby(["setting", "scenario", "band"], sort=False):
+        drifting = scenario not in ("on plan", "improving -3%")
         rows.append({"setting": setting, "scenario": scenario, "size": band, "board_years": len(group),
+                     "expected_over_pct": 100 * (group["expected_excess"] > 0).mean(),
                      "alerted_pct": 100 * group["alerted"].mean(),
-                     "detected_pct": 100 * group["detected"].mean() if scenario not in ("on plan", "improving -3%")
-                     else np.nan,
-                     "median_weeks_to_detect": group["weeks_to_detect"].median()
-                     if scenario not in ("on plan", "improving -3%") else np.nan,
+                     "detected_pct": 100 * group["detected"].mean() if drifting else np.nan,
+                     "median_weeks_to_detect": group["weeks_to_detect"].median() if drifting else np.nan,
                      "alerted_before_step": int(group["early"].sum()) if scenario == "step +8%" else np.nan,
-                     "ideal_pct": 100 * group["ideal_detected"].mean() if scenario != "improving -3%" else np.nan})
+                     "ideal_pct": 100 * group["ideal_detected"].mean(),
+                     "underlying_alerted_pct": 100 * group["underlying_alerted"].mean(),
+                     "underlying_ideal_pct": 100 * group["underlying_ideal_detected"].mean()})
     table = pd.DataFrame(rows)
     table["scenario"] = pd.Categorical(table["scenario"], SCENARIOS, ordered=True)
     table["size"] = pd.Categorical(table["size"], [label for *_, label in SIZE_BANDS], ordered=True)
     return table.sort_values(["setting", "scenario", "size"], kind="stable").reset_index(drop=True)
 
 
-def summary(outcomes: list[Outcome]) -> dict[str, float]:
-    frame = _frame(outcomes)
-    on_plan = frame[frame["scenario"] == "on plan"]
-    improving = frame[frame["scenario"] == "improving -3%"]
-    sustained = frame[frame["scenario"].isin(["+3% sustained", "+5% sustained"]) & (frame["size"] >= 20_000)]
-    plus3 = sustained[sustained["scenario"] == "+3% sustained"]
-    steps = frame[frame["scenario"] == "step +8%"]
-    early = sum(1 for f, s in zip(steps["first_week_end"], steps["step_start"], strict=True) if f is not None and f < s)
+def _share(flags: pd.Series) -> float:
+    return 100 * float(flags.mean()) if len(flags) else np.nan
+
+
+def _measures(frame: pd.DataFrame) -> dict[str, float]:
+    """The issue-23 measures of one group of board-years (one setting, or all)."""
+    at_or_under = frame[frame["expected_excess"] <= 0]
+    well_under = frame[frame["expected_excess"] <= -0.03]
+    over = frame[(frame["expected_excess"] >= 0.03) & (frame["size"] >= 20_000)]
+    plus5 = frame[frame["scenario"] == "+5% sustained"]
+    plus8 = frame[frame["scenario"] == "+8% sustained"]
+    steps = frame[(frame["scenario"] == "step +8%") & (frame["size"] >= 30_000)]
+    moved = frame[frame["scenario"].isin(["+3% sustained", "+5% sustained", "+8% sustained"])
+                  & (frame["size"] >= 20_000)]
+    unmoved = frame[frame["scenario"] == "on plan"]
+    detected, ideal = _share(over["alerted"]), _share(over["ideal_detected"])
+    underlying, underlying_ideal = _share(moved["underlying_alerted"]), _share(moved["underlying_ideal_detected"])
     return {
-        "on-plan board-years": len(on_plan),
-        "false drifting alerts per 100 on-plan board-years": 100 * on_plan["first_week_end"].notna().mean(),
-        "concern alerts on improving boards": int(improving["first_week_end"].notna().sum()),
-        "sustained >= +3% detected, boards >= 20k (%)": 100 * sustained["first_week_end"].notna().mean(),
-        "sustained +3% detected, boards >= 20k (%)": 100 * plus3["first_week_end"].notna().mean(),
-        "ideal year-end test: sustained >= +3% detected, boards >= 20k (%)": 100 * sustained["ideal_detected"].mean(),
-        "ideal year-end test: false alerts per 100 on-plan board-years": 100 * on_plan["ideal_detected"].mean(),
-        "step changes alerted before they began": early,
-        "step changes (board-years)": len(steps),
+        "false alerts per 100 board-years expected at or under the plan number": _share(at_or_under["alerted"]),
+        "alerts on boards expected >= 3% under the plan number": float(well_under["alerted"].sum()),
+        "boards >= 20k expected >= 3% over: alerted (%)": detected,
+        "boards >= 20k expected >= 3% over: ideal one-look test (%)": ideal,
+        "boards >= 20k expected >= 3% over: share of the ideal (%)": 100 * detected / ideal if ideal else np.nan,
+        "+5% sustained: alerted within the year (%)": _share(plus5["alerted"]),
+        "+5% sustained: median weeks to the alert": float(plus5["weeks_to_detect"].median()),
+        "+8% sustained: median weeks to the alert": float(plus8["weeks_to_detect"].median()),
+        "+8% steps, boards >= 30k: alerted after the step (%)": _share(steps["detected"]),
+        "+8% steps, boards >= 30k: median weeks after the step": float(steps["weeks_to_detect"].median()),
+        "+8% steps, boards >= 30k: alerted before the step (per 100)": _share(steps["early"]),
+        "underlying rate moved >= 3%, boards >= 20k: second finding (%)": underlying,
+        "underlying rate moved >= 3%, boards >= 20k: ideal one-look test (%)": underlying_ideal,
+        "underlying rate moved >= 3%, boards >= 20k: share of the ideal (%)":
+            100 * underlying / underlying_ideal if underlying_ideal else np.nan,
+        "second finding on unmoved boards (per 100 board-years)": _share(unmoved["underlying_alerted"]),
     }
+
+
+# The issue's targets for each measure: (">=" or "<=", bound)
+TARGETS = {
+    "false alerts per 100 board-years expected at or under the plan number": ("<=", 1.0),
+    "alerts on boards expected >= 3% under the plan number": ("<=", 0.0),
+    "boards >= 20k expected >= 3% over: share of the ideal (%)": (">=", 90.0),
+    "+5% sustained: alerted within the year (%)": (">=", 95.0),
+    "+5% sustained: median weeks to the alert": ("<=", 26.0),
+    "+8% sustained: median weeks to the alert": ("<=", 13.0),
+    "+8% steps, boards >= 30k: alerted after the step (%)": (">=", 90.0),
+    "+8% steps, boards >= 30k: median weeks after the step": ("<=", 12.0),
+    "+8% steps, boards >= 30k: alerted before the step (per 100)": ("<=", 1.0),
+    "underlying rate moved >= 3%, boards >= 20k: share of the ideal (%)": (">=", 85.0),
+}
+
+
+def targets_table(outcomes: list[Outcome]) -> pd.DataFrame:
+    """One row per measure: its target, the value in each setting and over all, and whether all meet it."""
+    frame = _frame(outcomes)
+    settings = list(dict.fromkeys(frame["setting"]))
+    columns = {setting: _measures(frame[frame["setting"] == setting]) for setting in settings}
+    columns["all"] = _measures(frame)
+    rows = []
+    for measure in columns["all"]:
+        row: dict[str, object] = {"measure": measure}
+        target = TARGETS.get(measure)
+        row["target"] = f"{target[0]} {target[1]:g}" if target else ""
+        row |= {name: values[measure] for name, values in columns.items()}
+        if target:
+            values = [columns[name][measure] for name in (*settings, "all")]
+            met = all(not np.isnan(v) and (v <= target[1] if target[0] == "<=" else v >= target[1])
+                      for v in values)
+            row["met"] = "yes" if met else "no"
+        else:
+            row["met"] = ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary(outcomes: list[Outcome]) -> dict[str, float]:
+    """The measures over every setting together."""
+    return _measures(_frame(outcomes))
 
 
 def evaluate(years: int = 8, seed: int = 1, settings: tuple[NoiseSetting, ...] = SETTINGS,
              rules: DriftRules | None = None, progress: Callable[[str], None] | None = None) -> list[Outcome]:
+    """Every setting's ``years`` simulated national years (reproducible from ``seed``)."""
     rules = rules or DriftRules()
     outcomes: list[Outcome] = []
     for setting in settings:
@@ -335,13 +448,19 @@ def evaluate(years: int = 8, seed: int = 1, settings: tuple[NoiseSetting, ...] =
     return outcomes
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """The tidy table as GitHub markdown (for docs/evaluation.md)."""
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """The table's numbers as text: shares to 0.1, weeks and counts whole, blanks where not applicable."""
     shown = table.copy()
-    for column in ("alerted_pct", "detected_pct", "ideal_pct"):
-        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    shown["median_weeks_to_detect"] = shown["median_weeks_to_detect"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
-    shown["alerted_before_step"] = shown["alerted_before_step"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    for column in shown.columns:
+        if shown[column].dtype.kind == "f":
+            whole = column in ("median_weeks_to_detect", "alerted_before_step")
+            shown[column] = shown[column].map(lambda v, w=whole: "" if pd.isna(v) else f"{v:.0f}" if w else f"{v:.1f}")
+    return shown.astype(str)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A table as GitHub markdown (for docs/evaluation.md)."""
+    shown = formatted(table)
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
     lines = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]

@@ -85,7 +85,8 @@ class BaselineModel:
         days = year_days(self.baseline_start)
         span = complete_weeks(days)
         expected = weekly_sums(self.expected_days(plan, self.baseline_start).to_numpy(), span)
-        return quarter_sum_variance(self.noise, plan.board, expected, quarter_of_weeks(days, span))
+        season_mode = weekly_sums(self.pattern.seasonal_modes(days)[0], span) / 7
+        return quarter_sum_variance(self.noise, plan.board, expected, quarter_of_weeks(days, span), season_mode)
 
     def cached(self, key: tuple, compute):
         if key not in self._cache:
@@ -138,5 +139,5 @@ def _fit(block: np.ndarray | None, days: pd.DatetimeIndex, codes: list[str], pla
     relative = np.array([pattern.relative(code, days) for code in table.columns])
     expected = relative / relative.sum(axis=1, keepdims=True) * counts.sum(axis=1, keepdims=True)
     noise = fit_noise(weekly_sums(counts, span), weekly_sums(expected, span), quarter_of_weeks(days, span),
-                      list(table.columns))
+                      list(table.columns), weekly_sums(pattern.seasonal_modes(days)[0], span) / 7)
     return BaselineModel(plan_year_start, pattern, noise)

@@ -272,19 +272,21 @@ def _ar_sum(rho: float, length: int) -> float:
     return float((rho ** lags).sum())
 
 
-def _rounded(noise: Noise) -> tuple[float, float, float, float]:
+def _rounded(noise: Noise) -> tuple[float, ...]:
     """The noise parameters on a fine grid (so that nearly equal fits share one calibration)."""
     def grid(value: float, step: float) -> float:
         return round(round(value / step) * step, 6)
 
     return (grid(noise.kappa, 0.05), grid(math.sqrt(noise.local), 0.0025) ** 2, grid(noise.rho, 0.05),
-            grid(math.sqrt(noise.quarter), 0.0025) ** 2)
+            grid(math.sqrt(noise.quarter), 0.0025) ** 2, grid(math.sqrt(noise.season_board), 0.02) ** 2,
+            grid(math.sqrt(noise.white), 0.0025) ** 2)
 
 
 @lru_cache(maxsize=64)
-def _calibrated(parameters: tuple[float, float, float, float], quarters: tuple[int, ...],
+def _calibrated(parameters: tuple[float, ...], quarters: tuple[int, ...],
                 modes: tuple[tuple[float, ...], ...], rules: DriftRules) -> dict[Question, np.ndarray]:
-    noise = Noise(*parameters)
+    kappa, local, rho, quarter, season_board, white = parameters
+    noise = Noise(kappa, local, rho, quarter, season_board=season_board, white=white)
     weeks = np.array(quarters)
     seasonal = np.array(modes)
     return {question: np.array([np.quantile(_null_maxima(noise, size, weeks, question, rules, seasonal),

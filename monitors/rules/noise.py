@@ -55,13 +55,16 @@ class Noise:
     quarter: float  # variance of a quarter's level against the national seasonal shape (relative, squared)
     source: str = NOISE_BASELINE
     board_factor: dict[str, float] = field(default_factory=dict)  # shrunk own variance / pooled prediction
+    season_board: float = 0.0  # variance of a board's own winter swing strength (1 = the national swing)
+    white: float = 0.0  # variance of relative week-level noise with no memory (e.g. overdispersed days)
 
     def factor(self, board: str) -> float:
         return self.board_factor.get(board, 1.0)
 
     def relative_sd(self, weekly_expected: float, board: str = "") -> float:
         """Standard deviation of one week's admissions as a share of its expectation."""
-        return float(np.sqrt(self.factor(board) * (self.kappa / weekly_expected + self.local + self.quarter)))
+        return float(np.sqrt(self.factor(board) * (self.kappa / weekly_expected + self.local + self.quarter
+                                                    + self.white)))
 
 
 # Without baseline-year counts: overdispersion 1.3, local pressure 3% a week with autocorrelation 0.5,
@@ -70,8 +73,14 @@ DEFAULT_NOISE = Noise(kappa=1.3, local=0.03 ** 2, rho=0.5, quarter=0.015 ** 2, s
 
 
 def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndarray,
-              boards: list[str]) -> Noise:
-    """Fit from (boards x weeks) baseline-year weekly actual and expected admissions."""
+              boards: list[str], season_mode: np.ndarray | None = None) -> Noise:
+    """Fit from (boards x weeks) baseline-year weekly actual and expected admissions.
+
+    ``season_mode`` (weekly, relative): how the baseline year's weeks move when the winter swing is 1
+    stronger (:meth:`Pattern.seasonal_modes`). Each board's own swing strength is taken out of its residuals
+    first and its spread across boards kept as ``season_board``: a swing stronger in winter is weaker in
+    summer, so it moves parts of a year, not the year's total (modelled as autocorrelated local pressure it
+    would, and the plan-number test would overstate the year's noise several times over in a big winter)."""
     usable = expected.min(axis=1) > 0
     if usable.sum() < 3:
         return DEFAULT_NOISE
@@ -79,6 +88,12 @@ def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndar
     codes = [b for b, ok in zip(boards, usable, strict=True) if ok]
     weeks = y.shape[1]
     e = y / m - 1
+    strength = np.zeros(len(e))
+    mode = None
+    if season_mode is not None and np.ptp(season_mode) > 0:
+        mode = season_mode - season_mode.mean()
+        strength = e @ mode / (mode @ mode)
+        e = e - strength[:, None] * mode[None, :]
     inverse_mean = (1 / m).mean(axis=1)
     second = (e ** 2).mean(axis=1)
     # lag 0 across boards: second ~ kappa * inverse_mean + total (weighted: precise boards count more)
@@ -101,54 +116,68 @@ def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndar
         if (~same).any():
             across[lag - 1] = float(weight @ products[:, ~same].mean(axis=1))
     count_part = kappa * float(weight @ inverse_mean)
-    local, rho, quarter = _fit_components(total, within, across, count_part, weeks)
-    predicted = kappa * inverse_mean + local + quarter
+    local, rho, quarter, white = _fit_components(total, within, across, count_part, weeks)
+    predicted = kappa * inverse_mean + local + quarter + white
     ratio = second / predicted
-    persistence = (1 + rho) / (1 - rho) * (local / (local + quarter + kappa * inverse_mean)) + \
-        (1 - local / (local + quarter + kappa * inverse_mean))
+    persistence = (1 + rho) / (1 - rho) * (local / predicted) + (1 - local / predicted)
     sampling = 2 * persistence / max(weeks - 1, 1)
     between = max(float(np.var(ratio) - np.mean(sampling)), 0.0)
     shrink = between / (between + sampling)
     factor = 1 + shrink * (ratio - 1)
+    season_board = 0.0
+    if mode is not None:
+        # E[strength^2] = season_board + the sampling variance of the projection under the fitted noise
+        lag = np.abs(np.subtract.outer(np.arange(weeks), np.arange(weeks)))
+        same = np.equal.outer(quarter_of_week, quarter_of_week)
+        pressure = mode @ (local * rho ** lag + quarter * same) @ mode + white * (mode @ mode)
+        sampling_strength = (kappa * (mode ** 2 / m).sum(axis=1) + pressure) / (mode @ mode) ** 2
+        season_board = max(float(np.average(strength ** 2 - sampling_strength, weights=weight)), 0.0)
     return Noise(float(kappa), local, rho, quarter, NOISE_BASELINE,
-                 {code: float(max(f, 0.5)) for code, f in zip(codes, factor, strict=True)})
+                 {code: float(max(f, 0.5)) for code, f in zip(codes, factor, strict=True)}, season_board, white)
 
 
 def _fit_components(total: float, within: np.ndarray, across: np.ndarray, count_part: float,
-                    weeks: int) -> tuple[float, float, float]:
-    """Grid over rho; (local, quarter) by non-negative least squares on the lag-0 total and the lags."""
-    best = (np.inf, 0.0, 0.0, 0.0)
+                    weeks: int) -> tuple[float, float, float, float]:
+    """Grid over rho; (local, quarter, white) by non-negative least squares on the lag-0 total and the lags.
+    White noise appears only at lag 0, local pressure at every lag (rho ** lag), a quarter's level at lags
+    within the quarter; anchoring every board to its annual total removes part of each (the ``/ weeks``)."""
+    best = (np.inf, 0.0, 0.0, 0.0, 0.0)
     lags = np.arange(1, MAX_LAG + 1)
     for rho in RHO_GRID:
         # anchoring every board to its annual total removes the annual mean of e from every product
         persistence = (1 + rho) / (1 - rho) / weeks
-        rows, targets = [[1.0 - persistence, 0.75]], [total]  # lag 0: local + quarter, less the same bias
+        rows, targets = [[1.0 - persistence, 0.75, 1.0 - 1.0 / weeks]], [total]  # lag 0
         for lag, value, in_quarter in [*zip(lags, within, [1.0] * MAX_LAG, strict=True),
                                        *zip(lags, across, [0.0] * MAX_LAG, strict=True)]:
             if np.isnan(value):
                 continue
-            rows.append([rho ** lag - persistence, in_quarter - 0.25])
+            rows.append([rho ** lag - persistence, in_quarter - 0.25, -1.0 / weeks])
             targets.append(value + count_part / weeks)
         design, target = np.array(rows), np.array(targets)
-        local, quarter = _nonnegative_lstsq(design, target)
-        error = float(np.sum((design @ [local, quarter] - target) ** 2))
+        solution = _nonnegative_lstsq(design, target)
+        error = float(np.sum((design @ solution - target) ** 2))
         if error < best[0]:
-            best = (error, local, float(rho), quarter)
-    _, local, rho, quarter = best
-    return local, rho if local > 0 else 0.0, quarter
+            best = (error, float(solution[0]), float(rho), float(solution[1]), float(solution[2]))
+    _, local, rho, quarter, white = best
+    return local, rho if local > 0 else 0.0, quarter, white
 
 
-def _nonnegative_lstsq(design: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    solution = np.linalg.lstsq(design, target, rcond=None)[0]
-    if (solution >= 0).all():
-        return float(solution[0]), float(solution[1])
-    candidates = []
-    for column in range(2):
-        x = max(float(design[:, column] @ target / (design[:, column] @ design[:, column])), 0.0)
-        pair = [x, 0.0] if column == 0 else [0.0, x]
-        candidates.append((float(np.sum((design @ pair - target) ** 2)), pair))
-    best = min(candidates)[1]
-    return best[0], best[1]
+def _nonnegative_lstsq(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least squares with every coefficient >= 0: the best of the unconstrained fits on each subset of the
+    columns that comes out non-negative (three columns: eight subsets)."""
+    columns = design.shape[1]
+    best, solution = np.inf, np.zeros(columns)
+    for subset in range(1, 2 ** columns):
+        chosen = [c for c in range(columns) if subset >> c & 1]
+        fit = np.linalg.lstsq(design[:, chosen], target, rcond=None)[0]
+        if (fit < 0).any():
+            continue
+        candidate = np.zeros(columns)
+        candidate[chosen] = fit
+        error = float(np.sum((design @ candidate - target) ** 2))
+        if error < best:
+            best, solution = error, candidate
+    return solution
 
 
 def weekly_covariance(noise: Noise, board: str, expected: np.ndarray, quarter_of_week: np.ndarray,
@@ -165,18 +194,24 @@ def weekly_covariance(noise: Noise, board: str, expected: np.ndarray, quarter_of
     lag = np.abs(np.subtract.outer(np.arange(len(expected)), np.arange(len(expected))))
     outer = np.outer(expected, expected)
     same_quarter = np.equal.outer(quarter_of_week, quarter_of_week)
-    shared = f * (noise.local * noise.rho ** lag + noise.quarter * same_quarter) * outer
+    shared = f * (noise.local * noise.rho ** lag + noise.quarter * same_quarter + noise.white * (lag == 0)) * outer
     if baseline_quarter_variance is not None:
         shared = shared + baseline_quarter_variance[quarter_of_week][:, None] * same_quarter * outer
     if seasonal_modes is not None:
-        scaled = seasonal_modes * np.array([[SEASON_AMPLITUDE_SD], [SEASON_PEAK_SD_DAYS]])
+        # the national swing's prior difference from the baseline year's, and the board's own swing
+        amplitude_sd = np.sqrt(SEASON_AMPLITUDE_SD ** 2 + noise.season_board)
+        scaled = seasonal_modes * np.array([[amplitude_sd], [SEASON_PEAK_SD_DAYS]])
         shared = shared + (scaled.T @ scaled) * outer
     return shared, f * noise.kappa * expected
 
 
-def quarter_sum_variance(noise: Noise, board: str, expected: np.ndarray, quarter_of_week: np.ndarray) -> np.ndarray:
-    """Relative variance of each quarter's total of weekly admissions with these expectations (4 values)."""
+def quarter_sum_variance(noise: Noise, board: str, expected: np.ndarray, quarter_of_week: np.ndarray,
+                         season_mode: np.ndarray | None = None) -> np.ndarray:
+    """Relative variance of each quarter's total of weekly admissions with these expectations (4 values);
+    ``season_mode`` (weekly) adds the board's own winter swing (``season_board``) in that year."""
     shared, count = weekly_covariance(noise, board, expected, quarter_of_week)
+    if season_mode is not None:
+        shared = shared + noise.season_board * np.outer(season_mode, season_mode) * np.outer(expected, expected)
     out = np.zeros(4)
     for q in range(4):
         members = quarter_of_week == q

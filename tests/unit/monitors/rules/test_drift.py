@@ -4,6 +4,7 @@ The rule itself (a calibrated two-window scan with noise from the baseline year)
 its rates over many simulated years are measured by `bcfwatch evaluate` (docs/evaluation.md), not here.
 """
 
+from dataclasses import replace
 from datetime import date, timedelta
 from itertools import pairwise
 
@@ -22,6 +23,7 @@ from monitors.rules.drift import (
     Question,
     Severity,
     assess,
+    assess_questions,
     board_weeks,
     boundary_scale,
     first_drifting_week,
@@ -57,7 +59,26 @@ def test_trajectory_is_baseline_shape_times_planned_reduction(plans):
     weekday = planned[planned.index.day_of_week < 5].mean()
     weekend = planned[planned.index.day_of_week >= 5].mean()
     assert weekend / weekday == pytest.approx(0.82, rel=0.02)
-    assert planned.sum() == pytest.approx(plan.baseline_emergency * (1 - plan.planned_reduction), rel=0.01)
+    assert planned.sum() == pytest.approx(plan.planned_emergency, rel=1e-9)  # the plan number, fixed
+
+
+def test_a_board_over_its_plan_number_at_its_usual_rate_is_alerted_on_the_number_not_the_rate(plans):
+    """A plan cut from a baseline 10% below the year the board counted (another extract, or an unlucky year):
+    the board runs exactly at its counted rate less the planned cut, so it will miss its plan number by 11%
+    (the primary alert), while its underlying rate has not moved beyond what a plan baseline's own noise
+    allows at this size (no second finding)."""
+    counted = replace(plans["E06000001"], baseline_emergency_by_quarter=(500, 490, 510, 500))  # ~2,000 a year
+    plan = replace(counted, baseline_emergency_by_quarter=tuple(round(q * 0.9) for q in
+                                                                counted.baseline_emergency_by_quarter))
+    actual = pd.concat([baseline_days(counted, date(2014, 4, 1)), planned_days(counted, PLAN_YEAR)])
+    board = board_weeks(plan, actual, PLAN_YEAR, YEAR_END)
+    assert board.planned_year_end == pytest.approx(plan.planned_emergency)
+    number, rate = assess_questions(board, len(board.series))
+    assert number.question is Question.PLAN_NUMBER and rate.question is Question.UNDERLYING_RATE
+    assert number.variance_pct == pytest.approx(rate.variance_pct) == pytest.approx(100 / 0.9 - 100, abs=0.5)
+    assert number.projection_miss and number.severity is Severity.CRITICAL
+    assert not rate.drifting and rate.z < number.z
+    assert first_drifting_week(board, question=Question.UNDERLYING_RATE) is None
 
 
 def test_weekly_series_counts_only_complete_weeks():
