@@ -49,10 +49,8 @@ def evaluate_command(years: int, seed: int, setting_names: tuple[str, ...], mark
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(s.name for s in known)}",
                                  param_hint="--setting")
-    if "all" in setting_names:
-        chosen = known
-    else:
-        chosen = tuple(s for s in known if s.name in setting_names) if setting_names else SETTINGS
+    chosen = tuple(s for s in known if "all" in setting_names or s.name in setting_names) if setting_names \
+        else SETTINGS
     started = time.monotonic()
     with err_console.status("simulating") as status:
         outcomes = evaluate(years, seed, chosen, progress=status.update)

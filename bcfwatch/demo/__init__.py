@@ -14,13 +14,14 @@ from rich.table import Table
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.calendar import financial_years
-from bcfwatch.core.national import NATIONAL_REDUCTION
-from bcfwatch.core.plans import load_plan
+from bcfwatch.core.plans import BoardPlan, load_plan
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 from monitors.alerting.alerts import Alert
+from monitors.alerting.timeline import daily_emergency_admissions
 from monitors.analysis.backtest import backtest, timeline_key
 from monitors.analysis.report import write_report
+from monitors.rules.drift import Assessment
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -51,32 +52,45 @@ WEB_PORT = port_or_free(6066)
 PARTITIONS = 8
 
 
-def year_on_year(counts: pd.DataFrame, reductions: dict[str, float]) -> pd.DataFrame:
-    """Emergency admissions per board, 2015-16 against 2014-15, and the variance against each board's planned cut."""
-    year = counts.assign(fy=financial_years(pd.DatetimeIndex(pd.to_datetime(counts["date"]))))
-    totals = year.pivot_table(index="board", columns="fy", values="emergency_admissions", aggfunc="sum")
-    result = pd.DataFrame({"baseline": totals[2014], "actual": totals[2015]})
-    result["planned"] = (result["baseline"] * (1 - result.index.map(reductions))).round()
-    result["change_pct"] = (result["actual"] / result["baseline"] - 1) * 100
-    result["variance_pct"] = (result["actual"] / result["planned"] - 1) * 100
-    result["z"] = (result["actual"] - result["planned"]) / result["planned"].clip(lower=1) ** 0.5
-    return result.sort_values("z", ascending=False)
+def year_on_year(daily: pd.DataFrame, plans: dict[str, BoardPlan], latest: dict[str, Assessment]) -> pd.DataFrame:
+    """Per board: 2014-15 as counted (``daily``: days x boards), the plan number (the plan file's), and the
+    monitor's own plan-number assessment of 2015-16 (year to date against the plan trajectory, z,
+    projection), furthest above first."""
+    counted = daily[financial_years(pd.DatetimeIndex(daily.index)) == 2014].sum()
+    rows = []
+    for board, assessment in latest.items():
+        rows.append({"board": board, "counted_2014": float(counted.get(board, 0)),
+                     "plan_number": plans[board].planned_emergency, "actual_ytd": assessment.actual_ytd,
+                     "planned_ytd": assessment.planned_ytd, "variance_pct": assessment.variance_pct,
+                     "z": assessment.z, "projected": assessment.projected_year_end,
+                     "projected_low": assessment.projected_year_end_low,
+                     "projected_high": assessment.projected_year_end_high, "drifting": assessment.drifting})
+    frame = pd.DataFrame(rows, columns=["board", "counted_2014", "plan_number", "actual_ytd", "planned_ytd",
+                                        "variance_pct", "z", "projected", "projected_low", "projected_high",
+                                        "drifting"])
+    return frame.set_index("board").sort_values("z", ascending=False)
 
 
-def print_variance_table(console: Console, counts: pd.DataFrame, reductions: dict[str, float], top: int = 12) -> None:
+def print_variance_table(console: Console, counts: pd.DataFrame, plans: dict[str, BoardPlan],
+                         latest: dict[str, Assessment], top: int = 12) -> None:
     names = {b.code: b.name for b in load_boards()}
-    table = Table(title=f"Emergency admissions 2015-16 vs 2014-15: the {top} boards furthest above plan "
-                        f"(national planned cut {NATIONAL_REDUCTION:.2%}; z = excess in Poisson standard deviations)")
-    for column in ("board", "name", "2014-15", "2015-16", "change", "planned", "variance vs plan", "z"):
-        table.add_column(column, justify="left" if column in ("board", "name") else "right")
-    for board, row in year_on_year(counts, reductions).head(top).iterrows():
-        table.add_row(board, names[board], f"{row.baseline:,.0f}", f"{row.actual:,.0f}", f"{row.change_pct:+.1f}%",
-                      f"{row.planned:,.0f}", f"{row.variance_pct:+.1f}%", f"{row.z:+.1f}")
+    table = Table(title=f"Emergency admissions 2015-16 against each board's plan number: the {top} boards "
+                        f"furthest above it (the monitor's figures; z in the fitted noise of the plan year)")
+    for column in ("board", "name", "2014-15 counted", "plan number", "2015-16 to date", "vs plan to date", "z",
+                   "projected year end (90%)", "alert"):
+        table.add_column(column, justify="left" if column in ("board", "name", "alert") else "right")
+    for board, row in year_on_year(daily_emergency_admissions(counts), plans, latest).head(top).iterrows():
+        table.add_row(board, names[board], f"{row.counted_2014:,.0f}", f"{row.plan_number:,.0f}",
+                      f"{row.actual_ytd:,.0f}", f"{row.variance_pct:+.1f}%", f"{row.z:+.1f}",
+                      f"{row.projected:,.0f} ({row.projected_low:,.0f}-{row.projected_high:,.0f})",
+                      "expected to miss" if row.drifting else "within noise")
     console.print(table)
 
 
-def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_path: Path) -> list[Alert]:
-    """Run the monitor over the live counts and deliver its alerts to a local signed-webhook receiver."""
+def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict,
+                      plan_path: Path) -> tuple[list[Alert], dict[str, Assessment]]:
+    """Run the monitor over the live counts and deliver its alerts to a local signed-webhook receiver; the
+    alert events and each board's latest plan-number assessment."""
     import base64
     import secrets
 
@@ -92,14 +106,16 @@ def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_
     console.print(f"board metrics exporter: http://127.0.0.1:{MONITOR_METRICS_PORT}/metrics")
     try:
         events = monitor.evaluate()
+        latest = dict(monitor.latest)
     finally:
         monitor.close()
     table = Table(title=f"Alerts written to {config.topics.alerts} (plan {plan_path.name})")
-    for column in ("week ending", "state", "severity", "board", "YTD variance", "projected year end",
+    for column in ("week ending", "state", "question", "severity", "board", "YTD variance", "projected year end",
                    "money at risk", "SPC"):
         table.add_column(column, justify="right" if column in ("YTD variance", "money at risk") else "left")
     for event in events:
-        table.add_row(event.as_of.isoformat(), event.state.value, event.severity.value, event.board,
+        table.add_row(event.as_of.isoformat(), event.state.value, event.question.value.replace("_", " "),
+                      event.severity.value, event.board,
                       f"{event.variance_pct:+.1f}%",
                       f"{event.projected_year_end:,.0f} vs {event.planned_year_end:,.0f}",
                       f"£{event.money_at_risk_gbp:,.0f}", ", ".join(event.spc_rules) or event.spc_variation.value)
@@ -117,7 +133,7 @@ def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict, plan_
         receiver.stop()
     console.print(f"delivered {len(receiver.accepted)} signed webhooks to {receiver.url} "
                   f"(signatures verified, {receiver.bad_signatures} rejected)")
-    return events
+    return events, latest
 
 
 def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, keep_running: bool) -> None:
@@ -158,8 +174,8 @@ def run_demo(console: Console, port: int, scale: float, out_dir: Path | None, ke
         plan_path = work / "plan.csv"
         write_sample_plan(plan_path, scale=scale)
         plans = load_plan(plan_path)
-        print_variance_table(console, counts, {code: plan.planned_reduction for code, plan in plans.items()})
-        live_alerts = alert_and_deliver(console, config, plans, plan_path)
+        live_alerts, latest = alert_and_deliver(console, config, plans, plan_path)
+        print_variance_table(console, counts, plans, latest)
         with console.status("backtesting the same log offline and drawing the report"):
             result = backtest(log, plans, PLAN_YEAR, config.lateness_days, max_ahead_days=config.max_ahead_days)
             report_path = write_report(result, plans, PLAN_YEAR, work / "report.html")

@@ -43,6 +43,7 @@ from bcfwatch.infra.kafka_security import kafka_python_options
 from monitors.alerting.alerts import Alert
 from monitors.alerting.subscriptions import Subscriber
 from monitors.alerting.topic_schemas import parse_alert, parse_delivery
+from monitors.rules.drift import Question
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,13 @@ def send_webhook(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) ->
         raise DeliveryFailed(f"webhook unreachable: {getattr(error, 'reason', error)}") from None
 
 
+QUESTION_WORDING = {Question.PLAN_NUMBER: "expected to miss its plan number",
+                    Question.UNDERLYING_RATE: "underlying rate moved from what the plan assumed"}
+
+
 def alert_subject(alert: Alert) -> str:
     return (f"[bcfwatch] {alert.state.value.upper()} {alert.severity.value}: {alert.board} {alert.metric} "
-            f"{alert.variance_pct:+.1f}% against plan")
+            f"{QUESTION_WORDING[alert.question]}, {alert.variance_pct:+.1f}% against plan")
 
 
 def send_email(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) -> None:
@@ -102,9 +107,10 @@ def send_email(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) -> N
     message["Message-ID"] = f"<{idempotency_key(subscriber, alert).replace(':', '.')}@bcfwatch>"
     message.set_content(
         f"Board {alert.board}, {alert.metric}, week ending {alert.as_of.isoformat()}: {alert.state.value}.\n"
+        f"Question: {QUESTION_WORDING[alert.question]} ({alert.question.value}).\n"
         f"Year to date: actual {alert.actual:,.0f}, planned {alert.planned:,.0f} "
         f"({alert.variance_pct:+.1f}%).\n"
-        f"Projected year end {alert.projected_year_end:,.0f} against {alert.planned_year_end:,.0f} planned; "
+        f"Projected year end {alert.projected_year_end:,.0f} against a plan number of {alert.planned_year_end:,.0f}; "
         f"money at risk £{alert.money_at_risk_gbp:,.0f}.\n"
         f"SPC: {alert.spc_variation.value} ({', '.join(alert.spc_rules) or 'no rule on the latest week'}); "
         f"assurance: {alert.assurance.value}.\n"

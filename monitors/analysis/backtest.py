@@ -31,7 +31,7 @@ from bcfwatch.core.plans import BoardPlan
 from bcfwatch.core.settings import DEFAULTS
 from monitors.alerting.alerts import Alert, AlertState
 from monitors.alerting.timeline import alert_timeline, daily_emergency_admissions, last_settled_admission_days
-from monitors.rules.drift import DriftRules
+from monitors.rules.drift import DriftRules, Question
 from producers.eventlog.reader import read_log_events, rejected_by_reason, write_rejected
 from streams.board_state import DEFAULT_MAX_AHEAD_DAYS
 from streams.daily_table import write_csv
@@ -55,8 +55,9 @@ class BacktestResult:
 
     @property
     def alerted_boards(self) -> list[str]:
-        """The boards raised at least once in the alert timeline, sorted."""
-        return sorted({alert.board for alert in self.alerts if alert.state is AlertState.RAISED})
+        """The boards whose plan-number alert was raised at least once in the alert timeline, sorted."""
+        return sorted({alert.board for alert in self.alerts
+                       if alert.state is AlertState.RAISED and alert.question is Question.PLAN_NUMBER})
 
 
 def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date,

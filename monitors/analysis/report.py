@@ -29,7 +29,7 @@ from bcfwatch.core.plans import APPROVAL_STATUSES, DEFAULT_UNIT_COST_GBP, BoardP
 from monitors.alerting.alerts import AlertState
 from monitors.alerting.timeline import daily_emergency_admissions, expectation_model
 from monitors.analysis.backtest import BacktestResult
-from monitors.rules.drift import Assessment, DriftRules, assess
+from monitors.rules.drift import Assessment, DriftRules, Question, assess
 
 CONCERN, IMPROVEMENT, COMMON = "#ED8B00", "#005EB8", "#7F7F7F"  # Making Data Count colours
 
@@ -44,7 +44,7 @@ class BoardYear:
 def board_years(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date,
                 rules: DriftRules | None = None) -> dict[str, BoardYear]:
     daily = daily_emergency_admissions(result.counts)
-    alerted = {a.board for a in result.alerts if a.state is AlertState.RAISED}
+    alerted = {a.board for a in result.alerts if a.state is AlertState.RAISED and a.question is Question.PLAN_NUMBER}
     model = expectation_model(plans, daily, plan_year_start)  # the expectations and noise the alerts were judged on
     years = {}
     for code, plan in sorted(plans.items()):
@@ -165,6 +165,18 @@ def national_rollup(result: BacktestResult, years: dict[str, BoardYear], plans: 
     return rows
 
 
+def plan_number_status(assessment: Assessment, alerted: bool) -> str:
+    """The board's standing on the primary question, worded from the same test that raises the alert: an
+    alert says it is expected to miss its plan number; without one, over plan to date is "within noise"."""
+    if alerted and assessment.drifting:
+        return "alerted: expected to miss its plan number"
+    if alerted:
+        return "alerted earlier this year: now within noise of its plan number"
+    if assessment.variance_pct > 0:
+        return "over plan to date, within noise: not (yet) expected to miss its plan number"
+    return "on track for its plan number"
+
+
 def render_report(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date, title: str,
                   board: str | None = None, unit_cost: float = DEFAULT_UNIT_COST_GBP,
                   years: dict[str, BoardYear] | None = None) -> str:
@@ -178,11 +190,12 @@ def render_report(result: BacktestResult, plans: dict[str, BoardPlan], plan_year
     for code in chosen:
         year = years[code]
         a = year.assessment
-        status = "alerted: drifting off plan" if year.alerted else "on track"
         charts.append(
             f'<section class="board" id="{code}"><h3>{code} {html.escape(names.get(code, ""))} '
-            f'<small>{status}; year to date {a.variance_pct:+.1f}% vs plan, projected {a.projected_year_end:,.0f} '
-            f"vs {a.planned_year_end:,.0f}, £{a.money_at_risk_gbp:,.0f} at risk; {html.escape(a.variation)}, "
+            f'<small>{plan_number_status(a, year.alerted)}; year to date {a.variance_pct:+.1f}% vs plan, projected '
+            f"{a.projected_year_end:,.0f} ({a.projected_year_end_low:,.0f}-{a.projected_year_end_high:,.0f}) "
+            f"vs a plan number of {a.planned_year_end:,.0f}, £{a.money_at_risk_gbp:,.0f} at risk if the rate "
+            f"holds; {html.escape(a.variation)}, "
             f"{html.escape(a.assurance)}</small></h3>{_image(spc_chart(year, names.get(code, '')), f'SPC {code}')}"
             "</section>")
     return f"""<!doctype html>

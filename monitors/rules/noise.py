@@ -127,9 +127,9 @@ def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndar
     season_board = 0.0
     if mode is not None:
         # E[strength^2] = season_board + the sampling variance of the projection under the fitted noise
-        lag = np.abs(np.subtract.outer(np.arange(weeks), np.arange(weeks)))
+        distance = np.abs(np.subtract.outer(np.arange(weeks), np.arange(weeks)))
         same = np.equal.outer(quarter_of_week, quarter_of_week)
-        pressure = mode @ (local * rho ** lag + quarter * same) @ mode + white * (mode @ mode)
+        pressure = mode @ (local * rho ** distance + quarter * same) @ mode + white * (mode @ mode)
         sampling_strength = (kappa * (mode ** 2 / m).sum(axis=1) + pressure) / (mode @ mode) ** 2
         season_board = max(float(np.average(strength ** 2 - sampling_strength, weights=weight)), 0.0)
     return Noise(float(kappa), local, rho, quarter, NOISE_BASELINE,

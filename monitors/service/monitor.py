@@ -32,7 +32,7 @@ from bcfwatch.infra.kafka_security import kafka_python_options
 from monitors.alerting.alerts import Alert, AlertBook
 from monitors.alerting.timeline import alert_timeline, last_settled_admission_days
 from monitors.alerting.topic_schemas import parse_alert
-from monitors.rules.drift import DriftRules
+from monitors.rules.drift import Assessment, DriftRules, Question
 from monitors.service import exporter
 from monitors.service.board_days import BoardDays
 from streams.config import WorkerConfig  # the workers' topics, partitions and lateness; no Faust app
@@ -78,6 +78,11 @@ class Monitor:
                               DeadLetters(self.producer, topics.dead_letter, "monitor"))
         self.judged_through: dict = {}  # board -> settled day of its last evaluation
         self.stop = threading.Event()  # set (by a SIGTERM handler) to stop after the round in hand
+        self.latest: dict[str, Assessment] = {}  # board -> its latest plan-number assessment
+
+    def boards_alerted(self) -> set[str]:
+        """Boards with an open plan-number alert (the primary question)."""
+        return {board for board, _, question in self.book.open if question is Question.PLAN_NUMBER}
 
     def evaluate(self) -> list[Alert]:
         """One round: alert events for every newly settled week, produced to the alerts topic."""
@@ -91,7 +96,8 @@ class Monitor:
         latest: dict = {}
         events = alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules, self.book, latest)
         exporter.update({board: self.plans[board] for board in through if board in self.plans}, daily, through,
-                        latest, {board for board, _ in self.book.open}, self.plan_year_start)
+                        latest, self.boards_alerted(), self.plan_year_start)
+        self.latest.update(latest)
         self.judged_through.update(through)
         messages = [event.to_wire() for event in events]
         for message in messages:

@@ -337,7 +337,8 @@ def test_evaluate(tmp_path):
     assert "mild" in output and "false" in output.lower()
     table = markdown.read_text()
     assert table.count("|") > 20 and "mild" in table and "| slow |" in table  # a held-out shape by name
-    assert "ideal year-end test" in table
+    assert "share of the ideal" in table and "underlying_ideal_pct" in table  # both questions, beside their ideal
+    assert "+8% sustained" in table
     assert "choose from" in cli("evaluate", "--years", "1", "--setting", "nonsense", exit_code=2).output
 
 

@@ -107,7 +107,7 @@ def test_monitor_survives_poison_on_board_days_and_alerts(broker, topic_prefix):
 
     monitor = Monitor(config, load_plan(sample_plan_path()), date(2015, 4, 1))  # restores without crashing
     try:
-        assert {board for board, _ in monitor.book.open} == {"E08000025", "E09000012"}
+        assert monitor.boards_alerted() == {"E08000025", "E09000012"}
         monitor.evaluate()  # reads the poisoned board_days without crashing
         assert monitor.live.day_counts == {"E08000025|2015-05-01": COUNTS,
                                            "E09000012|2015-05-01": [9, *COUNTS[1:]]}
