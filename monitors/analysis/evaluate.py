@@ -295,7 +295,18 @@ def ideal_spreads(setting: NoiseSetting, seed: int) -> tuple[np.ndarray, np.ndar
         baseline_ratio = daily[:-plan_days].sum(axis=0) / mean[:, :-plan_days].sum(axis=1)
         plan_excess.append(plan_ratio - 1)
         underlying_excess.append(plan_ratio / baseline_ratio - 1)
-    return np.std(plan_excess, axis=0), np.std(underlying_excess, axis=0)
+    return _by_size(np.var(plan_excess, axis=0), volumes), _by_size(np.var(underlying_excess, axis=0), volumes)
+
+
+def _by_size(variance: np.ndarray, volumes: np.ndarray) -> np.ndarray:
+    """Each board's true spread as the setting gives it to a board of its size: the simulated years' variances
+    fitted across boards as ``a / volume + b`` (count noise and relative noise; every board shares the
+    setting), so one board's 60 years do not make its ideal test lucky or unlucky."""
+    design = np.column_stack([1 / volumes, np.ones_like(volumes)])
+    weights = 1 / np.maximum(variance, 1e-12)  # relative precision: each board's variance has the same CV
+    coefficients = np.linalg.lstsq(design * weights[:, None], variance * weights, rcond=None)[0]
+    fitted: np.ndarray = np.sqrt(np.maximum(design @ np.maximum(coefficients, 0.0), 1e-12))
+    return fitted
 
 
 def _first_drifting_after(weeks: BoardWeeks, rules: DriftRules, start: date) -> date | None:

@@ -90,10 +90,14 @@ def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndar
     e = y / m - 1
     strength = np.zeros(len(e))
     mode = None
+    # What the residuals keep of any noise: anchoring to the annual total takes out their mean, and taking out
+    # each board's own winter swing their projection on the season's shape (both exactly allowed for below).
+    projector = np.eye(weeks) - 1.0 / weeks
     if season_mode is not None and np.ptp(season_mode) > 0:
         mode = season_mode - season_mode.mean()
         strength = e @ mode / (mode @ mode)
         e = e - strength[:, None] * mode[None, :]
+        projector = projector - np.outer(mode, mode) / (mode @ mode)
     inverse_mean = (1 / m).mean(axis=1)
     second = (e ** 2).mean(axis=1)
     # lag 0 across boards: second ~ kappa * inverse_mean + total (weighted: precise boards count more)
@@ -116,8 +120,10 @@ def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndar
         if (~same).any():
             across[lag - 1] = float(weight @ products[:, ~same].mean(axis=1))
     count_part = kappa * float(weight @ inverse_mean)
-    local, rho, quarter, white = _fit_components(total, within, across, count_part, weeks)
-    predicted = kappa * inverse_mean + local + quarter + white
+    local, rho, quarter, white = _fit_components(total, within, across, count_part, projector, quarter_of_week)
+    kept = _lag_means(projector @ _components(rho, quarter_of_week, local, quarter, white) @ projector,
+                      quarter_of_week)[0]
+    predicted = kappa * inverse_mean + kept
     ratio = second / predicted
     persistence = (1 + rho) / (1 - rho) * (local / predicted) + (1 - local / predicted)
     sampling = 2 * persistence / max(weeks - 1, 1)
@@ -127,32 +133,56 @@ def fit_noise(actual: np.ndarray, expected: np.ndarray, quarter_of_week: np.ndar
     season_board = 0.0
     if mode is not None:
         # E[strength^2] = season_board + the sampling variance of the projection under the fitted noise
-        distance = np.abs(np.subtract.outer(np.arange(weeks), np.arange(weeks)))
-        same = np.equal.outer(quarter_of_week, quarter_of_week)
-        pressure = mode @ (local * rho ** distance + quarter * same) @ mode + white * (mode @ mode)
+        pressure = mode @ _components(rho, quarter_of_week, local, quarter, white) @ mode
         sampling_strength = (kappa * (mode ** 2 / m).sum(axis=1) + pressure) / (mode @ mode) ** 2
         season_board = max(float(np.average(strength ** 2 - sampling_strength, weights=weight)), 0.0)
     return Noise(float(kappa), local, rho, quarter, NOISE_BASELINE,
                  {code: float(max(f, 0.5)) for code, f in zip(codes, factor, strict=True)}, season_board, white)
 
 
+def _components(rho: float, quarter_of_week: np.ndarray, local: float = 1.0, quarter: float = 1.0,
+                white: float = 1.0) -> np.ndarray:
+    """The weeks x weeks relative covariance of local pressure, quarter levels and white noise."""
+    weeks = len(quarter_of_week)
+    distance = np.abs(np.subtract.outer(np.arange(weeks), np.arange(weeks)))
+    same = np.equal.outer(quarter_of_week, quarter_of_week)
+    covariance: np.ndarray = local * rho ** distance + quarter * same + white * np.eye(weeks)
+    return covariance
+
+
+def _lag_means(matrix: np.ndarray, quarter_of_week: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The mean of a weeks x weeks covariance's diagonal, and of its lag 1..MAX_LAG diagonals within and
+    across quarters (nan where a lag has no such pair): how it shows in pooled residual products."""
+    within, across = np.full(MAX_LAG, np.nan), np.full(MAX_LAG, np.nan)
+    for lag in range(1, min(MAX_LAG, len(matrix) - 1) + 1):
+        same = quarter_of_week[lag:] == quarter_of_week[:-lag]
+        values = np.diagonal(matrix, lag)
+        if same.any():
+            within[lag - 1] = float(values[same].mean())
+        if (~same).any():
+            across[lag - 1] = float(values[~same].mean())
+    return float(np.diagonal(matrix).mean()), within, across
+
+
 def _fit_components(total: float, within: np.ndarray, across: np.ndarray, count_part: float,
-                    weeks: int) -> tuple[float, float, float, float]:
+                    projector: np.ndarray, quarter_of_week: np.ndarray) -> tuple[float, float, float, float]:
     """Grid over rho; (local, quarter, white) by non-negative least squares on the lag-0 total and the lags.
-    White noise appears only at lag 0, local pressure at every lag (rho ** lag), a quarter's level at lags
-    within the quarter; anchoring every board to its annual total removes part of each (the ``/ weeks``)."""
+    Each component shows in the residuals as ``projector @ C @ projector``: what anchoring to the annual total
+    and taking out the board's winter swing leave of it, computed exactly (a smooth projection takes much of
+    a slow local pressure with it, and the fit must not read that loss as a short memory)."""
     best = (np.inf, 0.0, 0.0, 0.0, 0.0)
-    lags = np.arange(1, MAX_LAG + 1)
+    weeks = len(quarter_of_week)
+    count_shape = _lag_means(projector @ projector, quarter_of_week)
     for rho in RHO_GRID:
-        # anchoring every board to its annual total removes the annual mean of e from every product
-        persistence = (1 + rho) / (1 - rho) / weeks
-        rows, targets = [[1.0 - persistence, 0.75, 1.0 - 1.0 / weeks]], [total]  # lag 0
-        for lag, value, in_quarter in [*zip(lags, within, [1.0] * MAX_LAG, strict=True),
-                                       *zip(lags, across, [0.0] * MAX_LAG, strict=True)]:
-            if np.isnan(value):
-                continue
-            rows.append([rho ** lag - persistence, in_quarter - 0.25, -1.0 / weeks])
-            targets.append(value + count_part / weeks)
+        shapes = [_lag_means(projector @ _components(rho, quarter_of_week, *unit) @ projector, quarter_of_week)
+                  for unit in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))]
+        rows, targets = [[shape[0] for shape in shapes]], [total]  # lag 0
+        for lag in range(min(MAX_LAG, weeks - 1)):
+            for part, observed in ((1, within), (2, across)):
+                if np.isnan(observed[lag]):
+                    continue
+                rows.append([shape[part][lag] for shape in shapes])
+                targets.append(observed[lag] - count_part * count_shape[part][lag])
         design, target = np.array(rows), np.array(targets)
         solution = _nonnegative_lstsq(design, target)
         error = float(np.sum((design @ solution - target) ** 2))
