@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 
@@ -212,6 +212,8 @@ class Outcome:
     ideal_z: float = 0.0  # the plan year's total over the plan number, in the true spread of the year alone
     underlying_first_week_end: date | None = None  # the week the first underlying-rate finding is raised
     underlying_ideal_z: float = 0.0  # the same excess in the true spread of year and plan baseline together
+    ideal_z_early: dict[int, float] = field(default_factory=dict)  # one look after EARLY_LOOKS days
+    ideal_z_after_step: tuple[float, float] = (np.nan, np.nan)  # 12 weeks after the step; step to year end
 
     @property
     def ideal_detected(self) -> bool:
@@ -255,8 +257,19 @@ def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules) -> 
     model = baseline_model(plans, daily, plan_year)
     plan_numbers = np.array([plans[c].planned_emergency for c in codes])
     expected = expected_daily(setting, baseline_start, factors, volumes)[:, -len(plan_days):].sum(axis=1)
-    year_end_excess = daily.loc[pd.Timestamp(plan_year):].sum().to_numpy() / plan_numbers - 1
-    plan_spread, underlying_spread = ideal_spreads(setting, seed)
+    actual = daily.loc[pd.Timestamp(plan_year):].to_numpy().T  # boards x plan-year days
+    year_end_excess = actual.sum(axis=1) / plan_numbers - 1
+    true = ideal_spreads(setting, seed)
+    # on its plan, a board's days are expected in the setting's shape, summing to its plan number
+    on_plan = np.array([np.full(len(plan_days), 1 - template[c].planned_reduction) for c in codes])
+    shape = expected_daily(setting, baseline_start, on_plan, volumes)[:, -len(plan_days):]
+    shape = shape / shape.sum(axis=1, keepdims=True)
+
+    def look(i: int, window: slice, relative_sd: float) -> float:
+        """The ideal one-look z of board ``i`` over ``window`` of the plan year, against its plan number."""
+        planned = plan_numbers[i] * shape[i, window].sum()
+        return float((actual[i, window].sum() - planned) / (relative_sd * planned))
+
     outcomes = []
     for i, code in enumerate(codes):
         weeks = board_weeks(plans[code], daily[code], plan_year, plan_days[-1].date(), model, rules)
@@ -268,34 +281,83 @@ def run_year(setting: NoiseSetting, year: int, seed: int, rules: DriftRules) -> 
             setting.name, year, code, float(volumes[i]), scenario[i],
             weeks.series.week_ending(first[0]) if first else None, first[1] if first else None, step, after,
             expected_excess=float(expected[i] / plan_numbers[i] - 1), underlying_drift=float(drifts[i] - 1),
-            ideal_z=float(year_end_excess[i] / plan_spread[i]),
+            ideal_z=float(year_end_excess[i] / true.year[i]),
             underlying_first_week_end=weeks.series.week_ending(underlying[0]) if underlying else None,
-            underlying_ideal_z=float(year_end_excess[i] / underlying_spread[i])))
+            underlying_ideal_z=float(year_end_excess[i] / true.year_underlying[i]),
+            ideal_z_early={days: look(i, slice(0, days), true.early[days][i]) for days in EARLY_LOOKS},
+            ideal_z_after_step=_step_look(look, i, step, plan_year, true)))
     return outcomes
 
 
+STEP_OFFSETS = (91, 137, 183, 229, 275)  # plan-year days the step scenario's start is drawn between, in 5 points
+EARLY_LOOKS = (91, 182)  # the ideal test's early looks: after 13 and 26 weeks
+STEP_LOOK_DAYS = 84  # and 12 weeks after a step
+
+
+@dataclass(frozen=True)
+class TrueSpreads:
+    """Each board's true relative spread (sd / expectation) of plan-year sums under a setting."""
+
+    year: np.ndarray  # the year's total around its expectation: the plan-number question
+    year_underlying: np.ndarray  # the year's total against the counted baseline year's: the underlying rate
+    early: dict[int, np.ndarray]  # the first EARLY_LOOKS days
+    after_step: np.ndarray  # (STEP_OFFSETS x boards) STEP_LOOK_DAYS days from each offset
+    to_year_end: np.ndarray  # (STEP_OFFSETS x boards) from each offset to the year end
+
+    def at_offset(self, table: np.ndarray, board: int, day: int) -> float:
+        """``table``'s spread for a window starting on plan-year day ``day`` (linear between the offsets)."""
+        return float(np.interp(day, STEP_OFFSETS, table[:, board]))
+
+
+def _step_look(look: Callable[[int, slice, float], float], board: int, step: date | None, plan_year: date,
+               true: TrueSpreads) -> tuple[float, float]:
+    """The ideal one-look z of a step board 12 weeks after its step, and from its step to the year end."""
+    if step is None:
+        return (np.nan, np.nan)
+    day = (step - plan_year).days
+    return (look(board, slice(day, day + STEP_LOOK_DAYS), true.at_offset(true.after_step, board, day)),
+            look(board, slice(day, None), true.at_offset(true.to_year_end, board, day)))
+
+
 @lru_cache(maxsize=16)
-def ideal_spreads(setting: NoiseSetting, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each board's true relative spread of the plan year's total, from :data:`IDEAL_YEARS` simulated on-plan
-    years of this setting: around its expected total (the plan number question: the year's own noise), and
-    around the plan built from the counted baseline year (the underlying-rate question: both years' noise;
-    each year's total taken against its own expectation, so the calendar is not counted as noise)."""
+def ideal_spreads(setting: NoiseSetting, seed: int) -> TrueSpreads:
+    """Each board's true relative spread of plan-year sums, from :data:`IDEAL_YEARS` simulated on-plan years
+    of this setting: the year's total around its expected total (the plan number question: the year's own
+    noise), against the counted baseline year (the underlying-rate question: both years' noise; each year
+    taken against its own expectation, so the calendar is not counted as noise), and the windows the
+    ideal early looks see."""
     _, share = board_weights()
     volumes = NATIONAL_EMERGENCY_ADMISSIONS * share
-    plan_excess, underlying_excess = [], []
+    sums: dict[str, list[np.ndarray]] = {}
+
+    def add(name: str, actual: np.ndarray, expected: np.ndarray) -> None:
+        sums.setdefault(name, []).append(actual / expected - 1)
+
     for year in range(IDEAL_YEARS):
         rng = _year_rng(setting, seed, 10_000 + year)
         plan_year = simulated_plan_year(year)
         baseline_start = year_earlier(plan_year)
         plan_days = len(year_days(plan_year))
         on_plan = np.ones((len(volumes), plan_days))
-        daily = simulate_daily(setting, baseline_start, on_plan, rng, volumes).to_numpy()
-        mean = expected_daily(setting, baseline_start, on_plan, volumes)
-        plan_ratio = daily[-plan_days:].sum(axis=0) / mean[:, -plan_days:].sum(axis=1)
-        baseline_ratio = daily[:-plan_days].sum(axis=0) / mean[:, :-plan_days].sum(axis=1)
-        plan_excess.append(plan_ratio - 1)
-        underlying_excess.append(plan_ratio / baseline_ratio - 1)
-    return _by_size(np.var(plan_excess, axis=0), volumes), _by_size(np.var(underlying_excess, axis=0), volumes)
+        both = simulate_daily(setting, baseline_start, on_plan, rng, volumes).to_numpy().T  # boards x days
+        expected = expected_daily(setting, baseline_start, on_plan, volumes)
+        daily, mean = both[:, -plan_days:], expected[:, -plan_days:]
+        add("year", daily.sum(axis=1), mean.sum(axis=1))
+        baseline_ratio = both[:, :-plan_days].sum(axis=1) / expected[:, :-plan_days].sum(axis=1)
+        sums.setdefault("underlying", []).append((daily.sum(axis=1) / mean.sum(axis=1)) / baseline_ratio - 1)
+        for days in EARLY_LOOKS:
+            add(f"early{days}", daily[:, :days].sum(axis=1), mean[:, :days].sum(axis=1))
+        for offset in STEP_OFFSETS:
+            window = slice(offset, offset + STEP_LOOK_DAYS)
+            add(f"step{offset}", daily[:, window].sum(axis=1), mean[:, window].sum(axis=1))
+            add(f"tail{offset}", daily[:, offset:].sum(axis=1), mean[:, offset:].sum(axis=1))
+
+    def spread(name: str) -> np.ndarray:
+        return _by_size(np.var(sums[name], axis=0), volumes)
+
+    return TrueSpreads(spread("year"), spread("underlying"), {days: spread(f"early{days}") for days in EARLY_LOOKS},
+                       np.array([spread(f"step{offset}") for offset in STEP_OFFSETS]),
+                       np.array([spread(f"tail{offset}") for offset in STEP_OFFSETS]))
 
 
 def _by_size(variance: np.ndarray, volumes: np.ndarray) -> np.ndarray:
@@ -369,6 +431,12 @@ def _share(flags: pd.Series) -> float:
     return 100 * float(flags.mean()) if len(flags) else np.nan
 
 
+def _early(group: pd.DataFrame, days: int) -> float:
+    """The share the ideal one look after ``days`` days flags: no rule that keeps its false alerts within
+    1 per 100 board-years can alert on more of them by then (so its median is later where this is < 50%)."""
+    return _share(group["ideal_z_early"].map(lambda looks: looks[days] > IDEAL_Z))
+
+
 def _measures(frame: pd.DataFrame) -> dict[str, float]:
     """The issue-23 measures of one group of board-years (one setting, or all)."""
     at_or_under = frame[frame["expected_excess"] <= 0]
@@ -389,11 +457,18 @@ def _measures(frame: pd.DataFrame) -> dict[str, float]:
         "boards >= 20k expected >= 3% over: ideal one-look test (%)": ideal,
         "boards >= 20k expected >= 3% over: share of the ideal (%)": 100 * detected / ideal if ideal else np.nan,
         "+5% sustained: alerted within the year (%)": _share(plus5["alerted"]),
+        "+5% sustained: ideal one look at the year end (%)": _share(plus5["ideal_z"] > IDEAL_Z),
+        "+5% sustained: ideal one look after 26 weeks (%)": _early(plus5, 182),
+        "+8% sustained: ideal one look after 13 weeks (%)": _early(plus8, 91),
         "+5% sustained: median weeks to the alert": float(plus5["weeks_to_detect"].median()),
         "+8% sustained: median weeks to the alert": float(plus8["weeks_to_detect"].median()),
         "+8% steps, boards >= 30k: alerted after the step (%)": _share(steps["detected"]),
         "+8% steps, boards >= 30k: median weeks after the step": float(steps["weeks_to_detect"].median()),
         "+8% steps, boards >= 30k: alerted before the step (per 100)": _share(steps["early"]),
+        "+8% steps, boards >= 30k: ideal one look from the step to the year end (%)":
+            _share(steps["ideal_z_after_step"].map(lambda z: z[1] > IDEAL_Z)),
+        "+8% steps, boards >= 30k: ideal one look 12 weeks after the step (%)":
+            _share(steps["ideal_z_after_step"].map(lambda z: z[0] > IDEAL_Z)),
         "underlying rate moved >= 3%, boards >= 20k: second finding (%)": underlying,
         "underlying rate moved >= 3%, boards >= 20k: ideal one-look test (%)": underlying_ideal,
         "underlying rate moved >= 3%, boards >= 20k: share of the ideal (%)":

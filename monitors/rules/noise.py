@@ -178,11 +178,13 @@ def _fit_components(total: float, within: np.ndarray, across: np.ndarray, count_
                   for unit in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))]
         rows, targets = [[shape[0] for shape in shapes]], [total]  # lag 0
         for lag in range(min(MAX_LAG, weeks - 1)):
-            for part, observed in ((1, within), (2, across)):
+            for observed, component_lags, count_lags in (
+                    (within, [shape[1] for shape in shapes], count_shape[1]),
+                    (across, [shape[2] for shape in shapes], count_shape[2])):
                 if np.isnan(observed[lag]):
                     continue
-                rows.append([shape[part][lag] for shape in shapes])
-                targets.append(observed[lag] - count_part * count_shape[part][lag])
+                rows.append([values[lag] for values in component_lags])
+                targets.append(observed[lag] - count_part * count_lags[lag])
         design, target = np.array(rows), np.array(targets)
         solution = _nonnegative_lstsq(design, target)
         error = float(np.sum((design @ solution - target) ** 2))
