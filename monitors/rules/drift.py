@@ -6,30 +6,32 @@ emergency admissions are compared with the plan trajectory, whose daily shape
 is the one *observed in the baseline year* and whose noise is *estimated from
 the baseline year* (``monitors/rules/baseline.py``; docs/drift.md has the model).
 
+**Two questions** (:class:`Question`), each its own test and alert: will the board miss its plan number
+(the primary alert: the plan year's own noise), and has its underlying rate moved from what the plan
+assumed (a labelled second finding: the plan baseline's noise too). docs/drift.md.
+
 **The rule (a one-sided two-window scan).** After week ``n`` (from week
 ``min_weeks``), for the year to date and for the latest 13 weeks (``windows``),
-the excess of actual over planned admissions is divided by its standard
-deviation under the fitted noise model: count overdispersion, week-to-week
-local pressure with its autocorrelation, quarter-level swings and, when the
-plan's baselines are the baseline year's own counts, the noise those counts
-carry, and a season that differs from the baseline year's (a stated prior).
-The board **drifts** when one of these z reaches its boundary *and* that window
-is at least ``projection_margin`` (1%) over plan. The boundaries are one
-threshold ``h`` times a fixed shape (:func:`boundary_scale`): for the year to
-date after week ``n`` of ``N``, ``h * (N / n) ** year_to_date_shape`` (0.25:
-higher early, ``h`` at the year end, between Pocock's flat boundary and
-O'Brien-Fleming's ``(N / n) ** 0.5``, because a sustained drift is best seen in
-the whole year); for the latest 13 weeks, ``h * recent_window_factor`` (1.15:
-many overlapping windows, so each needs a little more). On a Brownian
-residual the shape moves detection of a drift that ends the year at z = 3 from
-43% to 54% at the same false-alert rate, and delays a large one (z = 10 by the
-year end) from a median week 7 to 11; 0.5 would buy 61% with week 14.
+the excess of actual over planned admissions is estimated by generalised least
+squares from every week seen (:func:`gls_weights`: the most powerful test of
+that drift under the fitted noise model: count overdispersion, week noise,
+local pressure with its autocorrelation, quarter levels, the board's own and
+the nation's winter swing, and for the second question the plan baseline's
+noise) and taken in its standard deviations. The board **drifts** when one of
+these z reaches its boundary *and* that window is at least
+``projection_margin`` (1%) over plan. The boundaries are one threshold ``h``
+times a fixed shape (:func:`boundary_scale`): for the year to date after week
+``n`` of ``N``, ``h * (N / n) ** year_to_date_shape`` (0.1 for the plan
+number: nearly flat, so a large drift is raised within weeks, ``h`` at the
+year end; 0.5, O'Brien-Fleming's, for the underlying rate, read at the year
+end); for the latest 13 weeks ``h * recent_window_factor`` (1.1; 1.3).
 ``h`` is calibrated by simulating plan years from the fitted noise model
-(:func:`threshold_table`) so that an on-plan board raises a drifting alert in at
-most ``false_alert_rate`` of board-years (0.5%, half the 1-in-100 budget: the
-model is estimated, not known). Boards under plan never raise: the test is
-one-sided. Severity is "critical" when the year to date itself is off plan (the
-plan will be missed) and "warning" when only a recent window is (a step up).
+(:func:`threshold_table`) so that a board exactly on its plan raises an alert
+in at most ``false_alert_rate`` of board-years (0.5%, half the 1-in-100
+budget: the model is estimated, not known). Boards under plan never raise: the
+test is one-sided. Severity is "critical" when the year to date itself is off
+plan (the plan will be missed) and "warning" when only a recent window is (a
+step up). ``bcfwatch evaluate`` measures all of it (docs/evaluation.md).
 
 SPC ("Making Data Count") is kept as information, not as a trigger: the weekly
 variance is charted against XmR limits fixed from the baseline year, with
@@ -90,8 +92,12 @@ class DriftRules:
     false_alert_rate: float = 0.005  # drifting alerts per on-plan board-year the thresholds are set for
     windows: tuple[int, ...] = (13,)  # recent windows (weeks) scanned besides the year to date
     min_weeks: int = 4  # no verdict before this many plan-year weeks
-    year_to_date_shape: float = 0.25  # the year-to-date boundary after week n of N: h * (N / n) ** shape
-    recent_window_factor: float = 1.15  # the recent windows' boundary: h * factor
+    year_to_date_shape: float = 0.1  # the year-to-date boundary after week n of N: h * (N / n) ** shape
+    recent_window_factor: float = 1.1  # the recent windows' boundary: h * factor
+    # the underlying-rate finding is a diagnostic read at the year end more than the week it comes: its
+    # boundary spends its budget late (O'Brien-Fleming's shape)
+    underlying_year_to_date_shape: float = 0.5
+    underlying_recent_window_factor: float = 1.3
     simulations: int = 10_000  # simulated on-plan years per calibration point
     resolve_after_weeks: int = 4  # weeks back within plan before an alert resolves
     unit_cost_gbp: float = DEFAULT_UNIT_COST_GBP
@@ -130,16 +136,25 @@ class Detector:
     expected_pattern: str
     noise_source: str
     question: Question
+    windows: tuple[int, ...] = (13,)  # the recent windows the test scans (DriftRules.windows)
     _prefix: np.ndarray = field(repr=False, init=False)  # set by __post_init__
+    _weights: dict[int, np.ndarray] = field(repr=False, init=False)
 
     def __post_init__(self) -> None:
         prefix = np.zeros((len(self.expected) + 1,) * 2)
         prefix[1:, 1:] = self.covariance.cumsum(axis=0).cumsum(axis=1)
         object.__setattr__(self, "_prefix", prefix)
+        object.__setattr__(self, "_weights", gls_weights(self.covariance, self.expected, self.windows))
+
+    def z(self, residual: np.ndarray, start: int, end: int) -> float:
+        """The window's z after ``end`` weeks: its excess as the best (generalised least squares) estimate
+        from every week seen so far, in its standard deviations (:func:`gls_weights`)."""
+        weights = self._weights[0 if start == 0 else end - start][end, :end]
+        return float(weights @ residual[:end])
 
     def boundary(self, start: int, end: int, rules: DriftRules) -> float:
         """The z the window of weeks ``start`` .. ``end - 1`` must reach (the threshold times its shape)."""
-        return self.threshold * boundary_scale(start, end, len(self.expected), rules)
+        return self.threshold * boundary_scale(start, end, len(self.expected), rules, self.question)
 
     def window_variance(self, start: int, end: int) -> float:
         """Variance of the summed residuals of weeks ``start`` .. ``end - 1``."""
@@ -208,6 +223,32 @@ class Assessment:
         return frame
 
 
+def gls_weights(covariance: np.ndarray, expected: np.ndarray, windows: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """The weights of the most powerful test of a drift after each week: {0: year to date, L: the latest L
+    weeks} -> ((weeks + 1) x weeks), row ``n`` the weights of the first ``n`` weeks' residuals.
+
+    A drift over a window is a relative excess ``d`` = the planned weeks of the window (0 elsewhere). Given
+    the residuals ``r`` of the weeks seen and their covariance ``S`` under the noise model, the z of the
+    generalised least squares estimate of that excess is ``d' S^-1 r / sqrt(d' S^-1 d)``: standard normal
+    with no drift, and the most powerful for this drift (Neyman-Pearson). Where the covariance says a
+    pattern of weeks is likely noise (a winter that came early, a quarter's level, persistent local
+    pressure), it counts for less; with independent weeks it is the plain window sum."""
+    weeks = len(expected)
+    lengths = (0, *windows)
+    result = {length: np.zeros((weeks + 1, weeks)) for length in lengths}
+    for end in range(1, weeks + 1):
+        seen = covariance[:end, :end]
+        directions = np.zeros((end, len(lengths)))
+        for column, length in enumerate(lengths):
+            start = 0 if length == 0 or length >= end else end - length
+            directions[start:end, column] = expected[start:end]
+        solved = np.linalg.solve(seen, directions)
+        scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", directions, solved), 1e-300))
+        for column, length in enumerate(lengths):
+            result[length][end, :end] = solved[:, column] / scale[column]
+    return result
+
+
 def weekly_series(actual: pd.Series, expected: pd.Series, as_of: date) -> WeeklySeries:
     """Complete Monday-Sunday weeks of ``expected``'s days that end by ``as_of``."""
     days = expected.index
@@ -221,12 +262,15 @@ def weekly_series(actual: pd.Series, expected: pd.Series, as_of: date) -> Weekly
                         expected.to_numpy()[span].reshape(-1, 7).sum(axis=1))
 
 
-def boundary_scale(start: int, end: int, year_weeks: int, rules: DriftRules) -> float:
+def boundary_scale(start: int, end: int, year_weeks: int, rules: DriftRules,
+                   question: Question = Question.PLAN_NUMBER) -> float:
     """The boundary of the window of weeks ``start`` .. ``end - 1`` as a multiple of the threshold ``h``: the
     year to date's falls as the year fills (``(N / n) ** year_to_date_shape``), a recent window's is fixed."""
+    underlying = question is Question.UNDERLYING_RATE
     if start == 0:
-        return (year_weeks / max(end, 1)) ** rules.year_to_date_shape
-    return rules.recent_window_factor
+        shape = rules.underlying_year_to_date_shape if underlying else rules.year_to_date_shape
+        return float((year_weeks / max(end, 1)) ** shape)
+    return rules.underlying_recent_window_factor if underlying else rules.recent_window_factor
 
 
 def _windows(weeks: int, rules: DriftRules) -> tuple[np.ndarray, np.ndarray]:
@@ -256,13 +300,13 @@ def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarr
     gaussian = rng.standard_normal((rules.simulations, weeks)) @ root.T
     scale = noise.kappa
     counts = scale * rng.poisson(expected / scale, size=(rules.simulations, weeks)) - expected
-    residual = np.concatenate([np.zeros((rules.simulations, 1)), np.cumsum(gaussian + counts, axis=1)], axis=1)
+    residual = gaussian + counts
     starts, ends = _windows(weeks, rules)
-    prefix = np.zeros((weeks + 1,) * 2)
-    prefix[1:, 1:] = (shared + np.diag(count)).cumsum(axis=0).cumsum(axis=1)
-    variance = prefix[ends, ends] - prefix[starts, ends] - prefix[ends, starts] + prefix[starts, starts]
-    z = (residual[:, ends] - residual[:, starts]) / np.sqrt(variance)
-    shape = np.array([boundary_scale(int(a), int(b), weeks, rules) for a, b in zip(starts, ends, strict=True)])
+    weights = gls_weights(shared + np.diag(count), expected, rules.windows)
+    z_by_length = {length: residual @ matrix.T for length, matrix in weights.items()}  # simulations x (weeks + 1)
+    z = np.column_stack([z_by_length[0 if a == 0 else b - a][:, b] for a, b in zip(starts, ends, strict=True)])
+    shape = np.array([boundary_scale(int(a), int(b), weeks, rules, question)
+                      for a, b in zip(starts, ends, strict=True)])
     return (z / shape).max(axis=1)
 
 
@@ -329,7 +373,7 @@ def detector(model: BaselineModel, plan: BoardPlan, rules: DriftRules,
         size = float(np.clip(expected.mean(), CALIBRATION_SIZES[0], CALIBRATION_SIZES[-1]))
         threshold = float(np.interp(np.log(size), np.log(CALIBRATION_SIZES), table))
         return Detector(expected, shared + np.diag(count), threshold, model.pattern.describe(plan.board),
-                        model.noise.source, question)
+                        model.noise.source, question, rules.windows)
 
     return model.cached(("detector", plan, rules, question), compute)
 
@@ -393,8 +437,7 @@ def assess_questions(board: BoardWeeks, count: int, rules: DriftRules = DriftRul
     assessments = []
     for question in questions:
         test = board.detectors[question]
-        ytd_variance = test.window_variance(0, count) if count else 0.0
-        z = (actual_ytd - planned_ytd) / math.sqrt(ytd_variance) if ytd_variance > 0 else 0.0
+        z = test.z(series.actual - series.planned, 0, count) if count else 0.0
         projection = _projection(board, test, count, planned_ytd, variance, rules)
         result: dict[str, Any] = dict(
             board=board.plan.board, metric=METRIC, as_of=as_of, weeks=count, question=question,
@@ -451,11 +494,12 @@ def scan(series: WeeklySeries, test: Detector, count: int, rules: DriftRules) ->
     best: tuple[bool, float, float, int, float, float] | None = None  # the most telling window:
     # (drifting, z over its boundary, z, length, relative excess, boundary)
     projection_miss = recent = False
+    residual = series.actual[:count] - series.planned[:count]
     for length in (count, *[w for w in rules.windows if w < count]):
         start = count - length
         actual = float(series.actual[start:count].sum())
         planned = float(series.planned[start:count].sum())
-        window_z = (actual - planned) / math.sqrt(test.window_variance(start, count))
+        window_z = test.z(residual, start, count)
         excess = actual / planned - 1
         needed = test.boundary(start, count, rules)
         drifting = window_z >= needed and excess >= rules.projection_margin

@@ -37,7 +37,7 @@ import numpy as np
 
 NOISE_BASELINE = "baseline year"
 NOISE_DEFAULT = "national default"
-MAX_LAG = 6
+MAX_LAG = 13
 # A year's winter swing differs from the baseline year's (DESIGN.md: "a winter swing that differs by year";
 # monthly swings of 3-7%): one baseline year cannot show by how much, so this is a stated prior, the
 # difference between two years: the swing 33% stronger or weaker (uniform 3-7% around 5%, two years), its

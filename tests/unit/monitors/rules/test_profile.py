@@ -125,9 +125,12 @@ def test_noise_fit_recovers_local_pressure_and_overdispersion():
     assert noise.kappa == pytest.approx(1.0, abs=0.2)
     assert np.sqrt(noise.local + noise.quarter) == pytest.approx(0.03, abs=0.008)
     assert 0.3 <= noise.rho <= 0.9
-    poisson = fit_noise(np.random.default_rng(5).poisson(500.0, (100, 52)), np.full((100, 52), 500.0),
-                        np.repeat(np.arange(4), 13), [str(i) for i in range(100)])
-    assert poisson.kappa == pytest.approx(1.0, abs=0.1) and np.sqrt(poisson.local + poisson.quarter) < 0.01
+    # pure Poisson counts of boards of many sizes, each anchored to its own annual total as the model does
+    counts = np.random.default_rng(5).poisson(np.geomspace(100, 3000, 100)[:, None], (100, 52))
+    anchored = np.repeat(counts.mean(axis=1, keepdims=True), 52, axis=1)
+    poisson = fit_noise(counts, anchored, np.repeat(np.arange(4), 13), [str(i) for i in range(100)])
+    assert poisson.kappa == pytest.approx(1.0, abs=0.1)
+    assert np.sqrt(poisson.local + poisson.quarter + poisson.white) < 0.01
 
 
 def _plan(code: str, daily: pd.DataFrame):
