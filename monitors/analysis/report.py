@@ -94,22 +94,33 @@ def spc_chart(year: BoardYear, name: str) -> bytes:
 
 
 def funnel_plot(years: dict[str, BoardYear]) -> bytes:
-    """Each board's year-to-date variance against its planned admissions, with 95% and 99.8% limits."""
+    """Each board's year-to-date variance against its planned admissions, with limits from the monitor's own
+    noise model (its standard deviation of each board's year to date, fitted across boards by size)."""
     planned = np.array([y.assessment.planned_ytd for y in years.values()])
     variance = np.array([y.assessment.variance_pct for y in years.values()])
+    spread = np.array([y.assessment.ytd_sd_pct for y in years.values()])
+    finite = [y.assessment.threshold for y in years.values() if np.isfinite(y.assessment.threshold)]
+    threshold = float(np.median(finite)) if finite else 3.0  # before any verdict: about what h is
     alerted = np.array([y.alerted for y in years.values()])
     figure, axes = plt.subplots(figsize=(7.5, 4))
     size = np.linspace(max(planned.min(), 1), planned.max(), 200)
-    for z, style in ((1.96, ":"), (3.09, "--")):
-        axes.plot(size, 100 * z / np.sqrt(size), color="black", linestyle=style, linewidth=0.8)
-        axes.plot(size, -100 * z / np.sqrt(size), color="black", linestyle=style, linewidth=0.8)
-    axes.scatter(planned[~alerted], variance[~alerted], color=COMMON, s=12, label="on track")
-    axes.scatter(planned[alerted], variance[alerted], color=CONCERN, s=24, label="alerted (drifting)")
+    usable = (planned > 0) & (spread > 0)
+    if usable.any():
+        design = np.column_stack([1 / planned[usable], np.ones(usable.sum())])
+        a, b = np.maximum(np.linalg.lstsq(design, spread[usable] ** 2, rcond=None)[0], 0.0)
+        model_sd = np.sqrt(a / size + b)
+        for z, style in ((1.96, ":"), (threshold, "--")):
+            axes.plot(size, z * model_sd, color="black", linestyle=style, linewidth=0.8)
+            axes.plot(size, -z * model_sd, color="black", linestyle=style, linewidth=0.8)
+    axes.scatter(planned[~alerted], variance[~alerted], color=COMMON, s=12, label="no plan-number alert")
+    axes.scatter(planned[alerted], variance[alerted], color=CONCERN, marker="^", s=28,
+                 label="alerted: expected to miss its plan number")
     axes.axhline(0, color="#DA291C", linewidth=1)
     axes.set_xscale("log")
     axes.set_xlabel("planned emergency admissions, year to date (log scale)")
     axes.set_ylabel("variance vs plan, %")
-    axes.set_title("Funnel plot: variance against size (dotted 95%, dashed 99.8% limits)", fontsize=10, loc="left")
+    axes.set_title(f"Funnel plot: limits from the monitor's noise model (dotted 95%, dashed z = {threshold:.1f}, "
+                   "the typical alert threshold)", fontsize=9, loc="left")
     axes.legend(fontsize=8)
     return _png(figure)
 

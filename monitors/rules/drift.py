@@ -185,6 +185,7 @@ class Assessment:
     projected_year_end_low: float = 0.0  # 90% projection interval
     projected_year_end_high: float = 0.0
     threshold: float = math.inf  # the z the deciding window had to reach (the year to date's before a verdict)
+    ytd_sd_pct: float = 0.0  # the model's standard deviation of the year-to-date variance (percentage points)
     window_weeks: int = 0  # the window that decided the verdict (the year to date or the latest n weeks)
     window_z: float = 0.0
     window_variance_pct: float = 0.0
@@ -438,10 +439,11 @@ def assess_questions(board: BoardWeeks, count: int, rules: DriftRules = DriftRul
     for question in questions:
         test = board.detectors[question]
         z = test.z(series.actual - series.planned, 0, count) if count else 0.0
+        ytd_sd_pct = 100 * math.sqrt(max(test.window_variance(0, count), 0.0)) / planned_ytd if planned_ytd else 0.0
         projection = _projection(board, test, count, planned_ytd, variance, rules)
         result: dict[str, Any] = dict(
             board=board.plan.board, metric=METRIC, as_of=as_of, weeks=count, question=question,
-            actual_ytd=actual_ytd, planned_ytd=planned_ytd, variance_pct=variance * 100, z=z,
+            actual_ytd=actual_ytd, planned_ytd=planned_ytd, variance_pct=variance * 100, z=z, ytd_sd_pct=ytd_sd_pct,
             planned_year_end=board.planned_year_end, baseline_year=float(board.plan.baseline_emergency),
             threshold=test.boundary(0, max(count, 1), rules), expected_pattern=test.expected_pattern,
             noise_source=test.noise_source, dispersion=test.dispersion, series=series, **projection)

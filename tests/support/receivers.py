@@ -12,7 +12,8 @@ from monitors.alerting.topic_schemas import parse_alert
 # An alert as the notifier reads it from the topic (typed), for delivery tests.
 SAMPLE_ALERT = parse_alert(orjson.dumps({
     "event_id": "e08000025-a1-1", "alert_id": "e08000025-a1", "sequence": 1, "state": "raised",
-    "severity": "critical", "board": "E08000025", "metric": "emergency_admissions", "as_of": "2015-06-28",
+    "severity": "critical", "board": "E08000025", "metric": "emergency_admissions",
+    "question": "plan_number", "as_of": "2015-06-28",
     "actual": 11_000.0, "planned": 10_000.0, "variance_pct": 10.0, "z": 10.0, "spc_rules": ["shift"],
     "spc_variation": "special cause: concern", "assurance": "consistently missed",
     "projected_year_end": 44_000.0, "planned_year_end": 40_000.0, "money_at_risk_gbp": 6_200_000.0}))

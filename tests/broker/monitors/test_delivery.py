@@ -26,7 +26,8 @@ SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 def alert(board: str, sequence: int, state: str = "raised") -> dict:
     alert_id = f"{board.lower()}-a1"
     return {"event_id": f"{alert_id}-{sequence}", "alert_id": alert_id, "sequence": sequence, "state": state,
-            "severity": "critical", "board": board, "metric": "emergency_admissions", "as_of": "2015-06-28",
+            "severity": "critical", "board": board, "metric": "emergency_admissions",
+            "question": "plan_number", "as_of": "2015-06-28",
             "actual": 11_000.0, "planned": 10_000.0, "variance_pct": 10.0, "z": 10.0, "spc_rules": ["shift"],
             "spc_variation": "special cause: concern", "assurance": "consistently missed",
             "projected_year_end": 44_000.0, "planned_year_end": 40_000.0, "money_at_risk_gbp": 6_200_000.0}
