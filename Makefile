@@ -33,4 +33,4 @@ bench: setup
 	.venv/bin/python -m bench.bench
 
 evaluate: setup
-	.venv/bin/bcfwatch evaluate --years 6
+	.venv/bin/bcfwatch evaluate --years 8 --setting all --seed 1 --markdown bench/evaluation.md
