@@ -110,7 +110,7 @@ def send_email(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) -> N
         f"Question: {QUESTION_WORDING[alert.question]} ({alert.question.value}).\n"
         f"Year to date: actual {alert.actual:,.0f}, planned {alert.planned:,.0f} "
         f"({alert.variance_pct:+.1f}%).\n"
-        f"Projected year end {alert.projected_year_end:,.0f} against a plan number of {alert.planned_year_end:,.0f}; "
+        f"Projected year end {alert.projected_year_end:,.0f} against a plan number of {alert.planned_year_end:,.0f};\n"
         f"money at risk £{alert.money_at_risk_gbp:,.0f}.\n"
         f"SPC: {alert.spc_variation.value} ({', '.join(alert.spc_rules) or 'no rule on the latest week'}); "
         f"assurance: {alert.assurance.value}.\n"

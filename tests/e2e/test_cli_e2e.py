@@ -389,20 +389,23 @@ def test_replay_worker_counts_export_monitor_notify(broker, topic_prefix, inputs
         assert timeline(alerts) == timeline(offline) and alerts
         assert sorted(alerts, key=timeline_key) == sorted(offline, key=timeline_key)
 
-        # notify: every alert as a signed webhook to all, Birmingham's also by e-mail to its lead
+        # notify: every alert (both questions) as a signed webhook to all, Birmingham's plan-number alerts (the
+        # default question) also by e-mail to its lead
         receiver = WebhookReceiver(WEBHOOK_SECRET, free_port()).start()
         smtp_port = free_port()
         smtp, sink = smtp_server(smtp_port)
         subscriptions = tmp_path / "subscriptions.toml"
         subscriptions.write_text(
-            f'[[subscriber]]\nname = "e2e-hook"\nboards = "all"\nchannel = "webhook"\nurl = "{receiver.url}"\n'
+            f'[[subscriber]]\nname = "e2e-hook"\nboards = "all"\nquestions = "all"\nchannel = "webhook"\n'
+            f'url = "{receiver.url}"\n'
             f'secret_env = "BCF_E2E_HOOK_SECRET"\n\n'
             f'[[subscriber]]\nname = "birmingham-lead"\nboards = ["{BIRMINGHAM}"]\nchannel = "email"\n'
             f'to = ["lead@example.nhs.uk"]\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\nsmtp_tls = "none"\n')
         notify_log = tmp_path / "notify.log"
         notifier = start("notify", "--subscriptions", str(subscriptions), *bootstrap, log=notify_log,
                          env={"BCF_E2E_HOOK_SECRET": WEBHOOK_SECRET})
-        birmingham = [a for a in alerts if a["board"] == BIRMINGHAM]
+        birmingham = [a for a in alerts if a["board"] == BIRMINGHAM and a["question"] == "plan_number"]
+        assert birmingham
         wait_for(lambda: len(receiver.accepted) >= len(alerts) and len(sink.messages) >= len(birmingham), 120,
                  "every alert delivered by `bcfwatch notify`")
         wait_for(lambda: notify_log.read_text().count("-> birmingham-lead") >= len(birmingham), 60,
