@@ -197,7 +197,7 @@ class Assessment:
     assurance: Assurance = Assurance.HIT_AND_MISS
     projection_miss: bool = False  # the year to date is significantly and materially over plan
     recent_drift: bool = False  # a recent window is (a step up), the year to date not (yet)
-    series: WeeklySeries = field(kw_only=True)  # always given (assess_week)
+    series: WeeklySeries = field(kw_only=True)  # always given (assess_questions)
     limits: Limits | None = None
     special_cause_high: np.ndarray | None = None
     special_cause_low: np.ndarray | None = None

@@ -3,30 +3,34 @@
 Weekly admissions ``y`` against their expectation ``m`` (the baseline year's
 observed pattern, anchored to the board's own annual total) are modelled as
 
-    y = m * (1 + a_w + q_Q) + count noise,   Var(count noise) = kappa * m
+    y = m * (1 + b * s_w + a_w + q_Q + u_w) + count noise,   Var(count noise) = kappa * m
 
 * ``kappa``: overdispersion of the counts themselves (1 = Poisson; quasi-Poisson above 1);
+* ``b * s_w``: the board's **own winter swing**, ``b`` times the season's shape ``s_w`` (variance
+  ``season_board``): stronger in winter is weaker in summer, so it moves parts of a year, not its total;
 * ``a_w``: **local pressure** (outbreaks, bed pressure), variance ``local`` and
   autocorrelation ``rho`` from one week to the next (AR(1));
-* ``q_Q``: a quarter's level against the national seasonal shape (a winter
-  swing that differs by board and by year), variance ``quarter``, the same
-  for every week of a financial quarter.
+* ``q_Q``: a quarter's level, variance ``quarter``, the same for every week of a financial quarter;
+* ``u_w``: week noise with no memory (overdispersed days), variance ``white``.
 
 All of it is estimated from pooled relative residuals ``e = y/m - 1`` of
-every board's complete baseline-year weeks: ``kappa`` and ``local + quarter``
-from how the residual variance falls with size (``E[e^2] = kappa/m + local +
-quarter`` across boards), then ``local``, ``rho`` and ``quarter`` from the
-autocovariances at lags 1-6, which contain ``quarter`` only when both weeks are
-in the same quarter (a grid over ``rho``, least squares for the rest, with the
-bias of anchoring to the annual total removed). A board's own variance factor
-(observed / pooled prediction) is shrunk towards 1 by empirical Bayes, so a
-board keeps its own dispersion only as far as the boards really differ.
+every board's complete baseline-year weeks. Each board's swing ``b`` is its
+residuals' projection on ``s_w``, taken out first; ``season_board`` is the
+spread of those projections less their sampling noise. ``kappa`` and the
+rest's lag-0 total come from how the residual variance falls with size
+across boards, then ``local``, ``rho``, ``quarter`` and ``white`` from the
+autocovariances at lags 0-13 within and across quarters (a grid over ``rho``,
+non-negative least squares for the rest), each component's share of those
+products computed exactly through what anchoring and the swing's projection
+take out. A board's own variance factor (observed / pooled prediction) is
+shrunk towards 1 by empirical Bayes, so a board keeps its own dispersion
+only as far as the boards really differ.
 
 :func:`weekly_covariance` turns the fit into the covariance of a plan year's
-weekly residuals against the plan. When the plan's quarterly baselines are
-the baseline year's counts themselves (the usual case: a plan built from last
-year's activity), those counts carry the same noise, and it enters every week
-of the quarter as a shared offset; the covariance then includes it.
+weekly residuals against the plan: the terms above (the swing through the
+plan year's season shape, beside the stated prior on how the nation's season
+differs), and, for the underlying-rate question only, the noise of the plan's
+baseline quarters as a shared offset for each quarter's weeks.
 """
 
 from __future__ import annotations
