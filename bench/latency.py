@@ -158,7 +158,8 @@ def alert_latency(broker: Broker, work: Path, partitions: int, setup: LatencySet
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     receiver = WebhookReceiver(secret, free_port()).start()
     subscriptions = work / "latency-subscriptions.toml"
-    subscriptions.write_text(f'[[subscriber]]\nname = "bench"\nboards = "all"\nchannel = "webhook"\n'
+    subscriptions.write_text(f'[[subscriber]]\nname = "bench"\nboards = "all"\nquestions = "all"\n'
+                             f'channel = "webhook"\n'
                              f'url = "{receiver.url}"\nsecret_env = "BCFWATCH_BENCH_HOOK_SECRET"\n')
     os.environ["BCFWATCH_BENCH_HOOK_SECRET"] = secret
     common = ["--topic-prefix", topics.prefix, "--bootstrap", broker.bootstrap]

@@ -282,7 +282,8 @@ def soak(minutes: float, rate: float, fault_every: float, work: Path, say: Calla
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     receiver = WebhookReceiver(secret, free_port()).start()
     subscriptions = work / "subscriptions.toml"
-    subscriptions.write_text(f'[[subscriber]]\nname = "soak"\nboards = "all"\nchannel = "webhook"\n'
+    subscriptions.write_text(f'[[subscriber]]\nname = "soak"\nboards = "all"\nquestions = "all"\n'
+                             f'channel = "webhook"\n'
                              f'url = "{receiver.url}"\nsecret_env = "BCFWATCH_SOAK_HOOK_SECRET"\n')
     env = {**os.environ, "BCFWATCH_SOAK_HOOK_SECRET": secret, "XDG_CACHE_HOME": str(work / "cache"),
            "BCFWATCH_PSEUDONYM_KEY": secrets.token_hex(32)}

@@ -123,7 +123,8 @@ def alert_and_deliver(console: Console, config: WorkerConfig, plans: dict,
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     receiver = WebhookReceiver(secret, WEBHOOK_PORT).start()
     notifier = Notifier(config.bootstrap, config.topics,
-                        [Subscriber("demo-ops", None, None, "webhook", url=receiver.url, secret=secret)])
+                        [Subscriber("demo-ops", None, None, "webhook", url=receiver.url, secret=secret,
+                                    questions=None)])
     deadline = time.monotonic() + 120
     try:
         while len(receiver.accepted) < len(events) and time.monotonic() < deadline:

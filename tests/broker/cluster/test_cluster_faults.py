@@ -190,6 +190,7 @@ class AlertPipeline:
         self.receiver = WebhookReceiver(SECRET, free_port()).start()
         subscriptions = tmp_path / "subscriptions.toml"
         subscriptions.write_text(f'[[subscriber]]\nname = "ops"\nboards = "all"\nmetrics = "all"\n'
+                                 f'questions = "all"\n'
                                  f'channel = "webhook"\nurl = "{self.receiver.url}"\n'
                                  'secret_env = "CLUSTER_TEST_SECRET"\n')
         os.environ["CLUSTER_TEST_SECRET"] = SECRET

@@ -311,7 +311,7 @@ def test_replay_worker_monitor_notify_over_sasl_ssl_leak_nothing(secure_broker, 
     _as(monkeypatch, secure_broker, "notifier")
     receiver = WebhookReceiver(WEBHOOK_SECRET, free_port()).start()
     notifier = Notifier(secure_broker.bootstrap, topics, [Subscriber("ops", None, None, "webhook", url=receiver.url,
-                                                                     secret=WEBHOOK_SECRET)])
+                                                                     secret=WEBHOOK_SECRET, questions=None)])
     try:
         wait_for(lambda: notifier.poll(timeout_ms=500) is not None and len(receiver.accepted) >= len(alerts), 120,
                  "every alert to reach the webhook over the secured path")
