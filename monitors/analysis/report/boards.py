@@ -1,0 +1,152 @@
+"""Every board's year, judged: the monitor's assessment of emergency admissions (as the alerts were raised) and
+the report's view of each BCF metric (``metrics.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from bcfwatch.core.boards import load_boards
+from bcfwatch.core.plans import BoardPlan
+from monitors.alerting.timeline import daily_emergency_admissions, expectation_model
+from monitors.analysis.backtest import BacktestResult
+from monitors.analysis.report.metrics import (
+    DELAYED_COLUMNS,
+    Metric,
+    MetricView,
+    Status,
+    count_view,
+    emergency_view,
+    reablement_view,
+)
+from monitors.rules.drift import Assessment, DriftRules, Question, assess
+from monitors.alerting.alerts import AlertState
+
+DEFAULT_LATENESS_DAYS = 14
+
+
+@dataclass
+class BoardYear:
+    plan: BoardPlan
+    assessment: Assessment
+    alerted: bool
+
+
+def board_years(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date,
+                rules: DriftRules | None = None) -> dict[str, BoardYear]:
+    """The monitor's assessment of each board's emergency admissions at the end of the log (the expectations
+    and noise the alerts were judged on), for boards with a settled day."""
+    daily = daily_emergency_admissions(result.counts)
+    alerted = {a.board for a in result.alerts if a.state is AlertState.RAISED and a.question is Question.PLAN_NUMBER}
+    model = expectation_model(plans, daily, plan_year_start)
+    years = {}
+    for code, plan in sorted(plans.items()):
+        as_of = result.settled.get(code)
+        if as_of is None:
+            continue
+        actual = daily[code] if code in daily else pd.Series(dtype=float)
+        years[code] = BoardYear(plan, assess(plan, actual, plan_year_start, as_of, rules or DriftRules(), model),
+                                code in alerted)
+    return years
+
+
+def has_settled_week(years: dict[str, BoardYear], board: str | None = None) -> bool:
+    """Whether there is something to chart: ``board``'s plan year, or (no board) a settled week of the plan year
+    for any board; without one the report's arithmetic would fail."""
+    if board is not None:
+        return board in years
+    return any(year.assessment.weeks for year in years.values())
+
+
+@dataclass
+class BoardReport:
+    code: str
+    name: str
+    plan: BoardPlan
+    assessment: Assessment
+    views: dict[Metric, MetricView]
+
+    @property
+    def emergency(self) -> MetricView:
+        return self.views[Metric.EMERGENCY_ADMISSIONS]
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.emergency.status is Status.ALERTED
+
+    @property
+    def urgency(self) -> tuple:
+        """Sort key, most urgent first: alerted, critical before warning, then money at risk."""
+        view = self.emergency
+        return (view.status.rank, 0 if view.severity == "critical" else 1, -(view.money_at_risk_gbp or 0.0),
+                self.code)
+
+
+def _daily_table(counts: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Days x boards, the sum of ``columns``."""
+    frame = counts.assign(value=counts[list(columns)].sum(axis=1))
+    table = frame.pivot_table(index="date", columns="board", values="value", aggfunc="sum", fill_value=0)
+    table.index = pd.DatetimeIndex(table.index)
+    return table
+
+
+def _column(table: pd.DataFrame, code: str) -> pd.Series:
+    return table[code] if code in table else pd.Series(dtype=float)
+
+
+def board_reports(result: BacktestResult, plans: dict[str, BoardPlan], plan_year_start: date,
+                  years: dict[str, BoardYear], lateness_days: int = DEFAULT_LATENESS_DAYS) -> list[BoardReport]:
+    """Every judged board with a view of each metric, in code order."""
+    counts = result.counts
+    names = {b.code: b.name for b in load_boards()}
+    emergency = daily_emergency_admissions(counts)
+    model = expectation_model(plans, emergency, plan_year_start)
+    delayed = _daily_table(counts, DELAYED_COLUMNS)
+    care_homes = _daily_table(counts, ("care_home_admissions_65",))
+    discharges = _daily_table(counts, ("reablement_discharges_65",))
+    at_home = _daily_table(counts, ("at_home_91d",))
+    log_start = pd.Timestamp(counts["date"].min()).date() if len(counts) else plan_year_start
+    plan_days = counts["date"] >= plan_year_start.isoformat()
+    alerts_by_board: dict[str, list] = {}
+    for alert in result.alerts:
+        alerts_by_board.setdefault(alert.board, []).append(alert)
+    reports = []
+    for code, year in years.items():
+        plan, as_of, alerts = year.plan, result.settled[code], alerts_by_board.get(code, [])
+        board_counts = counts[(counts["board"] == code) & plan_days & (counts["date"] <= as_of.isoformat())]
+        attribution = tuple(float(board_counts[c].sum()) for c in DELAYED_COLUMNS)
+        views = {
+            Metric.EMERGENCY_ADMISSIONS: emergency_view(plan, year.assessment, _column(emergency, code),
+                                                        model.planned_days(plan), alerts),
+            Metric.DELAYED_DAYS: count_view(Metric.DELAYED_DAYS, plan, _column(delayed, code), plan_year_start,
+                                            as_of, log_start, alerts, attribution),  # type: ignore[arg-type]
+            Metric.CARE_HOME_ADMISSIONS_65: count_view(Metric.CARE_HOME_ADMISSIONS_65, plan,
+                                                       _column(care_homes, code), plan_year_start, as_of, log_start,
+                                                       alerts),
+            Metric.REABLEMENT_91D: reablement_view(plan, _column(discharges, code), _column(at_home, code),
+                                                   plan_year_start, as_of, lateness_days, alerts),
+        }
+        reports.append(BoardReport(code, names.get(code, plan.name), plan, year.assessment, views))
+    return reports
+
+
+
+def funnel_limits(reports: list[BoardReport]) -> dict[str, list[float]]:
+    """The funnel plot's limits from the monitor's own noise model: each board's standard deviation of its
+    year-to-date variance, fitted across boards as a + b / planned (what a Poisson-plus-extra model gives), at
+    z = 1.96 and at the typical alert threshold."""
+    planned = np.array([r.assessment.planned_ytd for r in reports])
+    spread = np.array([r.assessment.ytd_sd_pct for r in reports])
+    finite = [r.assessment.threshold for r in reports if np.isfinite(r.assessment.threshold)]
+    threshold = float(np.median(finite)) if finite else 3.0  # before any verdict: about what h is
+    usable = (planned > 0) & (spread > 0)
+    if not usable.any():
+        return {"size": [], "sd": [], "threshold": [threshold]}
+    size = np.geomspace(max(planned[usable].min(), 1), planned.max(), 60)
+    design = np.column_stack([1 / planned[usable], np.ones(usable.sum())])
+    a, b = np.maximum(np.linalg.lstsq(design, spread[usable] ** 2, rcond=None)[0], 0.0)
+    return {"size": [float(s) for s in size], "sd": [float(v) for v in np.sqrt(a / size + b)],
+            "threshold": [threshold]}
