@@ -15,6 +15,7 @@ command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v amtool >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)  # the report's browser test (Selenium)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)  # test certificates (tests/broker/monitors/test_smtp_tls.py)
 fi
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)

@@ -151,11 +151,13 @@ def backtest_command(log: Path, plan_path: Path | None, plan_year: date, latenes
 @plan_option
 @plan_year_option
 @click.option("--out", "out", default=Path("report.html"), show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="report.html, or a .png for one board's chart.")
-@click.option("--board", default=None, help="Only this board (ONS code); required for PNG output.")
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="report.html, or a .png of one board's charts (with --board).")
+@click.option("--board", default=None, help="Only this board's page (ONS code); required for PNG output.")
 @friendly_errors
 def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path, board: str | None) -> None:
-    """Write a self-contained HTML report (or one board's SPC chart as PNG)."""
+    """Write a self-contained HTML report: what needs attention, every board and metric in one sortable table,
+    a page per board (or one board's page, HTML or PNG)."""
     from bcfwatch.core.boards import load_boards
     from monitors.analysis.report import write_report
     from producers.sample_plan import sample_plan_path
@@ -179,7 +181,8 @@ def report_command(log: Path, plan_path: Path | None, plan_year: date, out: Path
         raise click.ClickException(f"{log} has no settled week of the plan year starting {plan_year} "
                                    f"{'for ' + board if board else 'for any board'} ({result.events:,} valid events)")
     with err_console.status("drawing charts"):
-        written = write_report(result, plans, plan_year, out, board, years)  # the assessments judged above
+        written = write_report(result, plans, plan_year, out, board, years,  # the assessments judged above
+                               lateness_days=settings.lateness_days)
     console.print(f"report written to {written.resolve()}")
 
 

@@ -309,12 +309,16 @@ def test_report_html_and_board_png(inputs, tmp_path):
     output = cli("report", str(inputs["log"]), "--plan", str(inputs["plan"]), "--out", str(html)).output
     assert str(html.resolve()) in output.replace("\n", "")
     text = html.read_text()
-    assert len(re.findall(r'<img alt="SPC E\d{8}" src="data:image/png;base64,', text)) == 151
-    assert "National roll-up" in text and "funnel plot" in text
+    assert len(re.findall(r'<section class="board" id="E\d{8}"', text)) == 151
+    assert "Needs attention" in text and "National roll-up" in text and 'id="board-table"' in text
+    assert f'<li data-board="{BIRMINGHAM}">' in text  # the drifted board heads the page
 
     png = tmp_path / "birmingham.png"
     cli("report", str(inputs["log"]), "--plan", str(inputs["plan"]), "--board", BIRMINGHAM, "--out", str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = tmp_path / "birmingham.html"
+    cli("report", str(inputs["log"]), "--plan", str(inputs["plan"]), "--board", BIRMINGHAM, "--out", str(page))
+    assert page.read_text().count('<section class="board"') == 1
 
     # Logs with nothing to chart (empty, or ending before the plan year) used to crash the report's
     # arithmetic (ValueError, ZeroDivisionError, KeyError); now a clear error (exit 1).

@@ -11,6 +11,7 @@ import pandas as pd
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import BoardPlan
+from monitors.alerting.alerts import AlertState
 from monitors.alerting.timeline import daily_emergency_admissions, expectation_model
 from monitors.analysis.backtest import BacktestResult
 from monitors.analysis.report.metrics import (
@@ -23,7 +24,6 @@ from monitors.analysis.report.metrics import (
     reablement_view,
 )
 from monitors.rules.drift import Assessment, DriftRules, Question, assess
-from monitors.alerting.alerts import AlertState
 
 DEFAULT_LATENESS_DAYS = 14
 

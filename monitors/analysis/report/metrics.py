@@ -163,7 +163,8 @@ def _spc(periods: pd.DatetimeIndex, values: np.ndarray, baseline_points: int, ta
     assurance = chart.assurance
     return SpcSeries(
         periods=[p.date().isoformat() for p in periods], values=[float(v) for v in values],
-        mean=_optional(np.array([lim.mean for lim in limits])), lower=_optional(np.array([lim.lower for lim in limits])),
+        mean=_optional(np.array([lim.mean for lim in limits])),
+        lower=_optional(np.array([lim.lower for lim in limits])),
         upper=_optional(np.array([lim.upper for lim in limits])), point_types=list(chart.point_types),
         target=target, unit=unit, variation=str(chart.variation(len(values) - 1)),
         assurance=str(assurance) if assurance is not None else "no target")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 from datetime import date
 from importlib.resources import files
 from typing import Any
@@ -78,7 +79,7 @@ def _projection(view: MetricView) -> str:
 # -------------------------------------------------------------------------------------------- the data
 
 
-def _rounded(values: list[float | None], digits: int = 2) -> list[float | None]:
+def _rounded(values: Sequence[float | None], digits: int = 2) -> list[float | None]:
     return [None if v is None or not math.isfinite(v) else round(v, digits) for v in values]
 
 
@@ -232,8 +233,9 @@ def board_section_html(report: BoardReport) -> str:
             f'<figure class="chart" data-board="{report.code}" data-metric="{metric.value}" data-chart="{kind}">'
             f'<div class="plot"></div><figcaption>{_esc(caption(view))}</figcaption></figure>'
             for kind, caption in (("spc", _caption_spc), ("cumulative", _caption_cumulative)))
-        metrics.append(f'<div class="metric"><h4>{_esc(metric.label)}: <span class="status status-{_slug(view.status)}">'
-                       f'{_esc(view.status)}</span></h4><p class="reason">{_esc(view.reason)}</p>'
+        status = f'<span class="status status-{_slug(view.status)}">{_esc(view.status)}</span>'
+        metrics.append(f'<div class="metric"><h4>{_esc(metric.label)}: {status}</h4>'
+                       f'<p class="reason">{_esc(view.reason)}</p>'
                        f'<div class="charts">{figures}</div>{_alerts_html(view)}</div>')
     plan = report.plan
     return (f'<section class="board" id="{report.code}" aria-labelledby="h-{report.code}">'
@@ -243,7 +245,8 @@ def board_section_html(report: BoardReport) -> str:
 
 
 def rollup_html(rows: list[tuple[str, str]]) -> str:
-    return "<table>" + "".join(f'<tr><th scope="row">{_esc(k)}</th><td>{_esc(v)}</td></tr>' for k, v in rows) + "</table>"
+    cells = "".join(f'<tr><th scope="row">{_esc(k)}</th><td>{_esc(v)}</td></tr>' for k, v in rows)
+    return f"<table>{cells}</table>"
 
 
 def national_rollup(result: BacktestResult, reports: list[BoardReport], plans: dict[str, BoardPlan],

@@ -34,7 +34,8 @@ def analysed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     log = folder / "events.jsonl"
     write_log(generate_frame(GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), scale=SCALE, seed=3,
-                                           drifts=[Drift.parse(f"{DRIFTED[0]}:+40%"), Drift.parse(f"{DRIFTED[1]}:+15%")],
+                                           drifts=[Drift.parse(f"{DRIFTED[0]}:+40%"),
+                                                   Drift.parse(f"{DRIFTED[1]}:+15%")],
                                            malformed_share=0.002)), log)
     plan_path = folder / "plan.csv"
     write_sample_plan(plan_path, scale=SCALE)
