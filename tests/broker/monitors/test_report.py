@@ -5,6 +5,7 @@ import base64
 import io
 import json
 import re
+import unicodedata
 from datetime import date
 
 import pytest
@@ -141,7 +142,8 @@ def test_report_in_chromium(analysed, national):
 
         # Printed to PDF: the front matter, then exactly one board per page, every board.
         pdf = PdfReader(io.BytesIO(base64.b64decode(driver.print_page(PrintOptions()))))
-        pages = [re.sub(r"\s+", " ", page.extract_text()) for page in pdf.pages]
+        # NFKC: Chromium's fonts set "ff", "fi" and "ffi" as ligatures (Trafford, Wakefield, Sheffield).
+        pages = [re.sub(r"\s+", " ", unicodedata.normalize("NFKC", page.extract_text())) for page in pdf.pages]
     names = load_boards().boards
     heading = {code: f"{names[code].name} {code}" for code in plans}
     page_of = {code: [i for i, text in enumerate(pages) if text.lstrip().startswith(heading[code])]
