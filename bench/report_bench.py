@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pypdf import PdfReader
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.print_page_options import PrintOptions
 
 from tests.support import wait_for
@@ -55,6 +56,17 @@ def open_in_chromium(report: Path, runs: int = 3) -> tuple[list[float], list[int
     return opened, drawn, len(pdf.pages), printing
 
 
+def screenshots(report: Path, folder: Path, board: str) -> list[Path]:
+    """The overview (the page's first screen) and one board's section, as PNGs for the docs."""
+    overview, section = folder / "report-overview.png", folder / "report-board.png"
+    with chromium(1300, 1500) as driver:
+        driver.get(report.as_uri())
+        wait_for(lambda: page_ready(driver), 120, "the report to finish drawing", interval=0.05)
+        driver.save_screenshot(str(overview))
+        driver.find_element(By.ID, board).screenshot(str(section))
+    return [overview, section]
+
+
 def write_section(lines: list[str]) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else "# bcfwatch benchmark results\n"
     section = "\n".join([BEGIN, *lines, END])
@@ -70,9 +82,15 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bcfwatch-report-bench"))
     parser.add_argument("--runs", type=int, default=3, help="Fresh browsers opening the report.")
+    parser.add_argument("--screenshots", type=Path, default=None,
+                        help="Also save report-overview.png and report-board.png (Birmingham) here (docs/).")
+    parser.add_argument("--reuse", action="store_true", help="Only take the screenshots of the report in --work.")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     log, plan, report = args.work / "two-years.jsonl", args.work / "plan.csv", args.work / "report.html"
+    if args.reuse and report.exists():
+        print("screenshots:", *screenshots(report, args.screenshots or args.work, "E08000025"))
+        return
     if not log.exists():
         _run("generate", "--out", str(log), "--from", "2014-04-01", "--to", "2016-03-31", "--scale",
              str(args.scale), "--seed", "27", "--drift", "E08000025:+6%", "--drift", "E10000016:creep+8%")
@@ -95,6 +113,8 @@ def main() -> None:
     ]
     write_section(lines)
     print("\n".join(lines))
+    if args.screenshots is not None:
+        print("screenshots:", *screenshots(report, args.screenshots, "E08000025"))
 
 
 if __name__ == "__main__":
