@@ -59,11 +59,14 @@ def open_in_chromium(report: Path, runs: int = 3) -> tuple[list[float], list[int
 def screenshots(report: Path, folder: Path, board: str) -> list[Path]:
     """The overview (the page's first screen) and one board's section, as PNGs for the docs."""
     overview, section = folder / "report-overview.png", folder / "report-board.png"
-    with chromium(1300, 1500) as driver:
-        driver.get(report.as_uri())
-        wait_for(lambda: page_ready(driver), 120, "the report to finish drawing", interval=0.05)
-        driver.save_screenshot(str(overview))
-        driver.find_element(By.ID, board).screenshot(str(section))
+    for path, height in ((overview, 1500), (section, 2600)):  # the section whole: taller than it
+        with chromium(1300, height) as driver:
+            driver.get(report.as_uri())
+            wait_for(lambda: page_ready(driver), 120, "the report to finish drawing", interval=0.05)
+            if path is overview:
+                driver.save_screenshot(str(path))
+            else:
+                driver.find_element(By.ID, board).screenshot(str(path))
     return [overview, section]
 
 
