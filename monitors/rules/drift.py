@@ -55,7 +55,7 @@ import pandas as pd
 from bcfwatch.core.calendar import week_ending
 from bcfwatch.core.plans import DEFAULT_UNIT_COST_GBP, BoardPlan
 from monitors.rules.baseline import BaselineModel, baseline_model, complete_weeks, quarter_of_weeks, weekly_sums
-from monitors.rules.noise import Noise, weekly_covariance
+from monitors.rules.noise import Noise, quarter_sum_variance, weekly_covariance
 from monitors.rules.spc import Assurance, Limits, Rule, Variation, assurance, special_causes, xmr_chart, xmr_limits
 from monitors.rules.trajectory import year_days
 
@@ -290,10 +290,9 @@ def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarr
     weeks = len(quarter_of_week)
     expected = np.full(weeks, weekly_expected)
     baseline_variance = None
-    if question is Question.UNDERLYING_RATE:
-        members = np.bincount(quarter_of_week, minlength=4)
-        baseline_variance = noise.kappa / np.maximum(members * weekly_expected, 1e-9) + noise.quarter + \
-            noise.local * np.array([_ar_sum(noise.rho, m) / max(m, 1) ** 2 for m in members])
+    if question is Question.UNDERLYING_RATE:  # the plan's baseline quarters carry the same noise model's variance
+        baseline_variance = quarter_sum_variance(noise, "", expected, quarter_of_week,
+                                                 None if seasonal_modes is None else seasonal_modes[0])
     shared, count = weekly_covariance(noise, "", expected, quarter_of_week, baseline_variance, seasonal_modes)
     values, vectors = np.linalg.eigh(shared)
     root = vectors * np.sqrt(np.clip(values, 0, None))
@@ -309,12 +308,6 @@ def _null_maxima(noise: Noise, weekly_expected: float, quarter_of_week: np.ndarr
     shape = np.array([boundary_scale(int(a), int(b), weeks, rules, question)
                       for a, b in zip(starts, ends, strict=True)])
     return (z / shape).max(axis=1)
-
-
-def _ar_sum(rho: float, length: int) -> float:
-    """Sum of rho**|i-j| over an length x length block."""
-    lags = np.abs(np.subtract.outer(np.arange(length), np.arange(length)))
-    return float((rho ** lags).sum())
 
 
 def _rounded(noise: Noise) -> tuple[float, ...]:
