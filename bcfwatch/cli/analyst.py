@@ -32,8 +32,15 @@ from bcfwatch.core.settings import current
                    "or all; default the first three.")
 @click.option("--markdown", "markdown_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the table and summary as markdown (e.g. for docs/evaluation.md).")
-def evaluate_command(years: int, seed: int, setting_names: tuple[str, ...], markdown_out: Path | None) -> None:
+@click.option("--metric", "metric_names", multiple=True,
+              help="Evaluate the rule of another plan metric instead (delayed_days, care_home_admissions_65, "
+                   "reablement_91d, or all); its settings are typical and heavy.")
+def evaluate_command(years: int, seed: int, setting_names: tuple[str, ...], markdown_out: Path | None,
+                     metric_names: tuple[str, ...]) -> None:
     """Benchmark the drift rule on simulated years it was not fitted to (not a pass/fail test)."""
+    if metric_names:
+        _evaluate_metrics(years, seed, setting_names, markdown_out, metric_names)
+        return
     from monitors.analysis.evaluate import (
         HELD_OUT_SETTINGS,
         SETTINGS,
@@ -111,6 +118,40 @@ def _account_for_lines(log: Path, result, rejected_path: Path, held_path: Path) 
     if result.events == 0:
         raise click.ClickException(f"no line of {log} was accepted ({sum(by_reason.values()):,} rejected, "
                                    f"reasons in {rejected_path}); see docs/log-format.md for the format")
+
+
+def _evaluate_metrics(years: int, seed: int, setting_names: tuple[str, ...], markdown_out: Path | None,
+                      metric_names: tuple[str, ...]) -> None:
+    """`evaluate --metric`: the delayed days, care-home and reablement rules (monitors/rules/plan_metrics.py)."""
+    from monitors.analysis.evaluate import formatted, markdown
+    from monitors.analysis.evaluate_metrics import SETTINGS, evaluate_metrics, metric_table, metric_targets
+    from monitors.rules.plan_metrics import PlanMetric
+
+    names = {m.value for m in PlanMetric}
+    unknown = [name for name in metric_names if name not in names | {"all"}]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(sorted(names))} or all",
+                                 param_hint="--metric")
+    wrong = [name for name in setting_names if name not in {s.name for s in SETTINGS} | {"all"}]
+    if wrong:
+        raise click.BadParameter(f"{', '.join(wrong)}: with --metric choose from "
+                                 f"{', '.join(s.name for s in SETTINGS)}", param_hint="--setting")
+    metrics = tuple(m for m in PlanMetric if "all" in metric_names or m.value in metric_names)
+    settings = tuple(s for s in SETTINGS if not setting_names or "all" in setting_names or s.name in setting_names)
+    started = time.monotonic()
+    with progress_bar("years") as progress:
+        task = progress.add_task("simulating", total=len(metrics) * len(settings) * years, rate="")
+        frame = evaluate_metrics(metrics, years, seed, settings, progress=lambda: progress.update(task, advance=1))
+    table, targets = metric_table(frame), metric_targets(frame)
+    for title, shown in ((f"Plan-metric rules on {years} simulated years per setting (seed {seed})",
+                          formatted(table)), ("Against the targets (issue 24)", formatted(targets))):
+        print_table(title, list(shown.columns), [list(row) for row in shown.itertuples(index=False)],
+                    right=[c for c in shown.columns if c not in ("metric", "setting", "scenario", "size", "drift",
+                                                                  "target", "met")])
+    console.print(f"time {time.monotonic() - started:.0f} s")
+    if markdown_out is not None:
+        markdown_out.write_text(markdown(table) + "\n\n" + markdown(targets) + "\n")
+        console.print(f"markdown written to {markdown_out}")
 
 
 @click.command("backtest")

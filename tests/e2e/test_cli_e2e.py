@@ -346,6 +346,19 @@ def test_evaluate(tmp_path):
     assert "choose from" in cli("evaluate", "--years", "1", "--setting", "nonsense", exit_code=2).output
 
 
+def test_evaluate_another_plan_metric(tmp_path):
+    markdown = tmp_path / "metrics.md"
+    output = cli("evaluate", "--metric", "care_home_admissions_65", "--metric", "reablement_91d", "--years", "1",
+                 "--setting", "typical", "--markdown", str(markdown)).output
+    assert "Against the targets" in output
+    table = markdown.read_text()
+    assert "| care_home_admissions_65 | typical | on plan |" in table and "| reablement_91d | typical |" in table
+    assert "delayed_days" not in table and "heavy" not in table  # only what was asked
+    assert "false_alerts_per_100" in table and "+15% over plan" in table
+    assert "choose from" in cli("evaluate", "--metric", "bed_days", exit_code=2).output
+    assert "with --metric" in cli("evaluate", "--metric", "all", "--setting", "mild", exit_code=2).output
+
+
 # -- the live path on the real broker ---------------------------------------------------------------------
 @pytest.mark.kafka
 def test_replay_worker_counts_export_monitor_notify(broker, topic_prefix, inputs, backtested, tmp_path):
