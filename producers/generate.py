@@ -44,9 +44,13 @@ from bcfwatch.core.calendar import (
 )
 from bcfwatch.core.national import (
     CARE_HOME_PER_100K_65,
+    CARE_HOME_REDUCTION,
+    DELAYED_DAYS_REDUCTION,
     GENERATOR_BANK_HOLIDAY_FACTOR,
+    NATIONAL_DELAYED_DAYS,
     NATIONAL_EMERGENCY_ADMISSIONS,
     NATIONAL_REDUCTION,
+    REABLEMENT_TARGET,
     SEASONAL_AMPLITUDE,
     WEEKDAY_FACTORS,
     WINTER_PEAK_DAY,
@@ -62,7 +66,14 @@ DELAYED_SHARE = 0.032  # discharges with any delayed days
 DELAYED_MEAN_DAYS = 9.0
 DELAY_ATTRIBUTION = (("nhs", 0.62), ("social_care", 0.31), ("both", 0.07))
 REABLEMENT_SHARE_65 = 0.12  # of 65+ discharged home
-ADVERSE_AFTER_REABLEMENT = 0.22  # readmission or care home within 1..110 days (~18% within 91)
+ADVERSE_DAYS = 110  # adverse events fall 1..110 days after a reablement discharge
+READMISSION_SHARE_OF_ADVERSE = 0.65  # the rest are permanent care-home placements
+PERMANENT_PLACEMENTS, PLACEMENTS_65_PLUS = 0.8, 0.9  # of care-home placements not after reablement
+HOME_DESTINATION = 0.905  # discharges home (destination 19), as in DESTINATIONS
+DIED_SHARE = 0.03  # discharges on death (79), as in DESTINATIONS
+# delayed days: per discharge share x mean length, calibrated to NATIONAL_DELAYED_DAYS at scale 1.0
+DELAYED_CALIBRATION = NATIONAL_DELAYED_DAYS / (NATIONAL_EMERGENCY_ADMISSIONS * (1 + OTHER_NON_ELECTIVE_SHARE)
+                                               * (1 - DIED_SHARE) * DELAYED_SHARE * DELAYED_MEAN_DAYS)
 EMERGENCY_METHODS = (("21", 0.70), ("22", 0.08), ("23", 0.04), ("24", 0.05), ("25", 0.02),
                      ("2A", 0.04), ("2B", 0.03), ("2C", 0.02), ("2D", 0.015), ("28", 0.005))
 OTHER_METHODS = (("31", 0.55), ("32", 0.15), ("81", 0.2), ("82", 0.05), ("83", 0.05))
@@ -82,31 +93,36 @@ class GenerateError(ValueError):
 class Drift:
     """A board that departs from plan, in the plan years only (never in the baseline year).
 
-    ``BOARD:+N%`` is a step of +N% (or -N%) on the board's plan from the first day of the plan year;
-    ``BOARD:+N%@YYYY-MM-DD`` the same step from that date on; ``BOARD:creep+N%`` a linear ramp from 0 on
-    the first day of the plan year to +N% 365 days later, held after that; ``BOARD:creep+N%@YYYY-MM-DD``
-    the same ramp starting on that date.
+    ``BOARD:+N%`` is a step of +N% (or -N%) on the board's emergency admissions plan from the first day of the
+    plan year; ``BOARD:+N%@YYYY-MM-DD`` the same step from that date on; ``BOARD:creep+N%`` a linear ramp from 0
+    on the first day of the plan year to +N% 365 days later, held after that; ``BOARD:creep+N%@YYYY-MM-DD`` the
+    same ramp starting on that date. Another plan metric is named before the change: ``BOARD:delayed_days+20%``,
+    ``BOARD:care_home_admissions_65+15%``, ``BOARD:reablement-5pt`` (points of the share at home after 91 days);
+    each drift moves its own metric only.
     """
 
     board: str
-    change: float  # 0.04 for +4%
+    change: float  # 0.04 for +4% (reablement: -0.05 for 5 points under the target)
     start: date | None = None
     creep: bool = False
+    metric: str = "emergency_admissions"
 
     @classmethod
     def parse(cls, text: str) -> Drift:
-        match = re.fullmatch(r"(E\d{8}):(creep)?([+-]?\d+(?:\.\d+)?)%(?:@(\d{4}-\d{2}-\d{2}))?", text.strip())
-        if not match:
+        match = re.fullmatch(r"(E\d{8}):(delayed_days|care_home_admissions_65|reablement)?(creep)?"
+                             r"([+-]?\d+(?:\.\d+)?)(%|pt)(?:@(\d{4}-\d{2}-\d{2}))?", text.strip())
+        if not match or (match.group(5) == "pt") != (match.group(2) == "reablement"):
             raise GenerateError(
                 f"--drift {text!r} is not BOARD:+N% (optionally BOARD:+N%@YYYY-MM-DD or BOARD:creep+N%), "
-                "e.g. E09000012:+4%"
+                "e.g. E09000012:+4%; another metric: BOARD:delayed_days+20%, BOARD:care_home_admissions_65+15%, "
+                "BOARD:reablement-5pt"
             )
-        board, creep, change, start = match.groups()
+        board, metric, creep, change, _, start = match.groups()
         try:
             first = date.fromisoformat(start) if start else None
         except ValueError:
             raise GenerateError(f"--drift {text!r}: {start} is not a date") from None
-        return cls(board, float(change) / 100, first, bool(creep))
+        return cls(board, float(change) / 100, first, bool(creep), metric or "emergency_admissions")
 
 
 # The defaults are the national shape the monitor's plan trajectories assume (bcfwatch/core/national.py): weekends
@@ -251,6 +267,23 @@ class GeneratorSpec:
     malformed_share: float = 0.0
     beyond_lateness_share: float = 0.04  # of late events, delayed past the 14-day lateness
     admissions: AdmissionsModel = field(default_factory=AdmissionsModel)  # shape and noise (default: as the plans)
+    targets: PlanTargets | None = None  # what the other metrics' plan years follow (default: the sample plan)
+
+
+@dataclass(frozen=True)
+class PlanTargets:
+    """Per plan board, what the plan years of the other metrics follow: planned over baseline delayed days and
+    permanent care-home admissions 65+, and the reablement target (the share at home 91 days after discharge,
+    also the baseline year's share)."""
+
+    delayed_days: dict[str, float]
+    care_homes: dict[str, float]
+    reablement: dict[str, float]
+
+    def arrays(self, codes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (np.array([self.delayed_days.get(c, 1 - DELAYED_DAYS_REDUCTION) for c in codes]),
+                np.array([self.care_homes.get(c, 1 - CARE_HOME_REDUCTION) for c in codes]),
+                np.array([self.reablement.get(c, REABLEMENT_TARGET) for c in codes]))
 
 
 def _choice(rng: np.random.Generator, options: tuple[tuple[str, float], ...], size: int) -> np.ndarray:
@@ -269,6 +302,17 @@ def nhs_numbers(rng: np.random.Generator, size: int) -> np.ndarray:
         out[filled:filled + take] = numbers[:take]
         filled += take
     return out.astype(str)
+
+
+def sample_plan_targets() -> PlanTargets:
+    from bcfwatch.core.plans import load_plan
+    from producers.sample_plan import sample_plan_path
+
+    plans = load_plan(sample_plan_path()).values()
+    return PlanTargets({p.board: p.planned_delayed_days / max(p.baseline_delayed_days, 1) for p in plans},
+                       {p.board: p.planned_care_home_admissions_65 / max(p.baseline_care_home_admissions_65, 1)
+                        for p in plans},
+                       {p.board: p.reablement_target for p in plans})
 
 
 def sample_plan_reductions() -> dict[str, float]:
@@ -301,12 +345,22 @@ def check_spec(spec: GeneratorSpec) -> None:
 
 
 def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) -> np.ndarray:
-    """(boards x days) multiplier: 1 in the baseline year, plan (x drift) after it."""
+    """(boards x days) multiplier of emergency admissions: 1 in the baseline year, plan (x drift) after it."""
     plan_start = pd.Timestamp(next_financial_year_start(spec.start))  # the first financial year is the baseline
     after_baseline = np.asarray(days >= plan_start)
     planned = spec.reductions if spec.reductions is not None else sample_plan_reductions()
     reductions = np.array([planned.get(b, NATIONAL_REDUCTION) for b in boards])
     factor = np.where(after_baseline[None, :], (1 - reductions)[:, None], 1.0)
+    return factor * drift_factor(spec, boards, days, "emergency_admissions")
+
+
+def drift_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex, metric: str,
+                 additive: bool = False) -> np.ndarray:
+    """(boards x days) the drifts of ``metric``: a multiplier (1 + change), or with ``additive`` the change
+    itself (reablement points); neutral in the baseline year and before a drift starts."""
+    plan_start = pd.Timestamp(next_financial_year_start(spec.start))
+    after_baseline = np.asarray(days >= plan_start)
+    factor = np.full((len(boards), len(days)), 0.0 if additive else 1.0)
     index = {b: i for i, b in enumerate(boards)}
     for drift in spec.drifts:
         if drift.board not in index:
@@ -314,6 +368,8 @@ def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) 
         if drift.start is not None and pd.Timestamp(drift.start) < plan_start:
             raise GenerateError(f"--drift for {drift.board} starts on {drift.start}, in the baseline year: drifts "
                                 f"start in a plan year (from {plan_start.date()})")
+        if drift.metric != metric:
+            continue
         first = pd.Timestamp(drift.start) if drift.start else plan_start
         active = np.asarray(days >= first) & after_baseline
         if drift.creep:
@@ -321,7 +377,10 @@ def plan_factor(spec: GeneratorSpec, boards: list[str], days: pd.DatetimeIndex) 
             change = drift.change * progress
         else:
             change = np.full(len(days), drift.change)
-        factor[index[drift.board]] *= np.where(active, 1 + change, 1.0)
+        if additive:
+            factor[index[drift.board]] += np.where(active, change, 0.0)
+        else:
+            factor[index[drift.board]] *= np.where(active, 1 + change, 1.0)
     return factor
 
 
@@ -397,6 +456,7 @@ class _Stays:
     events (discharge, readmission or care home after reablement) are drawn from."""
 
     board: np.ndarray  # plan board code
+    board_index: np.ndarray  # its position in the board list
     admitted: np.ndarray  # seconds from the first day
     age: np.ndarray
     patients: np.ndarray  # NHS numbers
@@ -416,12 +476,13 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     days = pd.date_range(spec.start, spec.end, freq="D")
     say("admissions")
     stays, admissions = _admissions(spec, boards, days, rng)
+    plan = _OtherMetricsPlan.of(spec, boards.codes, days)
     say("discharges")
-    discharges, discharged, into_reablement = _discharges(stays, rng)
+    discharges, discharged, into_reablement = _discharges(stays, rng, plan)
     say("reablement outcomes")
-    readmissions, placements_after = _after_reablement(stays, discharged, into_reablement, rng)
+    readmissions, placements_after = _after_reablement(stays, discharged, into_reablement, rng, plan)
     say("care-home placements")
-    placements = _care_home_placements(spec, boards, days, rng)
+    placements = _care_home_placements(spec, boards, days, rng, plan)
     say("ordering, late and duplicate events")
     events = pd.concat([admissions, discharges, readmissions, placements_after, placements], ignore_index=True)
     events = _in_arrival_order(events, spec, len(days), rng)
@@ -429,6 +490,44 @@ def generate_frame(spec: GeneratorSpec, boards: BoardList | None = None,
     if spec.malformed_share > 0:
         events = _insert_malformed(events, spec, rng)
     return events
+
+
+@dataclass(frozen=True)
+class _OtherMetricsPlan:
+    """(boards x days) what the other metrics follow: each board's plan in the plan years (x its drifts), its
+    baseline in the baseline year. Delayed days and care homes are made independent of emergency admissions'
+    plan and drifts (a drift moves its own metric only)."""
+
+    delayed_share: np.ndarray  # chance a discharge that day has delayed days
+    at_home: np.ndarray  # share of reablement discharges that day at home after 91 days
+    placements: np.ndarray  # expected care-home placements not after reablement, per day
+
+    @classmethod
+    def of(cls, spec: GeneratorSpec, codes: list[str], days: pd.DatetimeIndex) -> _OtherMetricsPlan:
+        targets = spec.targets if spec.targets is not None else sample_plan_targets()
+        delayed, care_homes, reablement = targets.arrays(codes)
+        plan_year = np.asarray(days >= pd.Timestamp(next_financial_year_start(spec.start)))[None, :]
+        emergency = plan_factor(spec, codes, days)
+        delayed_share = DELAYED_SHARE * DELAYED_CALIBRATION * np.where(plan_year, delayed[:, None], 1.0) \
+            * drift_factor(spec, codes, days, "delayed_days") / emergency
+        at_home = np.clip(reablement[:, None] + drift_factor(spec, codes, days, "reablement", additive=True),
+                          0.0, 1.0)
+        adverse = np.clip((1 - at_home) * ADVERSE_DAYS / 91, 0.0, 1.0)
+        _, share = board_weights()
+        admitted_65 = (NATIONAL_EMERGENCY_ADMISSIONS * spec.scale * share[:, None] * emergency
+                       * (1 + OTHER_NON_ELECTIVE_SHARE) * SHARE_65_PLUS_ADMITTED)
+        after_reablement = admitted_65 * HOME_DESTINATION * REABLEMENT_SHARE_65 * adverse \
+            * (1 - READMISSION_SHARE_OF_ADVERSE)
+        population_65 = np.array([b.population_65_plus for b in load_boards()], dtype=float)
+        permanent_65 = (population_65 * CARE_HOME_PER_100K_65 / 1e5 * spec.scale)[:, None] \
+            * np.where(plan_year, care_homes[:, None], 1.0) * drift_factor(spec, codes, days,
+                                                                           "care_home_admissions_65")
+        placements = np.maximum(permanent_65 - after_reablement, 0.0) / (PERMANENT_PLACEMENTS * PLACEMENTS_65_PLUS)
+        return cls(np.clip(delayed_share, 0.0, 1.0), at_home, placements / DAYS_PER_YEAR)
+
+
+def _day_of(seconds: np.ndarray, days: int) -> np.ndarray:
+    return np.clip(seconds // SECONDS_PER_DAY, 0, days - 1).astype(np.int64)
 
 
 def _admissions(spec: GeneratorSpec, boards: BoardList, days: pd.DatetimeIndex,
@@ -449,7 +548,7 @@ def _admissions(spec: GeneratorSpec, boards: BoardList, days: pd.DatetimeIndex,
     adm_seconds = adm_day * SECONDS_PER_DAY + _seconds_in_day(rng, n_adm)
     patients = nhs_numbers(rng, n_adm)
     provider = np.char.add("R", rng.integers(0, PROVIDERS, n_adm).astype(str))
-    stays = _Stays(np.array(codes, dtype=object)[adm_board], adm_seconds, age, patients)
+    stays = _Stays(np.array(codes, dtype=object)[adm_board], adm_board, adm_seconds, age, patients)
     admissions = pd.DataFrame({
         "type": "admission", "board": stays.board, "t": adm_seconds, "nhs_number": patients,
         "age": age, "admission_method": methods, "provider": provider,
@@ -457,14 +556,16 @@ def _admissions(spec: GeneratorSpec, boards: BoardList, days: pd.DatetimeIndex,
     return stays, admissions
 
 
-def _discharges(stays: _Stays, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _discharges(stays: _Stays, rng: np.random.Generator,
+                plan: _OtherMetricsPlan) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """One discharge per stay: the events, when each was discharged and whether into reablement."""
     n_adm = len(stays.board)
     length_of_stay = rng.geometric(1 / 5.0, n_adm) - 1
     dis_seconds = stays.admitted + length_of_stay * SECONDS_PER_DAY + rng.integers(3_600, 12 * 3_600, n_adm)
     destination = _choice(rng, DESTINATIONS, n_adm)
     died = destination == "79"
-    delayed = (rng.random(n_adm) < DELAYED_SHARE) & ~died
+    chance = plan.delayed_share[stays.board_index, _day_of(dis_seconds, plan.delayed_share.shape[1])]
+    delayed = (rng.random(n_adm) < chance) & ~died
     delayed_days = np.where(delayed, rng.geometric(1 / DELAYED_MEAN_DAYS, n_adm), 0)
     attribution = np.where(delayed, _choice(rng, DELAY_ATTRIBUTION, n_adm), np.array(None, dtype=object))
     reablement = (stays.age >= 65) & (destination == "19") & (rng.random(n_adm) < REABLEMENT_SHARE_65)
@@ -477,13 +578,16 @@ def _discharges(stays: _Stays, rng: np.random.Generator) -> tuple[pd.DataFrame, 
 
 
 def _after_reablement(stays: _Stays, discharged: np.ndarray, into_reablement: np.ndarray,
-                      rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """For some reablement patients, an emergency readmission or a permanent care-home placement within
-    1..110 days of discharge: (readmissions, placements)."""
+                      rng: np.random.Generator, plan: _OtherMetricsPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For some reablement patients (as many as keep the board's share at home after 91 days at its target),
+    an emergency readmission or a permanent care-home placement within 1..110 days of discharge:
+    (readmissions, placements)."""
     reabled = np.nonzero(into_reablement)[0]
-    adverse = reabled[rng.random(len(reabled)) < ADVERSE_AFTER_REABLEMENT]
-    adverse_seconds = discharged[adverse] + rng.integers(1, 111, len(adverse)) * SECONDS_PER_DAY
-    is_readmission = rng.random(len(adverse)) < 0.65
+    at_home = plan.at_home[stays.board_index[reabled], _day_of(discharged[reabled], plan.at_home.shape[1])]
+    chance = np.clip((1 - at_home) * ADVERSE_DAYS / 91, 0.0, 1.0)
+    adverse = reabled[rng.random(len(reabled)) < chance]
+    adverse_seconds = discharged[adverse] + rng.integers(1, ADVERSE_DAYS + 1, len(adverse)) * SECONDS_PER_DAY
+    is_readmission = rng.random(len(adverse)) < READMISSION_SHARE_OF_ADVERSE
     readmitted = adverse[is_readmission]
     readmissions = pd.DataFrame({
         "type": "admission", "board": stays.board[readmitted], "t": adverse_seconds[is_readmission],
@@ -501,11 +605,10 @@ def _after_reablement(stays: _Stays, discharged: np.ndarray, into_reablement: np
 
 
 def _care_home_placements(spec: GeneratorSpec, boards: BoardList, days: pd.DatetimeIndex,
-                          rng: np.random.Generator) -> pd.DataFrame:
-    """Care-home placements not after a reablement stay, in proportion to each board's population 65+."""
-    population_65 = np.array([b.population_65_plus for b in boards], dtype=float)
-    expected_homes = (population_65 * CARE_HOME_PER_100K_65 / 1e5 * spec.scale * 1.3 / DAYS_PER_YEAR)[:, None] \
-        * np.ones(len(days))[None, :]
+                          rng: np.random.Generator, plan: _OtherMetricsPlan) -> pd.DataFrame:
+    """Care-home placements not after a reablement stay: as many as, with those after reablement, give each
+    board its permanent care-home admissions 65+ (baseline: 659 per 100,000 aged 65+; then its plan)."""
+    expected_homes = plan.placements
     ch_board, ch_day = _poisson_events(rng, expected_homes)
     n_ch = len(ch_board)
     permanent = rng.random(n_ch) < 0.8

@@ -23,7 +23,10 @@ from typing import Any
 import orjson
 
 from monitors.rules.drift import Assessment, DriftRules, Question, Severity
+from monitors.rules.plan_metrics import MetricAssessment
 from monitors.rules.spc import Assurance, Variation
+
+Judged = Assessment | MetricAssessment  # emergency admissions (weekly) or another plan metric (monthly looks)
 
 
 class AlertState(StrEnum):
@@ -69,6 +72,10 @@ class Alert:
     expected_pattern: str | None = None
     noise_source: str | None = None
     dispersion: float | None = None
+    # delayed days: the plan year's delayed days to date by attribution, % (NHS, social care, both)
+    delayed_days_nhs_pct: float | None = None
+    delayed_days_social_care_pct: float | None = None
+    delayed_days_both_pct: float | None = None
 
     def to_document(self) -> dict[str, Any]:
         """The alert as its JSON object (field order as on the wire; enums as their values)."""
@@ -102,14 +109,16 @@ _MEASURES = {
 }
 
 
-def alert_event(state: AlertState, alert: OpenAlert, assessment: Assessment) -> Alert:
-    """The alert event ``state`` of an open alert, with this week's assessment."""
+def alert_event(state: AlertState, alert: OpenAlert, assessment: Judged) -> Alert:
+    """The alert event ``state`` of an open alert, with this week's (or month's) assessment."""
     as_of = assessment.as_of
     assert as_of is not None  # alerts are about completed weeks (AlertBook.evaluate)
     measures = {name: round(getattr(assessment, attribute), decimals)
                 for name, (attribute, decimals) in _MEASURES.items()}
+    if isinstance(assessment, MetricAssessment) and assessment.attribution:
+        measures |= {f"delayed_days_{part}_pct": share for part, share in assessment.attribution.items()}
     return Alert(event_id=f"{alert.alert_id}-{alert.sequence}", alert_id=alert.alert_id, sequence=alert.sequence,
-                 state=state, severity=alert.severity, board=assessment.board, metric=assessment.metric,
+                 state=state, severity=alert.severity, board=assessment.board, metric=str(assessment.metric),
                  question=assessment.question, as_of=as_of, spc_rules=tuple(assessment.rules_fired),
                  spc_variation=assessment.variation, assurance=assessment.assurance,
                  window_weeks=assessment.window_weeks, expected_pattern=assessment.expected_pattern,
@@ -144,7 +153,7 @@ class AlertBook:
         last = self.last_evaluated.get((board, metric, question))
         return last is not None and last >= as_of
 
-    def evaluate(self, assessment: Assessment) -> list[Alert]:
+    def evaluate(self, assessment: Judged) -> list[Alert]:
         """The alert events (0 or 1) that this week's assessment causes."""
         key = (assessment.board, assessment.metric, assessment.question)
         as_of = assessment.as_of

@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING
 from standardwebhooks.webhooks import Webhook
 
 from bcfwatch.core.boards import BoardList, load_boards
+from monitors.rules.drift import METRIC
+from monitors.rules.plan_metrics import PlanMetric
 
 if TYPE_CHECKING:
     from monitors.alerting.alerts import Alert
@@ -53,8 +55,8 @@ COMMON_KEYS = ("name", "boards", "metrics", "questions", "channel")
 CHANNEL_KEYS = {"webhook": ("url", "secret_env", "secret_file"),
                 "email": ("to", "smtp_host", "smtp_port", "from", "smtp_tls", "smtp_username", "smtp_password_file")}
 SMTP_TLS_MODES = ("starttls", "implicit", "none")  # "none": plaintext, loopback hosts only (local tests)
-# The metrics alerts are raised on: monitors.rules.drift.METRIC and monitors.rules.trajectory.OTHER_METRICS.
-METRICS = ("emergency_admissions", "delayed_days", "care_home_admissions_65")
+# The metrics alerts are raised on: monitors.rules.drift.METRIC and monitors.rules.plan_metrics.PlanMetric.
+METRICS = (METRIC, *(metric.value for metric in PlanMetric))
 # Which question an alert answers (monitors.rules.drift.Question); by default a subscriber hears the primary
 # one (will the board miss its plan number?); the underlying-rate finding is the analyst's diagnostic.
 QUESTIONS = ("plan_number", "underlying_rate")

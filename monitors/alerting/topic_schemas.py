@@ -36,6 +36,7 @@ from bcfwatch.core.messages import (
 )
 from monitors.alerting.alerts import Alert, AlertState
 from monitors.rules.drift import Question, Severity
+from monitors.rules.plan_metrics import PlanMetric
 from monitors.rules.spc import Assurance, Variation
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 # -- PREFIX.alerts ---------------------------------------------------------------------------------------
 ALERT_STATES = frozenset(AlertState)
 SEVERITIES = frozenset(Severity)
-METRICS = frozenset({"emergency_admissions"})
+METRICS = frozenset({"emergency_admissions", *PlanMetric})
 ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 RULE = re.compile(r"[A-Za-z0-9 _:,.()+'-]{1,80}")  # includes "baseline year (board's own shape)"
 ALERT_NUMBERS = ("actual", "planned", "variance_pct", "z", "projected_year_end", "planned_year_end",
@@ -54,7 +55,8 @@ ALERT_REQUIRED = {"event_id", "alert_id", "sequence", "state", "severity", "boar
                   "spc_variation", "assurance", *ALERT_NUMBERS}
 # What an assessment adds (``monitors/alerting/alerts.py``, alert_event): optional, checked when present.
 ALERT_OPTIONAL_NUMBERS = ("projected_year_end_low", "projected_year_end_high", "window_z", "window_variance_pct",
-                          "threshold_z", "dispersion")
+                          "threshold_z", "dispersion", "delayed_days_nhs_pct", "delayed_days_social_care_pct",
+                          "delayed_days_both_pct")
 ALERT_OPTIONAL_TEXT = ("expected_pattern", "noise_source")
 ALERT_OPTIONAL = frozenset({*ALERT_OPTIONAL_NUMBERS, *ALERT_OPTIONAL_TEXT, "window_weeks"})
 

@@ -30,6 +30,7 @@ from bcfwatch.core.calendar import SECONDS_PER_DAY
 from bcfwatch.core.plans import BoardPlan
 from bcfwatch.core.settings import DEFAULTS
 from monitors.alerting.alerts import Alert, AlertState
+from monitors.alerting.metric_timeline import metric_settled_days, plan_metric_timeline, tables_from_counts
 from monitors.alerting.timeline import alert_timeline, daily_emergency_admissions, last_settled_admission_days
 from monitors.rules.drift import DriftRules, Question
 from producers.eventlog.reader import read_log_events, rejected_by_reason, write_rejected
@@ -75,8 +76,16 @@ def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date,
     settled = settled_from_events(events, lateness_days, max_ahead_days, decisions)
     say("judging every board week by week")
     alerts = alert_timeline(plans, daily_emergency_admissions(counts), plan_year_start, settled, rules)
+    say("judging delayed days, care-home admissions and reablement month by month")
+    alerts += plan_metric_timeline(plans, tables_from_counts(counts), plan_year_start,
+                                   metric_settled_days(final_clocks(decisions), lateness_days))
     return BacktestResult(counts, alerts, settled, len(events), time.monotonic() - started,
                           held_events(events, decisions), read.rejected, tuple(read.ignored_columns))
+
+
+def final_clocks(decisions: EventTimeDecisions) -> dict[str, float]:
+    """Every board's clock of every event type at the end of the log, as the worker's ``board|type`` keys."""
+    return {f"{board}|{kind}": clock_seconds for (board, kind), clock_seconds in decisions.clocks.items()}
 
 
 def settled_from_events(events: pd.DataFrame, lateness_days: int, max_ahead_days: int = DEFAULT_MAX_AHEAD_DAYS,

@@ -45,6 +45,8 @@ import numpy as np
 import pandas as pd
 
 from bcfwatch.core.calendar import complete_weeks, year_days
+from monitors.rules.drift import Question, Severity
+from monitors.rules.spc import Assurance, ImprovementDirection, Rule, Variation, xmr_chart
 
 Z90 = 1.6448536269514722
 MONTHS = 12
@@ -74,7 +76,7 @@ class MetricRules:
     false_alert_rate: float = 0.0025
     projection_margin: float = 0.02  # counts: the year to date at least this far over plan to drift
     reablement_margin_points: float = 1.0  # reablement: the share at least this many points under target
-    min_expected: float = 10.0  # counts: planned events to date below which the metric is not judged
+    min_expected: float = 10.0  # counts: planned episodes to date (planned / dispersion) before a verdict
     min_settled_discharges: int = 30  # reablement: settled discharges of the plan year before a verdict
     first_month: int = 2  # no verdict at the looks before this plan-year month (a month of counts is too few)
     bed_day_cost_gbp: float = DEFAULT_BED_DAY_COST_GBP
@@ -110,10 +112,9 @@ class CountNoise:
 
 FALLBACK_NOISE = {
     PlanMetric.DELAYED_DAYS: CountNoise(2 * FALLBACK_EPISODE_DAYS - 1, 0.0, 0.0, (1 / WEEKS,) * WEEKS,
-                                        "national fallback: geometric delay episodes of 9 days on average "
-                                        "(dispersion 17), weeks alike"),
+                                        "national fallback: delay episodes of 9 days (dispersion 17)"),
     PlanMetric.CARE_HOME_ADMISSIONS_65: CountNoise(1.0, 0.0, 0.0, (1 / WEEKS,) * WEEKS,
-                                                   "national fallback: Poisson, weeks alike"),
+                                                   "national fallback: Poisson"),
 }
 
 
@@ -232,19 +233,26 @@ def fit_reablement_noise(discharges: pd.DataFrame, at_home: pd.DataFrame) -> Sha
     n, x, size = n[:, keep], x[:, keep], size[keep]
     share = x.sum(axis=0) / size
     rows, cols = np.nonzero(np.triu(_lags(weeks) <= MAX_LAG))
-    products, count_part = [], []
-    pressure_part: dict[float, list] = {rho: [] for rho in PERSISTENCE_GRID}
-    for b in range(n.shape[1]):
-        projection = np.eye(weeks) - np.outer(n[:, b], np.ones(weeks)) / size[b]
-        residual = projection @ x[:, b]
-        products.append(residual[rows] * residual[cols])
-        count_part.append((projection @ np.diag(n[:, b] * share[b] * (1 - share[b])) @ projection.T)[rows, cols])
-        for rho in PERSISTENCE_GRID:
-            pressure = projection @ (np.outer(n[:, b], n[:, b]) * rho ** _lags(weeks)) @ projection.T
-            pressure_part[rho].append(pressure[rows, cols])
-    dispersion, extra, persistence = _best_fit(np.array(products), size * np.maximum(share * (1 - share), 0.01),
-                                               np.array(count_part),
-                                               {rho: np.array(v) for rho, v in pressure_part.items()})
+    residual = x - n * share  # M_b x, board by board
+    products = (residual[rows] * residual[cols]).T  # boards x pairs
+
+    def projected(matrix_at: np.ndarray, row_sums: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """(M_b A_b M_b')[rows, cols] for every board from A_b's entries there, A_b 1 and 1' A_b 1:
+        A - (n v' + v n') / N + (1' A 1) n n' / N**2."""
+        nr, nc = n[rows].T, n[cols].T
+        return (matrix_at - (nr * row_sums[cols].T + row_sums[rows].T * nc) / size[:, None]
+                + total[:, None] * nr * nc / size[:, None] ** 2)
+
+    binomial = n * share * (1 - share)  # the diagonal of the count part, weeks x boards
+    count_part = projected(np.where(rows == cols, binomial[rows].T, 0.0), binomial, binomial.sum(axis=0))
+    pressure_part = {}
+    for rho in PERSISTENCE_GRID:
+        correlated = (rho ** _lags(weeks)) @ n  # R n, weeks x boards
+        row_sums = n * correlated  # A 1 with A = D R D
+        pressure_part[rho] = projected((n[rows] * n[cols] * rho ** np.abs(rows - cols)[:, None]).T, row_sums,
+                                       (n * correlated).sum(axis=0))
+    dispersion, extra, persistence = _best_fit(products, size * np.maximum(share * (1 - share), 0.01), count_part,
+                                               pressure_part)
     return ShareNoise(dispersion, extra, persistence, f"baseline year, {int(keep.sum())} boards")
 
 
@@ -277,7 +285,28 @@ class MetricAssessment:
     noise_source: str
     dispersion: float
     settled_count: float = 0.0  # reablement: settled discharges of the plan year
-    attribution: dict[str, float] = field(default_factory=dict)  # delayed days: share by NHS, social care, both
+    attribution: dict[str, float] = field(default_factory=dict)  # delayed days: % by nhs, social_care, both
+    as_of: date | None = None  # the last day of the month looked at (reablement: of the cohort month)
+    variation: Variation = Variation.COMMON_CAUSE  # the monthly SPC chart's latest point
+    assurance: Assurance = Assurance.HIT_AND_MISS
+    rules_fired: list[Rule] = field(default_factory=list)
+
+    # What the alert book and the alert event read, named as on an emergency-admissions assessment.
+    question = Question.PLAN_NUMBER  # the plan number (for reablement: the target) is the question
+    window_weeks = 0  # the year to date decides
+    expected_pattern = "the plan's year total in the baseline year's weekly shape"
+
+    @property
+    def severity(self) -> Severity | None:
+        return Severity.CRITICAL if self.drifting else None
+
+    @property
+    def window_z(self) -> float:
+        return self.z
+
+    @property
+    def window_variance_pct(self) -> float:
+        return self.variance_pct
 
 
 def assess_count(board: str, metric: PlanMetric, plan_total: float, weekly_actual: np.ndarray, months: int,
@@ -296,7 +325,7 @@ def assess_count(board: str, metric: PlanMetric, plan_total: float, weekly_actua
     rest = planned_by_week[k:] * ratio
     projected = actual + ratio * (plan_total - planned)  # the days outside complete weeks too
     spread = math.sqrt(noise.sum_variance(rest) + (rest.sum() / actual) ** 2 * variance) if actual > 0 else 0.0
-    judged = planned >= rules.min_expected and months >= rules.first_month
+    judged = planned / noise.dispersion >= rules.min_expected and months >= rules.first_month  # in episodes
     drifting = judged and z >= threshold and actual >= planned * (1 + rules.projection_margin)
     excess_days = max(projected - plan_total, 0.0) if metric is PlanMetric.DELAYED_DAYS else 0.0
     return MetricAssessment(
@@ -329,3 +358,15 @@ def assess_reablement(board: str, target_share: float, cohort_sizes: np.ndarray,
         share * 100, target_share * 100, (share - target_share) * 100, z, threshold, share * 100,
         (share - Z90 * year_sd) * 100, (share + Z90 * year_sd) * 100, target_share * 100, 0.0, drifting,
         noise.source, noise.dispersion, settled_count=n)
+
+
+def monthly_spc(values: np.ndarray, baseline_points: int, target: float,
+                improvement: ImprovementDirection) -> tuple[Variation, Assurance, list[Rule]]:
+    """The latest point's verdict on NHSRplotthedots' XmR chart of monthly values (limits fixed on the baseline
+    year's months when there are at least 12 of them and months after), against ``target``."""
+    if len(values) < 2:
+        return Variation.COMMON_CAUSE, Assurance.HIT_AND_MISS, []
+    fix = baseline_points if 12 <= baseline_points < len(values) else None
+    chart = xmr_chart(values, improvement=improvement, fix_after_n_points=fix, target=target)
+    last = len(values) - 1
+    return chart.variation(last), chart.assurance or Assurance.HIT_AND_MISS, chart.rules_fired(last)

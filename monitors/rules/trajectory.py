@@ -70,9 +70,6 @@ def planned_days(plan: BoardPlan, plan_year_start: date) -> pd.Series:
     return expected * (plan.planned_emergency / float(expected.sum()))
 
 
-OTHER_METRICS = ("delayed_days", "care_home_admissions_65")
-
-
 def planned_metric_days(plan: BoardPlan, metric: str, plan_year_start: date) -> pd.Series:
     """The plan trajectory of delayed days or permanent care-home admissions 65+: the year's plan spread
     evenly over its days (both are reported monthly, with no weekly shape to follow)."""

@@ -30,12 +30,19 @@ from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.plans import BoardPlan
 from bcfwatch.infra.kafka_security import kafka_python_options
 from monitors.alerting.alerts import Alert, AlertBook
+from monitors.alerting.metric_timeline import (
+    metric_settled_days,
+    months_settled,
+    plan_metric_timeline,
+    tables_from_counts,
+)
 from monitors.alerting.timeline import alert_timeline, last_settled_admission_days
 from monitors.alerting.topic_schemas import parse_alert
 from monitors.rules.drift import Assessment, DriftRules, Question
 from monitors.service import exporter
 from monitors.service.board_days import BoardDays
 from streams.config import WorkerConfig  # the workers' topics, partitions and lateness; no Faust app
+from streams.daily_table import from_state
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,7 @@ class Monitor:
         self.live = BoardDays(config.bootstrap, topics.board_days,
                               DeadLetters(self.producer, topics.dead_letter, "monitor"))
         self.judged_through: dict = {}  # board -> settled day of its last evaluation
+        self.metric_months: dict = {}  # (metric, board) -> plan-year months settled at the last evaluation
         self.stop = threading.Event()  # set (by a SIGTERM handler) to stop after the round in hand
         self.latest: dict[str, Assessment] = {}  # board -> its latest plan-number assessment
 
@@ -87,11 +95,12 @@ class Monitor:
     def evaluate(self) -> list[Alert]:
         """One round: alert events for every newly settled week, produced to the alerts topic."""
         self.live.refresh()
+        metric_events = self._plan_metric_events()
         settled = last_settled_admission_days(self.live.stream_times, self.config.lateness_days)
         through = {board: day for board, day in settled.items() if self.judged_through.get(board) != day}
         if not through:
             exporter.mark_evaluated()
-            return []
+            return self._publish(metric_events)
         daily = self.live.daily_emergency_admissions()
         latest: dict = {}
         events = alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules, self.book, latest)
@@ -99,12 +108,28 @@ class Monitor:
                         latest, self.boards_alerted(), self.plan_year_start)
         self.latest.update(latest)
         self.judged_through.update(through)
+        return self._publish(events + metric_events)
+
+    def _publish(self, events: list[Alert]) -> list[Alert]:
         messages = [event.to_wire() for event in events]
         for message in messages:
             parse_alert(message)  # our own alerts meet the schema the notifier holds them to
         for event, message in zip(events, messages, strict=True):
             self.producer.send(self.config.topics.alerts, key=event.board.encode(), value=message)
         self.producer.flush()
+        return events
+
+    def _plan_metric_events(self) -> list[Alert]:
+        """Alert events of the other plan metrics, when a month newly settles for some board (the tables are
+        built from the live counts only then)."""
+        settled = metric_settled_days(self.live.stream_times, self.config.lateness_days)
+        months = {(metric, board): months_settled(self.plan_year_start, day)
+                  for metric, days in settled.items() for board, day in days.items() if board in self.plans}
+        if all(self.metric_months.get(key) == value for key, value in months.items()):
+            return []
+        events = plan_metric_timeline(self.plans, tables_from_counts(from_state(self.live.day_counts)),
+                                      self.plan_year_start, settled, book=self.book)
+        self.metric_months = months
         return events
 
     def run(self, interval: float, on_round: Callable[[list[Alert]], None] | None = None,

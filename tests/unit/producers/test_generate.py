@@ -124,18 +124,20 @@ def _sha256(data: bytes) -> str:
 
 
 # Hashes of logs written before issue 13 added the admissions model: the defaults must not change a byte.
-# (They also pin councils.csv and the event model; if either changes on purpose, regenerate them.)
+# (They also pin councils.csv and the event model; if either changes on purpose, regenerate them. Regenerated
+# for issue 24: delayed days, care-home admissions and reablement now follow each board's plan. The emergency
+# admissions' hash is unchanged.)
 def test_defaults_leave_todays_output_unchanged(tmp_path):
     baseline_month = GeneratorSpec(date(2015, 4, 1), date(2015, 4, 30), scale=0.01, seed=5, malformed_share=0.01)
     write_log(generate_frame(baseline_month), tmp_path / "a.jsonl")
     assert _sha256((tmp_path / "a.jsonl").read_bytes()) == \
-        "992e7e818f1d4dec8efd6c4c7305a9eb77832b534a1ca7b9f49cdb37eaa83fd5"
+        "4875ab3bce76d2c5170b422da67a755583b4dedf37aa5c4e90cad7fb32abeeff"
     with_drifts = GeneratorSpec(date(2014, 4, 1), date(2015, 5, 31), scale=0.002, seed=3, reductions={},
                                 drifts=[Drift.parse(d) for d in
                                         ("E08000025:+4%", "E10000014:creep+6%", "E10000016:-2%@2015-05-01")])
     write_log(generate_frame(with_drifts), tmp_path / "c.jsonl")
     assert _sha256((tmp_path / "c.jsonl").read_bytes()) == \
-        "c683db19bb69a6a6359e2e8ebd639e3fd6eb9f3b0bec90b11556181fefd890bb"
+        "3aadac3789bb3665130d8bc7aded27206691ee3aee5a20c37baf7ddfd342fde0"
     counts = emergency_daily_counts(replace(with_drifts, scale=1.0)).to_numpy(dtype=np.int64)
     assert _sha256(np.ascontiguousarray(counts).tobytes()) == \
         "74bdca19eaaa701a5202f4e5c0cc30411ce2eb079faa61d71b37754d9ee29bcc"
@@ -367,3 +369,38 @@ def test_local_pressure_has_mean_one():
     pressure = local_pressure(AdmissionsModel(weekly_noise=0.3), 151, days, np.random.default_rng(2))
     assert pressure.mean() == pytest.approx(1, abs=0.01)  # without the lognormal's correction: 1.046
     assert (pressure[:, 6:13] == pressure[:, [6]]).all()  # one value from Monday 7 to Sunday 13 April 2014
+
+
+def test_other_metrics_follow_their_plans_and_drift_alone():
+    """Each board's delayed days and permanent care-home admissions 65+ follow its plan in the plan year, its
+    share at home after reablement its target; a metric's drift moves that metric only."""
+    from producers.generate import PlanTargets, _OtherMetricsPlan
+    from bcfwatch.core.boards import load_boards
+
+    codes = load_boards().codes
+    targets = PlanTargets(dict.fromkeys(codes, 0.9), dict.fromkeys(codes, 0.95), dict.fromkeys(codes, 0.8))
+    spec = GeneratorSpec(*TWO_YEARS, scale=1.0, seed=1, reductions={}, targets=targets,
+                         drifts=[Drift.parse("E08000025:delayed_days+20%"), Drift.parse("E10000016:reablement-5pt"),
+                                 Drift.parse("E08000026:care_home_admissions_65+15%"), Drift.parse("E06000001:+10%")])
+    days = pd.date_range(*TWO_YEARS)
+    plan = _OtherMetricsPlan.of(spec, codes, days)
+    base, after = days < pd.Timestamp("2015-04-01"), days >= pd.Timestamp("2015-04-01")
+    index = {code: i for i, code in enumerate(codes)}
+    delayed_year = plan.delayed_share[:, after].mean(axis=1) / plan.delayed_share[:, base].mean(axis=1)
+    # the chance of a delay per discharge carries the plan (0.9) over emergency admissions' own (1 - 3.07%)
+    assert delayed_year[index["E09000012"]] == pytest.approx(0.9 / (1 - 0.0307), rel=1e-6)
+    assert delayed_year[index["E08000025"]] == pytest.approx(1.2 * 0.9 / (1 - 0.0307), rel=1e-6)
+    assert delayed_year[index["E06000001"]] == pytest.approx(0.9 / ((1 - 0.0307) * 1.1), rel=1e-6)  # not with it
+    assert plan.at_home[index["E10000016"], after].mean() == pytest.approx(0.75)
+    assert plan.at_home[index["E09000012"], after].mean() == pytest.approx(0.8)
+    homes = plan.placements[:, after].mean(axis=1) / plan.placements[:, base].mean(axis=1)
+    assert homes[index["E08000026"]] > homes[index["E09000012"]] * 1.15  # placements carry the whole +15%
+
+
+def test_metric_drifts_parse():
+    assert Drift.parse("E08000025:delayed_days+20%").metric == "delayed_days"
+    assert Drift.parse("E08000025:reablement-5pt").change == pytest.approx(-0.05)
+    assert Drift.parse("E08000025:care_home_admissions_65+15%@2015-06-01").start == date(2015, 6, 1)
+    for wrong in ("E08000025:reablement-5%", "E08000025:delayed_days+20pt", "E08000025:bed_days+5%"):
+        with pytest.raises(GenerateError, match="reablement-5pt"):
+            Drift.parse(wrong)

@@ -143,10 +143,11 @@ def _alert(board: str, metric: str, question: Question = Question.PLAN_NUMBER) -
 
 
 def test_known_metrics_are_the_ones_alerts_are_raised_on():
+    from monitors.alerting.topic_schemas import METRICS
     from monitors.rules.drift import METRIC
-    from monitors.rules.trajectory import OTHER_METRICS
+    from monitors.rules.plan_metrics import PlanMetric
 
-    assert set(subscriptions.METRICS) == {METRIC, *OTHER_METRICS}
+    assert set(subscriptions.METRICS) == {METRIC, *PlanMetric} == set(METRICS)  # reablement_91d among them
 
 
 # -- the cases seen in issue 11 ------------------------------------------------------------------------------
