@@ -374,8 +374,8 @@ def test_local_pressure_has_mean_one():
 def test_other_metrics_follow_their_plans_and_drift_alone():
     """Each board's delayed days and permanent care-home admissions 65+ follow its plan in the plan year, its
     share at home after reablement its target; a metric's drift moves that metric only."""
-    from producers.generate import PlanTargets, _OtherMetricsPlan
     from bcfwatch.core.boards import load_boards
+    from producers.generate import PlanTargets, _OtherMetricsPlan
 
     codes = load_boards().codes
     targets = PlanTargets(dict.fromkeys(codes, 0.9), dict.fromkeys(codes, 0.95), dict.fromkeys(codes, 0.8))
