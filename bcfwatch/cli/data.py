@@ -49,7 +49,9 @@ def boards_command() -> None:
               help="Make a board drift off plan in the plan years: BOARD:+N% a step of +N% (or -N%) from the "
                    "start of the plan year; BOARD:+N%@YYYY-MM-DD the step from that date (a date in the baseline "
                    "year is refused); BOARD:creep+N% a linear ramp from 0 to +N% over 365 days from the start "
-                   "of the plan year (or from @DATE), held after. Repeatable.")
+                   "of the plan year (or from @DATE), held after. Another metric: BOARD:delayed_days+20%, "
+                   "BOARD:care_home_admissions_65+15%, BOARD:reablement-5pt (points at home after 91 days). "
+                   "Repeatable.")
 @click.option("--dispersion", default=1.0, show_default=True, type=click.FloatRange(min=1), metavar="PHI",
               help="Overdispersion: variance/mean ratio of each board's daily (and so weekly) emergency "
                    "admissions around their expected value, by gamma-Poisson mixing; 1 is Poisson.")
