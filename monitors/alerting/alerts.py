@@ -113,7 +113,7 @@ def alert_event(state: AlertState, alert: OpenAlert, assessment: Judged) -> Aler
     """The alert event ``state`` of an open alert, with this week's (or month's) assessment."""
     as_of = assessment.as_of
     assert as_of is not None  # alerts are about completed weeks (AlertBook.evaluate)
-    measures = {name: round(getattr(assessment, attribute), decimals)
+    measures = {name: round(float(getattr(assessment, attribute)), decimals)  # plain floats (not numpy's)
                 for name, (attribute, decimals) in _MEASURES.items()}
     if isinstance(assessment, MetricAssessment) and assessment.attribution:
         measures |= {f"delayed_days_{part}_pct": share for part, share in assessment.attribution.items()}

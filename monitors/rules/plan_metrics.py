@@ -55,7 +55,7 @@ MIN_WEEKS = 50  # a whole baseline year's complete weeks, at least
 MAX_LAG = 13  # weeks of residual products the fit matches
 FALLBACK_EPISODE_DAYS = 9.0  # mean delay episode (geometric) behind the delayed days fallback dispersion
 DEFAULT_BED_DAY_COST_GBP = 300.0  # per delayed bed day: an excess bed day's cost, approximately (set your own)
-PERSISTENCE_GRID = tuple(round(v, 2) for v in np.arange(0.0, 0.981, 0.02))
+PERSISTENCE_GRID = tuple(round(v, 2) for v in np.arange(0.0, 0.901, 0.02))  # nearer 1 a pressure is a level
 
 
 class PlanMetric(StrEnum):

@@ -460,6 +460,70 @@ def test_replay_worker_counts_export_monitor_notify(broker, topic_prefix, inputs
                              exit_code=1).stderr
 
 
+METRIC_DRIFTS = {("E10000016", "delayed_days"): "E10000016:delayed_days+40%",  # Kent
+                 ("E08000025", "care_home_admissions_65"): "E08000025:care_home_admissions_65+60%",  # Birmingham
+                 ("E10000014", "reablement_91d"): "E10000014:reablement-15pt"}  # Hampshire
+
+
+@pytest.mark.kafka
+def test_every_plan_metric_alerts_live_as_in_the_backtest(broker, topic_prefix, tmp_path):
+    """Issue 24: a drift on each of the other plan metrics raises its alert, live exactly as in the backtest,
+    and a subscriber to one metric gets that metric's alerts only, through the notifier. Scale 0.03: at the
+    e2e log's 0.003 no board has enough delay episodes, care-home admissions or settled reablement cohorts to
+    be judged."""
+    plan, log, offline = tmp_path / "plan.csv", tmp_path / "events.jsonl", tmp_path / "backtest"
+    cli("plan", "sample", "--out", str(plan), "--scale", "0.03")
+    cli("generate", "--out", str(log), "--from", "2014-04-01", "--to", "2016-03-31", "--scale", "0.03",
+        "--seed", "5", *[arg for drift in METRIC_DRIFTS.values() for arg in ("--drift", drift)])
+    cli("backtest", str(log), "--plan", str(plan), "--out", str(offline))
+    expected = [orjson.loads(line) for line in _lines(offline / "alerts.jsonl")]
+    raised = {(a["board"], a["metric"]) for a in expected if a["state"] == "raised"}
+    assert set(METRIC_DRIFTS) <= raised
+    delayed = next(a for a in expected if (a["board"], a["metric"]) == ("E10000016", "delayed_days"))
+    assert delayed["delayed_days_nhs_pct"] + delayed["delayed_days_social_care_pct"] + \
+        delayed["delayed_days_both_pct"] == pytest.approx(100, abs=0.2)
+
+    bootstrap = ["--bootstrap", broker.bootstrap, "--topic-prefix", topic_prefix]
+    worker = start("worker", *bootstrap, "--partitions", "8", "--web-port", str(free_port()),
+                   "--metrics-port", str(free_port()), "--datadir", str(tmp_path / "worker"),
+                   "--snapshot-seconds", "0.5", log=tmp_path / "worker.log")
+    notifier = one = every = None
+    try:
+        cli("replay", str(log), *bootstrap, "--partitions", "8", "--packed")
+        cli("counts", "export", "--out", str(tmp_path / "counts.csv"), *bootstrap, "--timeout", "300")
+        assert (tmp_path / "counts.csv").read_text() == (offline / "counts.csv").read_text()
+        run("monitor", "--once", "--plan", str(plan), *bootstrap, "--metrics-port", "0", timeout=300)
+        alerts = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, f"{topic_prefix}.alerts")]
+
+        def key(event: dict) -> tuple:
+            return event["as_of"], event["board"], event["event_id"]
+
+        assert sorted(alerts, key=key) == sorted(expected, key=key)
+
+        one, every = (WebhookReceiver(WEBHOOK_SECRET, free_port()).start() for _ in range(2))
+        subscriptions = tmp_path / "subscriptions.toml"
+        subscriptions.write_text("".join(
+            f'[[subscriber]]\nname = "{name}"\nboards = "all"\nmetrics = {metrics}\nquestions = "all"\n'
+            f'channel = "webhook"\nurl = "{receiver.url}"\nsecret_env = "BCF_E2E_HOOK_SECRET"\n\n'
+            for name, metrics, receiver in (("delayed-days-only", '["delayed_days"]', one),
+                                            ("everything", '"all"', every))))
+        notifier = start("notify", "--subscriptions", str(subscriptions), *bootstrap, log=tmp_path / "notify.log",
+                         env={"BCF_E2E_HOOK_SECRET": WEBHOOK_SECRET})
+        wait_for(lambda: len(every.accepted) >= len(alerts), 120, "every alert delivered to the second subscriber")
+        wanted = [a["event_id"] for a in alerts if a["metric"] == "delayed_days"]
+        wait_for(lambda: len(one.accepted) >= len(wanted), 60, "the delayed-days alerts")
+        assert [payload["event_id"] for _, payload in one.accepted] == wanted and wanted
+        assert one.bad_signatures == every.bad_signatures == 0
+    finally:
+        if notifier is not None:
+            stop(notifier, signal.SIGINT)
+        for receiver in (one, every):
+            if receiver is not None:
+                receiver.stop()
+        worker_exit = stop(worker)
+    assert worker_exit == 0, (tmp_path / "worker.log").read_text()[-4000:]
+
+
 # -- the broker commands ------------------------------------------------------------------------------------
 def _free_broker_port() -> int:
     """A free port whose controller port (port + 1000, as `bcfwatch kafka start` uses) is free too."""
