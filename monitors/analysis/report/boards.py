@@ -74,15 +74,14 @@ class BoardReport:
         return self.views[Metric.EMERGENCY_ADMISSIONS]
 
     @property
-    def needs_attention(self) -> bool:
-        return self.emergency.status is Status.ALERTED
+    def alerted(self) -> list[MetricView]:
+        """The metrics with an open plan-number alert."""
+        return [view for view in self.views.values() if view.status is Status.ALERTED]
 
-    @property
-    def urgency(self) -> tuple:
-        """Sort key, most urgent first: alerted, critical before warning, then money at risk."""
-        view = self.emergency
-        return (view.status.rank, 0 if view.severity == "critical" else 1, -(view.money_at_risk_gbp or 0.0),
-                self.code)
+
+def urgency(view: MetricView) -> tuple:
+    """Sort key of an alerted metric, most urgent first: critical before warning, then money at risk."""
+    return 0 if view.severity == "critical" else 1, -(view.money_at_risk_gbp or 0.0)
 
 
 def _daily_table(counts: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

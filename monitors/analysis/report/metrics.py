@@ -2,8 +2,9 @@
 the plan trajectory with the year-end projection, the status and its one-sentence reason.
 
 Emergency admissions are shown exactly as the monitor judged them (``monitors.rules.drift.Assessment``, the
-same noise model, the same alerts). The other three BCF metrics have no alert rule yet; they are charted
-against their plan figures so a board lead sees the whole plan, with a descriptive projection:
+same noise model, the same alerts). The other three BCF metrics take their status from their own alerts
+(``monitors/rules/plan_metrics.py``, raised in the same timeline) when they have one; their charts and the
+descriptive projection below show the whole plan:
 
 * **Delayed days** and **permanent care-home admissions 65+**: months (complete ones) as a rate per day, an
   XmR chart with limits fixed on the baseline year's 12 months (NHSRplotthedots ``fix_after_n_points``) and
@@ -24,7 +25,7 @@ guess.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 
@@ -117,6 +118,7 @@ class AlertEvent:
     severity: str
     question: str
     variance_pct: float
+    money_at_risk_gbp: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -171,8 +173,24 @@ def _spc(periods: pd.DatetimeIndex, values: np.ndarray, baseline_points: int, ta
 
 
 def _alert_events(alerts: list[Alert], metric: str) -> list[AlertEvent]:
-    return [AlertEvent(a.as_of, str(a.state), str(a.severity), str(a.question), a.variance_pct)
-            for a in alerts if a.metric == metric]
+    return [AlertEvent(a.as_of, str(a.state), str(a.severity), str(a.question), a.variance_pct,
+                       a.money_at_risk_gbp) for a in alerts if a.metric == metric]
+
+
+def _from_alerts(view: MetricView) -> MetricView:
+    """The view with the status its latest plan-number alert gives (alerted or resolved), when it has one."""
+    primary = [a for a in view.alerts if a.question == Question.PLAN_NUMBER.value]
+    if not primary:
+        return view
+    latest = primary[-1]
+    if latest.state == AlertState.RESOLVED.value:
+        return replace(view, status=Status.RESOLVED,
+                       reason=f"Alerted earlier this year, now within noise. {view.reason}")
+    lead = "Expected to miss its target" if view.metric is Metric.REABLEMENT_91D else "Expected to miss its plan"
+    return replace(view, status=Status.ALERTED, severity=latest.severity,
+                   money_at_risk_gbp=latest.money_at_risk_gbp or None,
+                   reason=f"{lead} (alerted {latest.day.isoformat()}, {latest.variance_pct:+.1f} "
+                          f"{'points' if view.metric is Metric.REABLEMENT_91D else '%'} then). {view.reason}")
 
 
 def _sampled(days: pd.DatetimeIndex, values: np.ndarray, step: int = 7) -> tuple[list[str], list[float]]:
@@ -320,9 +338,9 @@ def count_view(metric: Metric, plan: BoardPlan, daily: pd.Series, plan_year_star
     if attribution is not None and sum(attribution) > 0 and status is not Status.TOO_FEW:
         nhs, social, both = (100 * part / sum(attribution) for part in attribution)
         reason = f"{reason[:-1]}; attributed NHS {nhs:.0f}%, social care {social:.0f}%, both {both:.0f}%."
-    return MetricView(metric, status, reason, variance, projected if len(to_date) else None,
-                      low if len(to_date) else None, high if len(to_date) else None, planned_total, None, None,
-                      spc, cumulative, _alert_events(alerts, metric))
+    return _from_alerts(MetricView(metric, status, reason, variance, projected if len(to_date) else None,
+                                   low if len(to_date) else None, high if len(to_date) else None, planned_total,
+                                   None, None, spc, cumulative, _alert_events(alerts, metric)))
 
 
 def _relative_month_sd(spc: SpcSeries | None) -> float:
@@ -366,7 +384,7 @@ def _count_reason(status: Status, actual_ytd: float, planned_ytd: float, project
     text = (f"{lead}: {actual_ytd:,.0f} to date against {planned_ytd:,.0f} planned "
             f"({(actual_ytd / planned_ytd - 1) * 100:+.1f}%), projected {projected:,.0f} ({low:,.0f} to "
             f"{high:,.0f}) against {planned_total:,.0f}; SPC: {spc.variation if spc else 'too few months'}, "
-            f"{spc.assurance if spc else 'no assurance yet'}; no alert rule for this metric yet")
+            f"{spc.assurance if spc else 'no assurance yet'}")
     return text + "."
 
 
@@ -418,8 +436,7 @@ def reablement_view(plan: BoardPlan, discharges: pd.Series, at_home: pd.Series, 
                 Status.WITHIN_NOISE: "Within noise of its target"}[status]
         reason = (f"{lead}: {share:.1%} of {n_ytd:,.0f} settled discharges at home after 91 days against "
                   f"{plan.reablement_target:.1%} (year-end 90% interval {low:.1f}% to {high:.1f}%); SPC: "
-                  f"{spc.variation if spc else 'too few cohorts'}, {spc.assurance if spc else 'no assurance yet'}; "
-                  "no alert rule for this metric yet.")
-    return MetricView(metric, status, reason, variance, share * 100 if n_ytd else None,
-                      low if n_ytd else None, high if n_ytd else None, target, None, None, spc, cumulative,
-                      _alert_events(alerts, metric))
+                  f"{spc.variation if spc else 'too few cohorts'}, {spc.assurance if spc else 'no assurance yet'}.")
+    return _from_alerts(MetricView(metric, status, reason, variance, share * 100 if n_ytd else None,
+                                   low if n_ytd else None, high if n_ytd else None, target, None, None, spc,
+                                   cumulative, _alert_events(alerts, metric)))

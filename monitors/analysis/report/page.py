@@ -17,7 +17,7 @@ import pandas as pd
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import APPROVAL_STATUSES, BoardPlan
 from monitors.analysis.backtest import BacktestResult
-from monitors.analysis.report.boards import BoardReport, funnel_limits
+from monitors.analysis.report.boards import BoardReport, funnel_limits, urgency
 from monitors.analysis.report.metrics import Cumulative, Metric, MetricView, SpcSeries, Status
 from monitors.rules.spc import PointType
 
@@ -136,19 +136,23 @@ def _json_script(data: dict[str, Any]) -> str:
 
 
 def attention_html(reports: list[BoardReport]) -> str:
-    alerted = sorted((r for r in reports if r.needs_attention), key=lambda r: r.urgency)
+    """Every open plan-number alert, whatever the metric: most severe first, then by money at risk."""
+    alerted = sorted(((r, view) for r in reports for view in r.alerted), key=lambda pair: (*urgency(pair[1]),
+                                                                                          pair[0].code))
     if not alerted:
-        return "<p>No board is alerted: none is expected to miss its plan number.</p>"
+        return "<p>No board is alerted: none is expected to miss a plan figure.</p>"
     items = []
-    for r in alerted:
-        view = r.emergency
+    for r, view in alerted:
         severity = view.severity or "warning"
         items.append(
-            f'<li data-board="{r.code}"><a href="#{r.code}"><strong>{_esc(r.name)}</strong> ({r.code})</a> '
+            f'<li data-board="{r.code}" data-metric="{view.metric.value}"><a href="#{r.code}"><strong>'
+            f'{_esc(r.name)}</strong> ({r.code})</a>, {_esc(view.metric.label.lower())}: '
             f'<span class="severity-{severity}">{severity}</span> {_money(view.money_at_risk_gbp)} at risk '
             f"if the rate holds. {_esc(view.reason)}</li>")
-    return (f"<p>{len(alerted)} board{'s' if len(alerted) != 1 else ''} expected to miss its plan number "
-            f"(most severe first, then by money at risk):</p><ol class=\"attention\">{''.join(items)}</ol>")
+    boards = len({r.code for r, _ in alerted})
+    return (f"<p>{boards} board{'s' if boards != 1 else ''} expected to miss a plan figure, {len(alerted)} "
+            f"alert{'s' if len(alerted) != 1 else ''} (most severe first, then by money at risk):</p>"
+            f"<ol class=\"attention\">{''.join(items)}</ol>")
 
 
 def _options(values: list[str]) -> str:
@@ -217,12 +221,11 @@ def _caption_cumulative(view: MetricView) -> str:
 
 
 def _alerts_html(view: MetricView) -> str:
-    if view.metric is not Metric.EMERGENCY_ADMISSIONS:
-        return '<p class="legend">bcfwatch alerts on emergency admissions only so far.</p>'
     if not view.alerts:
         return '<p class="legend">No alerts this year.</p>'
+    unit = " points against target" if view.metric is Metric.REABLEMENT_91D else "% vs plan"
     items = "".join(f"<li>{a.day.isoformat()}: {_esc(a.state)} ({_esc(a.severity)}), {_esc(a.question)}, "
-                    f"{a.variance_pct:+.1f}% vs plan</li>" for a in view.alerts)
+                    f"{a.variance_pct:+.1f}{unit}</li>" for a in view.alerts)
     return f'<ul class="alerts">{items}</ul>'
 
 

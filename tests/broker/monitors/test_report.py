@@ -50,14 +50,15 @@ def national(analysed):
     return write_report(result, plans, PLAN_YEAR, folder / "report.html")
 
 
-def open_alerts(alerts_path) -> dict[str, dict]:
-    """alerts.jsonl's plan-number alerts whose latest event is not a resolution: board -> that event."""
-    latest: dict[str, dict] = {}
+def open_alerts(alerts_path) -> dict[tuple[str, str], dict]:
+    """alerts.jsonl's plan-number alerts (every metric) whose latest event is not a resolution: (board, metric)
+    -> that event."""
+    latest: dict[tuple[str, str], dict] = {}
     for line in alerts_path.read_text().splitlines():
         alert = json.loads(line)
-        if alert["metric"] == "emergency_admissions" and alert["question"] == "plan_number":
-            latest[alert["board"]] = alert
-    return {board: a for board, a in latest.items() if a["state"] != AlertState.RESOLVED.value}
+        if alert["question"] == "plan_number":
+            latest[(alert["board"], alert["metric"])] = alert
+    return {key: a for key, a in latest.items() if a["state"] != AlertState.RESOLVED.value}
 
 
 def test_backtest_writes_counts_and_alerts(analysed):
@@ -93,7 +94,7 @@ def test_report_in_chromium(analysed, national):
     folder, plans, result = analysed
     _, alerts_path = write_outputs(result, folder / "browser-out")
     alerted = open_alerts(alerts_path)
-    assert set(DRIFTED) <= set(alerted)
+    assert {(board, "emergency_admissions") for board in DRIFTED} <= set(alerted)
     with chromium() as driver:
         driver.get(national.as_uri())
         wait_for(lambda: page_ready(driver), 30, "the report's script to finish")
@@ -104,7 +105,8 @@ def test_report_in_chromium(analysed, national):
             len(driver.find_elements(By.XPATH, "//div[@class='plot'][text()='Not enough data to chart yet.']"))
 
         # The page opens on what needs attention: the alerted boards, most urgent first.
-        listed = [li.get_attribute("data-board") for li in driver.find_elements(By.CSS_SELECTOR, "ol.attention li")]
+        listed = [(li.get_attribute("data-board"), li.get_attribute("data-metric"))
+                  for li in driver.find_elements(By.CSS_SELECTOR, "ol.attention li")]
         assert sorted(listed) == sorted(alerted)
 
         # Sort by money at risk: the money column runs down, and the top alerted row is the alerted board with
@@ -112,13 +114,13 @@ def test_report_in_chromium(analysed, national):
         driver.find_element(By.CSS_SELECTOR, "th[data-sort=money] button").click()
         money = [row[3] for row in _visible_rows(driver)]
         assert money == sorted(money, reverse=True) and money[0] > 0
-        top_alerted = max(alerted, key=lambda board: alerted[board]["money_at_risk_gbp"])
-        assert _visible_rows(driver)[0][:3] == [top_alerted, "emergency_admissions", "alerted"]
+        top_alerted = max(alerted, key=lambda key: alerted[key]["money_at_risk_gbp"])
+        assert _visible_rows(driver)[0][:3] == [*top_alerted, "alerted"]
 
         # Filter to alerted boards: one row each, as alerts.jsonl has them open.
         Select(driver.find_element(By.ID, "filter-status")).select_by_value("alerted")
         rows = _visible_rows(driver)
-        assert sorted(row[0] for row in rows) == sorted(alerted)
+        assert sorted((row[0], row[1]) for row in rows) == sorted(alerted)
         assert driver.find_element(By.ID, "row-count").text.startswith(f"{len(alerted)} of {151 * len(Metric)}")
         Select(driver.find_element(By.ID, "filter-status")).select_by_value("")
 
