@@ -34,3 +34,4 @@ bench: setup
 
 evaluate: setup
 	.venv/bin/bcfwatch evaluate --years 8 --setting all --seed 1 --markdown bench/evaluation.md
+	.venv/bin/bcfwatch evaluate --metric all --years 10 --setting all --seed 1 --markdown bench/evaluation-metrics.md

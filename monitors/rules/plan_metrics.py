@@ -26,7 +26,7 @@ share. A metric drifts when that z reaches the threshold ``h`` and the year to d
 (``projection_margin``: 2% over plan for counts, 1 point under target for reablement). ``h``
 (:func:`sequential_threshold`) is the quantile of the largest monthly year-to-date z of an on-plan year, from
 the second month's look (``first_month``) to the twelfth, that keeps the false alerts to ``false_alert_rate``
-(0.25% of on-plan board-years: a quarter of the 1-in-100 budget, because the noise is estimated from one
+(0.15% of on-plan board-years: a seventh of the 1-in-100 budget, because the noise is estimated from one
 baseline year). ``bcfwatch evaluate --metric`` measures it on simulated years the fit never saw.
 
 The noise is fitted on **weeks** (52 complete Monday-Sunday weeks of the baseline year, residual products up
@@ -71,9 +71,9 @@ class Judgement(StrEnum):
 
 @dataclass(frozen=True)
 class MetricRules:
-    # drifting board-years per on-plan board-year the threshold is set for: a quarter of the 1-in-100 budget, as
-    # the noise is estimated from one baseline year (measured: 0.3 to 0.9 per 100, docs/evaluation.md)
-    false_alert_rate: float = 0.0025
+    # drifting board-years per on-plan board-year the threshold is set for: 0.15%, a seventh of the 1-in-100
+    # budget, as the noise is estimated from one baseline year (measured: 0.1 to 1.0 per 100, docs/evaluation.md)
+    false_alert_rate: float = 0.0015
     projection_margin: float = 0.02  # counts: the year to date at least this far over plan to drift
     reablement_margin_points: float = 1.0  # reablement: the share at least this many points under target
     min_expected: float = 10.0  # counts: planned episodes to date (planned / dispersion) before a verdict
