@@ -75,6 +75,12 @@ def _national_overview() -> builder.Dashboard:
                 ("bcf_open_alerts", "open alerts")], 12, 5, 12, 16, None,
                "special cause: 1 concern, 0 common cause, -1 improvement; assurance: 1 hit, 0 hit and miss, "
                "-1 missed"),
+        _panel(table.Panel(), 7, "Other plan metrics: boards alerted, one row per metric",
+               [("bcf:plan_metric_open_alerts:sum", "{{metric}}")], 0, 21, 12, 6, None,
+               "Open plan-number alerts of delayed days, care-home admissions 65+ and reablement at 91 days."),
+        _panel(bargauge.Panel(), 8, "Other plan metrics: year to date vs plan by board",
+               [("sort_desc(bcf_plan_metric_variance_ratio)", "{{board}} {{metric}}")], 12, 21, 12, 16,
+               "percentunit", "Year to date / plan - 1 (reablement: share at home - target)."),
     ])
 
 
@@ -104,6 +110,13 @@ def _board_drilldown() -> builder.Dashboard:
                 (f"bcf_spc_assurance{{{board}}}", "assurance")], 16, 8, 8, 5),
         _panel(timeseries.Panel(), 7, "Year to date vs plan",
                [(f"bcf_emergency_admissions_variance_ratio{{{board}}}", "variance")], 0, 13, 24, 6, "percentunit"),
+        _panel(table.Panel(), 8, "Every other plan metric, one row each: year to date, plan, z, projection, alert",
+               [(f"bcf_plan_metric_year_to_date{{{board}}}", "{{metric}} year to date"),
+                (f"bcf_plan_metric_planned_year_to_date{{{board}}}", "{{metric}} plan"),
+                (f"bcf_plan_metric_z{{{board}}}", "{{metric}} z"),
+                (f"bcf_plan_metric_projected_year_end{{{board}}}", "{{metric}} projected"),
+                (f"bcf_plan_metric_open_alerts{{{board}}}", "{{metric}} open alert")], 0, 19, 24, 7, None,
+               "Delayed days, care-home admissions 65+ and reablement at 91 days (reablement in % at home)."),
     ], [variable])
 
 

@@ -1,8 +1,9 @@
 """Board metrics for Prometheus, refreshed by the monitor after each evaluation round.
 
 One label, ``board`` (ONS code), plus ``window`` on the admissions gauges: 151
-boards x (4 windows x 2 + 11) series, all created at start-up. Ratios are
-plain ratios (0.05 = 5%), money is in pounds, times in seconds.
+boards x (4 windows x 2 + 11) series, all created at start-up; the other plan metrics'
+gauges add ``metric`` (delayed_days, care_home_admissions_65, reablement_91d): 151 x 3
+series each. Ratios are plain ratios (0.05 = 5%), money is in pounds, times in seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from prometheus_client import Counter, Gauge
 from bcfwatch.core.plans import BoardPlan
 from monitors.rules.baseline import baseline_model
 from monitors.rules.drift import Assessment
+from monitors.rules.plan_metrics import MetricAssessment, PlanMetric
 from monitors.rules.spc import Assurance, Variation
 from streams.views import windows
 
@@ -48,6 +50,19 @@ PLANNED_YEAR_END = Gauge("bcf_planned_year_end_emergency_admissions",
 MONEY_AT_RISK = Gauge("bcf_money_at_risk_gbp", "Projected admissions above plan x unit cost", ["board"])
 OPEN_ALERTS = Gauge("bcf_open_alerts", "Open drift alerts", ["board"])
 SETTLED_DAY = Gauge("bcf_settled_day_timestamp_seconds", "Last settled day of the board's counts", ["board"])
+PLAN_METRIC_YEAR_TO_DATE = Gauge("bcf_plan_metric_year_to_date", "Another plan metric's year to date: delayed "
+                                 "days, care-home admissions 65+, or reablement's % at home", ["board", "metric"])
+PLAN_METRIC_PLANNED = Gauge("bcf_plan_metric_planned_year_to_date", "The plan for the same months (reablement: the "
+                            "target, %)", ["board", "metric"])
+PLAN_METRIC_VARIANCE = Gauge("bcf_plan_metric_variance_ratio", "Year to date / plan - 1 (reablement: share - target)",
+                             ["board", "metric"])
+PLAN_METRIC_Z = Gauge("bcf_plan_metric_z", "The year to date's z in the direction of concern", ["board", "metric"])
+PLAN_METRIC_PROJECTED = Gauge("bcf_plan_metric_projected_year_end", "Projected year end (reablement: % at home)",
+                              ["board", "metric"])
+PLAN_METRIC_OPEN_ALERTS = Gauge("bcf_plan_metric_open_alerts", "Open plan-number alerts of the metric (0 or 1)",
+                                ["board", "metric"])
+PLAN_METRIC_GAUGES = (PLAN_METRIC_YEAR_TO_DATE, PLAN_METRIC_PLANNED, PLAN_METRIC_VARIANCE, PLAN_METRIC_Z,
+                      PLAN_METRIC_PROJECTED, PLAN_METRIC_OPEN_ALERTS)
 EVALUATIONS = Counter("bcf_monitor_evaluations", "Monitor evaluation rounds")
 LAST_EVALUATION = Gauge("bcf_monitor_last_evaluation_timestamp_seconds", "When the monitor last evaluated")
 
@@ -60,6 +75,9 @@ def initialise(boards: list[str]) -> None:
         for gauge in (VARIANCE, WEEKLY_VARIANCE, SPC_MEAN, SPC_UPPER, SPC_LOWER, SPC_SPECIAL_CAUSE, SPC_ASSURANCE,
                       PROJECTED, PLANNED_YEAR_END, MONEY_AT_RISK, OPEN_ALERTS, SETTLED_DAY):
             gauge.labels(board)
+        for metric in PlanMetric:
+            for plan_gauge in PLAN_METRIC_GAUGES:
+                plan_gauge.labels(board, metric.value)
 
 
 def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, date],
@@ -93,6 +111,18 @@ def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, 
         PLANNED_YEAR_END.labels(board).set(assessment.planned_year_end)
         MONEY_AT_RISK.labels(board).set(assessment.money_at_risk_gbp)
     mark_evaluated()
+
+
+def update_plan_metrics(latest: dict[tuple[str, str], MetricAssessment], open_alerts: set[tuple[str, str]]) -> None:
+    """The other plan metrics' latest looks (``(board, metric)`` -> assessment) and open alerts."""
+    for (board, metric), assessment in latest.items():
+        ratio = assessment.variance_pct / 100
+        for gauge, value in ((PLAN_METRIC_YEAR_TO_DATE, assessment.actual_ytd),
+                             (PLAN_METRIC_PLANNED, assessment.planned_ytd), (PLAN_METRIC_VARIANCE, ratio),
+                             (PLAN_METRIC_Z, assessment.z), (PLAN_METRIC_PROJECTED, assessment.projected_year_end)):
+            gauge.labels(board, metric).set(float(value))
+    for board, metric in {*latest, *open_alerts}:
+        PLAN_METRIC_OPEN_ALERTS.labels(board, metric).set(1 if (board, metric) in open_alerts else 0)
 
 
 def mark_evaluated() -> None:

@@ -38,7 +38,7 @@ from monitors.alerting.metric_timeline import (
 )
 from monitors.alerting.timeline import alert_timeline, last_settled_admission_days
 from monitors.alerting.topic_schemas import parse_alert
-from monitors.rules.drift import Assessment, DriftRules, Question
+from monitors.rules.drift import METRIC, Assessment, DriftRules, Question
 from monitors.service import exporter
 from monitors.service.board_days import BoardDays
 from streams.config import WorkerConfig  # the workers' topics, partitions and lateness; no Faust app
@@ -127,8 +127,11 @@ class Monitor:
                   for metric, days in settled.items() for board, day in days.items() if board in self.plans}
         if all(self.metric_months.get(key) == value for key, value in months.items()):
             return []
+        latest: dict = {}
         events = plan_metric_timeline(self.plans, tables_from_counts(from_state(self.live.day_counts)),
-                                      self.plan_year_start, settled, book=self.book)
+                                      self.plan_year_start, settled, book=self.book, latest=latest)
+        exporter.update_plan_metrics(latest, {(board, metric) for board, metric, question in self.book.open
+                                              if metric != METRIC and question is Question.PLAN_NUMBER})
         self.metric_months = months
         return events
 

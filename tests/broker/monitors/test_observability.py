@@ -119,11 +119,11 @@ def test_prometheus_alertmanager_and_dashboards_on_live_metrics(stack, broker, t
         assert lint.returncode == 0 and lint.stdout.strip() == "" and lint.stderr.strip() == "", lint.stderr
     worker_metrics = scrape(WORKER_METRICS)
     assert 'bcf_events_processed_total{outcome="counted",type="admission"}' in worker_metrics
-    # Low-cardinality labels only: never a patient, an event id or a subscriber.
+    # Low-cardinality labels only: never a patient, an event id or a subscriber (metric: one of 3 plan metrics).
     for port in (WORKER_METRICS, MONITOR_METRICS):
         labels = {name for family in text_string_to_metric_families(scrape(port)) if family.name.startswith("bcf_")
                   for sample in family.samples for name in sample.labels}
-        assert labels <= {"board", "window", "type", "outcome", "reason", "partition", "le"}, labels
+        assert labels <= {"board", "window", "type", "outcome", "reason", "partition", "le", "metric"}, labels
 
     wait_for(lambda: len([r for r in prometheus_query("up") if r["value"][1] == "1"]) == 2, 60,
              "Prometheus to scrape the worker and the monitor")
