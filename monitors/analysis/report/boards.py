@@ -12,10 +12,10 @@ import pandas as pd
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import BoardPlan
 from monitors.alerting.alerts import AlertState
+from monitors.alerting.metric_timeline import DELAYED_COLUMNS, tables_from_counts
 from monitors.alerting.timeline import daily_emergency_admissions, expectation_model
 from monitors.analysis.backtest import BacktestResult
 from monitors.analysis.report.metrics import (
-    DELAYED_COLUMNS,
     Metric,
     MetricView,
     Status,
@@ -84,14 +84,6 @@ def urgency(view: MetricView) -> tuple:
     return 0 if view.severity == "critical" else 1, -(view.money_at_risk_gbp or 0.0)
 
 
-def _daily_table(counts: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Days x boards, the sum of ``columns``."""
-    frame = counts.assign(value=counts[list(columns)].sum(axis=1))
-    table = frame.pivot_table(index="date", columns="board", values="value", aggfunc="sum", fill_value=0)
-    table.index = pd.DatetimeIndex(table.index)
-    return table
-
-
 def _column(table: pd.DataFrame, code: str) -> pd.Series:
     return table[code] if code in table else pd.Series(dtype=float)
 
@@ -103,10 +95,9 @@ def board_reports(result: BacktestResult, plans: dict[str, BoardPlan], plan_year
     names = {b.code: b.name for b in load_boards()}
     emergency = daily_emergency_admissions(counts)
     model = expectation_model(plans, emergency, plan_year_start)
-    delayed = _daily_table(counts, DELAYED_COLUMNS)
-    care_homes = _daily_table(counts, ("care_home_admissions_65",))
-    discharges = _daily_table(counts, ("reablement_discharges_65",))
-    at_home = _daily_table(counts, ("at_home_91d",))
+    tables = tables_from_counts(counts)  # the same days x boards tables the alerts were judged on
+    delayed, care_homes = tables["delayed_days"], tables["care_home_admissions_65"]
+    discharges, at_home = tables["reablement_discharges_65"], tables["at_home_91d"]
     log_start = pd.Timestamp(counts["date"].min()).date() if len(counts) else plan_year_start
     plan_days = counts["date"] >= plan_year_start.isoformat()
     alerts_by_board: dict[str, list] = {}

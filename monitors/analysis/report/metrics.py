@@ -35,20 +35,23 @@ import pandas as pd
 from bcfwatch.core.calendar import year_days, year_earlier
 from bcfwatch.core.plans import BoardPlan
 from monitors.alerting.alerts import Alert, AlertState
-from monitors.rules.drift import Assessment, Question
+from monitors.rules.drift import METRIC, Assessment, Question
+from monitors.rules.plan_metrics import PlanMetric
 from monitors.rules.spc import ImprovementDirection, PointType, xmr_chart
 
 Z90 = 1.6448536269514722  # two-sided 90%
 D2 = 1.128  # E[moving range] / sigma for a moving range of two
 TOO_FEW = 20  # expected events (or settled cohort members) to date below which a metric is not judged
-DELAYED_COLUMNS = ("delayed_days_nhs", "delayed_days_social_care", "delayed_days_both")
 
 
 class Metric(StrEnum):
-    EMERGENCY_ADMISSIONS = "emergency_admissions"
-    DELAYED_DAYS = "delayed_days"
-    CARE_HOME_ADMISSIONS_65 = "care_home_admissions_65"
-    REABLEMENT_91D = "reablement_91d"
+    """The four BCF plan metrics as the report shows them (the names alerts carry: ``drift.METRIC`` and
+    ``plan_metrics.PlanMetric``)."""
+
+    EMERGENCY_ADMISSIONS = METRIC
+    DELAYED_DAYS = PlanMetric.DELAYED_DAYS.value
+    CARE_HOME_ADMISSIONS_65 = PlanMetric.CARE_HOME_ADMISSIONS_65.value
+    REABLEMENT_91D = PlanMetric.REABLEMENT_91D.value
 
     @property
     def label(self) -> str:
