@@ -66,6 +66,9 @@ class Settings:
     replication_factor: int = _setting("BCFWATCH_REPLICATION_FACTOR", 0,
                                        "copies of every topic bcfwatch creates; 0: min(3, the cluster's brokers)",
                                        0, 16)
+    bed_day_cost_gbp: float = _setting("BCFWATCH_BED_DAY_COST_GBP", 300.0,
+                                       "pounds per delayed bed day over plan: the money at risk of a delayed-days "
+                                       "alert (an excess bed day's cost, approximately)", positive=True)
     min_insync_replicas: int = _setting("BCFWATCH_MIN_INSYNC_REPLICAS", 0,
                                         "copies a write must reach before it is acknowledged (acks=all); "
                                         "0: 2 where the replication factor is 3 or more, else 1", 0, 16)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from bcfwatch.core.calendar import SECONDS_PER_DAY, year_days, year_earlier
 from bcfwatch.core.plans import BoardPlan
+from bcfwatch.core.settings import current
 from monitors.alerting.alerts import Alert, AlertBook
 from monitors.rules.drift import Question
 from monitors.rules.plan_metrics import (
@@ -250,7 +251,7 @@ def plan_metric_timeline(plans: dict[str, BoardPlan], tables: Tables, plan_year_
     """Every alert event of the three metrics for the months settled by ``settled`` (per metric and board), look
     by look (months in order, boards in code order). ``latest`` receives each board's last assessment per
     metric: ``latest[(board, metric)]``."""
-    rules = rules or MetricRules()
+    rules = rules or MetricRules(bed_day_cost_gbp=current().bed_day_cost_gbp)  # live and backtest alike
     book = book or AlertBook()
     year = PlanYear.of(plan_year_start)
     codes = sorted(plans)

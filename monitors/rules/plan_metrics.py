@@ -54,7 +54,7 @@ WEEKS = 52  # complete Monday-Sunday weeks of a simulated year (a financial year
 MIN_WEEKS = 50  # a whole baseline year's complete weeks, at least
 MAX_LAG = 13  # weeks of residual products the fit matches
 FALLBACK_EPISODE_DAYS = 9.0  # mean delay episode (geometric) behind the delayed days fallback dispersion
-DEFAULT_BED_DAY_COST_GBP = 300.0  # per delayed bed day: an excess bed day's cost, approximately (set your own)
+DEFAULT_BED_DAY_COST_GBP = 300.0  # per delayed bed day (the live and backtest default: BCFWATCH_BED_DAY_COST_GBP)
 PERSISTENCE_GRID = tuple(round(v, 2) for v in np.arange(0.0, 0.901, 0.02))  # nearer 1 a pressure is a level
 
 
