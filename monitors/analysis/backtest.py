@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -49,6 +49,7 @@ class BacktestResult:
     held: pd.DataFrame  # valid events still held at the end of the log (far ahead of their board's clock)
     rejected: pa.Table  # every rejected line: line, reason_code, reason, text (NHS numbers redacted)
     ignored_columns: tuple[str, ...] = ()
+    metric_settled: dict = field(default_factory=dict)  # PlanMetric -> board -> last settled day of that metric
 
     @property
     def rejected_by_reason(self) -> dict[str, int]:
@@ -77,10 +78,11 @@ def backtest(log: Path, plans: dict[str, BoardPlan], plan_year_start: date,
     say("judging every board week by week")
     alerts = alert_timeline(plans, daily_emergency_admissions(counts), plan_year_start, settled, rules)
     say("judging delayed days, care-home admissions and reablement month by month")
-    alerts += plan_metric_timeline(plans, tables_from_counts(counts), plan_year_start,
-                                   metric_settled_days(final_clocks(decisions), lateness_days))
+    metric_settled = metric_settled_days(final_clocks(decisions), lateness_days)
+    alerts += plan_metric_timeline(plans, tables_from_counts(counts), plan_year_start, metric_settled)
     return BacktestResult(counts, alerts, settled, len(events), time.monotonic() - started,
-                          held_events(events, decisions), read.rejected, tuple(read.ignored_columns))
+                          held_events(events, decisions), read.rejected, tuple(read.ignored_columns),
+                          metric_settled)
 
 
 def final_clocks(decisions: EventTimeDecisions) -> dict[str, float]:

@@ -12,7 +12,7 @@ import pandas as pd
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import BoardPlan
 from monitors.alerting.alerts import AlertState
-from monitors.alerting.metric_timeline import DELAYED_COLUMNS, tables_from_counts
+from monitors.alerting.metric_timeline import DELAYED_COLUMNS, plan_metric_timeline, tables_from_counts
 from monitors.alerting.timeline import daily_emergency_admissions, expectation_model
 from monitors.analysis.backtest import BacktestResult
 from monitors.analysis.report.metrics import (
@@ -103,6 +103,8 @@ def board_reports(result: BacktestResult, plans: dict[str, BoardPlan], plan_year
     alerts_by_board: dict[str, list] = {}
     for alert in result.alerts:
         alerts_by_board.setdefault(alert.board, []).append(alert)
+    judged: dict = {}  # (board, metric) -> the monitor's latest assessment of the other plan metrics
+    plan_metric_timeline(plans, tables, plan_year_start, result.metric_settled, latest=judged)
     reports = []
     for code, year in years.items():
         plan, as_of, alerts = year.plan, result.settled[code], alerts_by_board.get(code, [])
@@ -112,12 +114,14 @@ def board_reports(result: BacktestResult, plans: dict[str, BoardPlan], plan_year
             Metric.EMERGENCY_ADMISSIONS: emergency_view(plan, year.assessment, _column(emergency, code),
                                                         model.planned_days(plan), alerts),
             Metric.DELAYED_DAYS: count_view(Metric.DELAYED_DAYS, plan, _column(delayed, code), plan_year_start,
-                                            as_of, log_start, alerts, attribution),  # type: ignore[arg-type]
+                                            as_of, log_start, alerts, attribution,  # type: ignore[arg-type]
+                                            judged.get((code, Metric.DELAYED_DAYS.value))),
             Metric.CARE_HOME_ADMISSIONS_65: count_view(Metric.CARE_HOME_ADMISSIONS_65, plan,
                                                        _column(care_homes, code), plan_year_start, as_of, log_start,
-                                                       alerts),
+                                                       alerts, judged=judged.get((code, "care_home_admissions_65"))),
             Metric.REABLEMENT_91D: reablement_view(plan, _column(discharges, code), _column(at_home, code),
-                                                   plan_year_start, as_of, lateness_days, alerts),
+                                                   plan_year_start, as_of, lateness_days, alerts,
+                                                   judged.get((code, Metric.REABLEMENT_91D.value))),
         }
         reports.append(BoardReport(code, names.get(code, plan.name), plan, year.assessment, views))
     return reports

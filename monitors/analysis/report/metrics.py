@@ -36,7 +36,7 @@ from bcfwatch.core.calendar import year_days, year_earlier
 from bcfwatch.core.plans import BoardPlan
 from monitors.alerting.alerts import Alert, AlertState
 from monitors.rules.drift import METRIC, Assessment, Question
-from monitors.rules.plan_metrics import PlanMetric
+from monitors.rules.plan_metrics import Judgement, MetricAssessment, PlanMetric
 from monitors.rules.spc import ImprovementDirection, PointType, xmr_chart
 
 Z90 = 1.6448536269514722  # two-sided 90%
@@ -180,6 +180,29 @@ def _alert_events(alerts: list[Alert], metric: str) -> list[AlertEvent]:
                        a.money_at_risk_gbp) for a in alerts if a.metric == metric]
 
 
+def _with_monitor(view: MetricView, judged: MetricAssessment | None) -> MetricView:
+    """The view with the monitor's own numbers (``plan_metrics``): year to date, z, projection and interval,
+    and a status from them, where the monitor has judged the metric (the report's charts stay as drawn)."""
+    if judged is None or judged.judgement is not Judgement.JUDGED:
+        return view
+    reablement = view.metric is Metric.REABLEMENT_91D
+    unit, points = ("%", " points") if reablement else ("", "%")
+    status = (Status.PROJECTED_MISS if judged.z >= judged.threshold else
+              Status.WITHIN_NOISE if judged.z > 0 else Status.ON_TRACK)
+    lead = {Status.PROJECTED_MISS: "Off plan to date beyond the alert threshold",
+            Status.WITHIN_NOISE: "Worse than plan to date, within noise", Status.ON_TRACK: "On track"}[status]
+    spc = f"; SPC: {view.spc.variation}, {view.spc.assurance}" if view.spc else ""
+    reason = (f"{lead}: {judged.actual_ytd:,.1f}{unit} to date against {judged.planned_ytd:,.1f}{unit} planned "
+              f"({judged.variance_pct:+.1f}{points}, z {judged.z:.1f}, threshold {judged.threshold:.1f}); projected "
+              f"{judged.projected_year_end:,.1f}{unit} ({judged.projected_year_end_low:,.1f} to "
+              f"{judged.projected_year_end_high:,.1f}) against {judged.planned_year_end:,.1f}{unit}{spc}.")
+    cumulative = view.cumulative and replace(view.cumulative, projected=judged.projected_year_end,
+                                             low=judged.projected_year_end_low, high=judged.projected_year_end_high)
+    return replace(view, status=status, reason=reason, variance_pct=judged.variance_pct,
+                   projected=judged.projected_year_end, projected_low=judged.projected_year_end_low,
+                   projected_high=judged.projected_year_end_high, cumulative=cumulative)
+
+
 def _from_alerts(view: MetricView) -> MetricView:
     """The view with the status its latest plan-number alert gives (alerted or resolved), when it has one."""
     primary = [a for a in view.alerts if a.question == Question.PLAN_NUMBER.value]
@@ -192,8 +215,8 @@ def _from_alerts(view: MetricView) -> MetricView:
     lead = "Expected to miss its target" if view.metric is Metric.REABLEMENT_91D else "Expected to miss its plan"
     return replace(view, status=Status.ALERTED, severity=latest.severity,
                    money_at_risk_gbp=latest.money_at_risk_gbp or None,
-                   reason=f"{lead} (alerted {latest.day.isoformat()}, {latest.variance_pct:+.1f} "
-                          f"{'points' if view.metric is Metric.REABLEMENT_91D else '%'} then). {view.reason}")
+                   reason=f"{lead} (alerted {latest.day.isoformat()}, {latest.variance_pct:+.1f}"
+                          f"{' points' if view.metric is Metric.REABLEMENT_91D else '%'} then). {view.reason}")
 
 
 def _sampled(days: pd.DatetimeIndex, values: np.ndarray, step: int = 7) -> tuple[list[str], list[float]]:
@@ -302,8 +325,8 @@ def _plan_shape(baseline: pd.Series, plan_days: pd.DatetimeIndex) -> np.ndarray:
 
 
 def count_view(metric: Metric, plan: BoardPlan, daily: pd.Series, plan_year_start: date, as_of: date,
-               log_start: date, alerts: list[Alert], attribution: tuple[float, float, float] | None = None
-               ) -> MetricView:
+               log_start: date, alerts: list[Alert], attribution: tuple[float, float, float] | None = None,
+               judged: MetricAssessment | None = None) -> MetricView:
     """Delayed days or care-home admissions 65+ (``daily``: the board's daily counts, days without events 0;
     ``log_start``: the log's first day, to tell a whole baseline year from a partial one; ``attribution``: the
     plan year's delayed days to date by NHS, social care, both)."""
@@ -341,9 +364,10 @@ def count_view(metric: Metric, plan: BoardPlan, daily: pd.Series, plan_year_star
     if attribution is not None and sum(attribution) > 0 and status is not Status.TOO_FEW:
         nhs, social, both = (100 * part / sum(attribution) for part in attribution)
         reason = f"{reason[:-1]}; attributed NHS {nhs:.0f}%, social care {social:.0f}%, both {both:.0f}%."
-    return _from_alerts(MetricView(metric, status, reason, variance, projected if len(to_date) else None,
-                                   low if len(to_date) else None, high if len(to_date) else None, planned_total,
-                                   None, None, spc, cumulative, _alert_events(alerts, metric)))
+    view = MetricView(metric, status, reason, variance, projected if len(to_date) else None,
+                      low if len(to_date) else None, high if len(to_date) else None, planned_total, None, None, spc,
+                      cumulative, _alert_events(alerts, metric))
+    return _from_alerts(_with_monitor(view, judged))
 
 
 def _relative_month_sd(spc: SpcSeries | None) -> float:
@@ -395,7 +419,8 @@ def _count_reason(status: Status, actual_ytd: float, planned_ytd: float, project
 
 
 def reablement_view(plan: BoardPlan, discharges: pd.Series, at_home: pd.Series, plan_year_start: date,
-                    as_of: date, lateness_days: int, alerts: list[Alert]) -> MetricView:
+                    as_of: date, lateness_days: int, alerts: list[Alert],
+                    judged: MetricAssessment | None = None) -> MetricView:
     """Monthly discharge cohorts' share at home 91 days later, settled cohorts only, against the target."""
     metric = Metric.REABLEMENT_91D
     baseline_days, plan_days = year_days(year_earlier(plan_year_start)), year_days(plan_year_start)
@@ -440,6 +465,6 @@ def reablement_view(plan: BoardPlan, discharges: pd.Series, at_home: pd.Series, 
         reason = (f"{lead}: {share:.1%} of {n_ytd:,.0f} settled discharges at home after 91 days against "
                   f"{plan.reablement_target:.1%} (year-end 90% interval {low:.1f}% to {high:.1f}%); SPC: "
                   f"{spc.variation if spc else 'too few cohorts'}, {spc.assurance if spc else 'no assurance yet'}.")
-    return _from_alerts(MetricView(metric, status, reason, variance, share * 100 if n_ytd else None,
-                                   low if n_ytd else None, high if n_ytd else None, target, None, None, spc,
-                                   cumulative, _alert_events(alerts, metric)))
+    view = MetricView(metric, status, reason, variance, share * 100 if n_ytd else None, low if n_ytd else None,
+                      high if n_ytd else None, target, None, None, spc, cumulative, _alert_events(alerts, metric))
+    return _from_alerts(_with_monitor(view, judged))
