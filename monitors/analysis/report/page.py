@@ -319,10 +319,11 @@ def render_page(title: str, reports: list[BoardReport], epoch: date, rollup: lis
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_esc(title)}</title><style>{_asset("report.css")}</style></head><body>
 <header><h1>{_esc(title)}</h1>
-<p>Each health and wellbeing board against its Better Care Fund plan, metric by metric. Emergency admissions are
-judged by bcfwatch's monitor on the plan number, as the alerts were raised; the other metrics are charted against
-their plan figures. SPC charts follow NHS "Making Data Count": triangles (orange) are special cause for concern,
-squares (blue) for improvement, dashed lines the process limits, the red line the target.</p>{nav}</header>
+<p>Each health and wellbeing board against its Better Care Fund plan, metric by metric, judged by bcfwatch's
+monitor as its alerts were raised: emergency admissions week by week on the plan number, delayed days,
+care-home admissions and reablement month by month. SPC charts follow NHS "Making Data Count": triangles
+(orange) are special cause for concern, squares (blue) for improvement, dashed lines the process limits, the red
+line the target.</p>{nav}</header>
 <main>
 <section id="attention"><h2>Needs attention</h2>{attention_html(reports)}</section>
 <section id="all-boards"><h2>Every board and metric</h2>{board_table_html(reports)}</section>
