@@ -311,7 +311,7 @@ def test_report_html_and_board_png(inputs, tmp_path):
     text = html.read_text()
     assert len(re.findall(r'<section class="board" id="E\d{8}"', text)) == 151
     assert "Needs attention" in text and "National roll-up" in text and 'id="board-table"' in text
-    assert f'<li data-board="{BIRMINGHAM}">' in text  # the drifted board heads the page
+    assert f'<li data-board="{BIRMINGHAM}" data-metric="emergency_admissions">' in text  # heads the page
 
     png = tmp_path / "birmingham.png"
     cli("report", str(inputs["log"]), "--plan", str(inputs["plan"]), "--board", BIRMINGHAM, "--out", str(png))

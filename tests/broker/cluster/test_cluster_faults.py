@@ -290,8 +290,10 @@ def test_a_rolling_restart_under_the_whole_pipeline(cluster, event_log, oracle, 
 
 def test_the_secure_mode_works_across_the_cluster():
     """``kafka start --secure --brokers 3``: one CA, SCRAM users and ACLs shared by the three; a service principal
-    writes through one broker and reads through the others, and sees its topics at once (ACLs just granted)."""
+    writes through one broker and reads through the others, and sees its topics once the ACLs just granted have
+    reached that broker (polled with a deadline)."""
     from kafka import KafkaProducer
+    from kafka.errors import KafkaError
 
     from tests.broker.infra.test_security import _read_all
 
@@ -305,10 +307,23 @@ def test_the_secure_mode_works_across_the_cluster():
         worker = cluster.nodes[0].client_security("worker")
         assert ensure_topics(cluster.bootstrap, ["sec.admission"], 4, security=worker).factor == 3
         replay_principal = cluster.nodes[0].client_security("replay")
-        producer = KafkaProducer(bootstrap_servers=cluster.nodes[2].bootstrap, acks="all", max_block_ms=15_000,
-                                 **replay_principal.kafka_python_options())
+
+        def first_write() -> KafkaProducer | None:
+            """A producer through node 3 whose first write is acknowledged, or None: the ACLs just granted reach
+            each broker through the KRaft metadata log, so the first idempotent producer id may be refused
+            (ClusterAuthorizationFailed) for a moment on a busy machine; a refused producer is spent."""
+            candidate = KafkaProducer(bootstrap_servers=cluster.nodes[2].bootstrap, acks="all", max_block_ms=15_000,
+                                      **replay_principal.kafka_python_options())
+            try:
+                candidate.send("sec.admission", key=b"E08000025", value=b"event 0").get(timeout=15)
+                return candidate
+            except KafkaError:
+                candidate.close()
+                return None
+
+        producer = wait_for(first_write, 90, "the replay principal's first write through node 3")
         try:
-            for n in range(10):
+            for n in range(1, 10):
                 producer.send("sec.admission", key=b"E08000025", value=b"event %d" % n).get(timeout=15)
         finally:
             producer.close()
