@@ -32,7 +32,7 @@ from streams.live_counts import export_counts
 # Large enough to stand out from the noise of a 1%-scale log (small boards see a few admissions a day); one drift
 # on each other plan metric, on large boards (Kent's delayed days, Essex's care-home admissions, Hampshire's
 # reablement), so their alerts show too.
-DEMO_DRIFTS = ("E08000025:+30%", "E09000012:+40%", "E10000016:creep+30%", "E10000016:delayed_days+60%",
+DEMO_DRIFTS = ("E08000025:+30%", "E09000012:+40%", "E10000016:creep+30%", "E10000016:delayed_days+100%",
                "E10000012:care_home_admissions_65+100%", "E10000014:reablement-30pt")
 PLAN_YEAR = date(2015, 4, 1)
 
