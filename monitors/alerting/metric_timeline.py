@@ -176,7 +176,7 @@ def _board_looks(plans: dict[str, BoardPlan], codes: list[str], metric: PlanMetr
             for i, code in enumerate(codes)}
 
 
-def _attribution(tables: Tables, code: str, plan_year_start: date, through: date) -> dict[str, float]:
+def delayed_attribution(tables: Tables, code: str, plan_year_start: date, through: date) -> dict[str, float]:
     """The plan year's delayed days to ``through`` by attribution, % (nhs, social_care, both)."""
     parts = {column.removeprefix("delayed_days_"): float(tables[column][code][
         pd.Timestamp(plan_year_start):pd.Timestamp(through)].sum()) if code in tables[column] else 0.0
@@ -222,7 +222,7 @@ def look(board: BoardLooks, month: int, noise: CountNoise | ShareNoise, year: Pl
         assert isinstance(noise, CountNoise)
         total = float(plan.planned_delayed_days if board.metric is PlanMetric.DELAYED_DAYS
                       else plan.planned_care_home_admissions_65)
-        attribution = (_attribution(tables, plan.board, year.start, year.month_ends[month - 1])
+        attribution = (delayed_attribution(tables, plan.board, year.start, year.month_ends[month - 1])
                        if tables is not None and board.metric is PlanMetric.DELAYED_DAYS else None)
         assessment = assess_count(plan.board, board.metric, total, board.weeks[seen], month, noise, rules,
                                   attribution, year_weeks=len(board.weeks), year_days=year.days)

@@ -12,7 +12,7 @@ import pandas as pd
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.plans import BoardPlan
 from monitors.alerting.alerts import AlertState
-from monitors.alerting.metric_timeline import DELAYED_COLUMNS, plan_metric_timeline, tables_from_counts
+from monitors.alerting.metric_timeline import delayed_attribution, plan_metric_timeline, tables_from_counts
 from monitors.alerting.timeline import daily_emergency_admissions, expectation_model
 from monitors.analysis.backtest import BacktestResult
 from monitors.analysis.report.metrics import (
@@ -99,7 +99,6 @@ def board_reports(result: BacktestResult, plans: dict[str, BoardPlan], plan_year
     delayed, care_homes = tables["delayed_days"], tables["care_home_admissions_65"]
     discharges, at_home = tables["reablement_discharges_65"], tables["at_home_91d"]
     log_start = pd.Timestamp(counts["date"].min()).date() if len(counts) else plan_year_start
-    plan_days = counts["date"] >= plan_year_start.isoformat()
     alerts_by_board: dict[str, list] = {}
     for alert in result.alerts:
         alerts_by_board.setdefault(alert.board, []).append(alert)
@@ -108,13 +107,12 @@ def board_reports(result: BacktestResult, plans: dict[str, BoardPlan], plan_year
     reports = []
     for code, year in years.items():
         plan, as_of, alerts = year.plan, result.settled[code], alerts_by_board.get(code, [])
-        board_counts = counts[(counts["board"] == code) & plan_days & (counts["date"] <= as_of.isoformat())]
-        attribution = tuple(float(board_counts[c].sum()) for c in DELAYED_COLUMNS)
+        attribution = delayed_attribution(tables, code, plan_year_start, as_of)
         views = {
             Metric.EMERGENCY_ADMISSIONS: emergency_view(plan, year.assessment, _column(emergency, code),
                                                         model.planned_days(plan), alerts),
             Metric.DELAYED_DAYS: count_view(Metric.DELAYED_DAYS, plan, _column(delayed, code), plan_year_start,
-                                            as_of, log_start, alerts, attribution,  # type: ignore[arg-type]
+                                            as_of, log_start, alerts, attribution,
                                             judged.get((code, Metric.DELAYED_DAYS.value))),
             Metric.CARE_HOME_ADMISSIONS_65: count_view(Metric.CARE_HOME_ADMISSIONS_65, plan,
                                                        _column(care_homes, code), plan_year_start, as_of, log_start,

@@ -180,6 +180,12 @@ def _alert_events(alerts: list[Alert], metric: str) -> list[AlertEvent]:
                        a.money_at_risk_gbp) for a in alerts if a.metric == metric]
 
 
+def _attributed(attribution: dict[str, float]) -> str:
+    """The clause naming delayed days' shares (``delayed_attribution``: % by nhs, social_care, both)."""
+    return (f"; attributed NHS {attribution.get('nhs', 0):.0f}%, social care "
+            f"{attribution.get('social_care', 0):.0f}%, both {attribution.get('both', 0):.0f}%")
+
+
 def _with_monitor(view: MetricView, judged: MetricAssessment | None) -> MetricView:
     """The view with the monitor's own numbers (``plan_metrics``): year to date, z, projection and interval,
     and a status from them, where the monitor has judged the metric (the report's charts stay as drawn)."""
@@ -192,6 +198,7 @@ def _with_monitor(view: MetricView, judged: MetricAssessment | None) -> MetricVi
     lead = {Status.PROJECTED_MISS: "Off plan to date beyond the alert threshold",
             Status.WITHIN_NOISE: "Worse than plan to date, within noise", Status.ON_TRACK: "On track"}[status]
     spc = f"; SPC: {view.spc.variation}, {view.spc.assurance}" if view.spc else ""
+    spc += _attributed(judged.attribution) if judged.attribution else ""
     reason = (f"{lead}: {judged.actual_ytd:,.1f}{unit} to date against {judged.planned_ytd:,.1f}{unit} planned "
               f"({judged.variance_pct:+.1f}{points}, z {judged.z:.1f}, threshold {judged.threshold:.1f}); projected "
               f"{judged.projected_year_end:,.1f}{unit} ({judged.projected_year_end_low:,.1f} to "
@@ -325,11 +332,11 @@ def _plan_shape(baseline: pd.Series, plan_days: pd.DatetimeIndex) -> np.ndarray:
 
 
 def count_view(metric: Metric, plan: BoardPlan, daily: pd.Series, plan_year_start: date, as_of: date,
-               log_start: date, alerts: list[Alert], attribution: tuple[float, float, float] | None = None,
+               log_start: date, alerts: list[Alert], attribution: dict[str, float] | None = None,
                judged: MetricAssessment | None = None) -> MetricView:
     """Delayed days or care-home admissions 65+ (``daily``: the board's daily counts, days without events 0;
     ``log_start``: the log's first day, to tell a whole baseline year from a partial one; ``attribution``: the
-    plan year's delayed days to date by NHS, social care, both)."""
+    plan year's delayed days to date, % by nhs, social_care, both)."""
     planned_total = float(plan.planned_delayed_days if metric is Metric.DELAYED_DAYS
                           else plan.planned_care_home_admissions_65)
     unit = "delayed days" if metric is Metric.DELAYED_DAYS else "admissions"
@@ -361,9 +368,8 @@ def count_view(metric: Metric, plan: BoardPlan, daily: pd.Series, plan_year_star
                              plan_days[-1].date().isoformat(), projected, low, high, planned_total, unit)
                   if len(to_date) else None)
     reason = _count_reason(status, actual_ytd, planned_ytd, projected, low, high, planned_total, spc)
-    if attribution is not None and sum(attribution) > 0 and status is not Status.TOO_FEW:
-        nhs, social, both = (100 * part / sum(attribution) for part in attribution)
-        reason = f"{reason[:-1]}; attributed NHS {nhs:.0f}%, social care {social:.0f}%, both {both:.0f}%."
+    if attribution and status is not Status.TOO_FEW:
+        reason = f"{reason[:-1]}{_attributed(attribution)}."
     view = MetricView(metric, status, reason, variance, projected if len(to_date) else None,
                       low if len(to_date) else None, high if len(to_date) else None, planned_total, None, None, spc,
                       cumulative, _alert_events(alerts, metric))

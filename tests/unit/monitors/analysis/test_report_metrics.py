@@ -50,7 +50,7 @@ def test_ratio_projection_carries_the_ratio_and_widens_with_noise():
                                                      (14.0, {Status.PROJECTED_MISS})])
 def test_delayed_days_status_follows_the_projection(plan_rate, expected):
     view = count_view(Metric.DELAYED_DAYS, plan(delayed=3660), daily(10.0, plan_rate), PLAN_YEAR,
-                      date(2015, 12, 31), BASELINE, [], attribution=(60.0, 30.0, 10.0))
+                      date(2015, 12, 31), BASELINE, [], attribution={"nhs": 60.0, "social_care": 30.0, "both": 10.0})
     assert view.status in expected
     assert view.cumulative.plan[-1] == pytest.approx(3660)  # the trajectory ends on the plan's year total
     assert view.spc.target == pytest.approx(3660 / 366)  # the plan year 2015-16 has 366 days
