@@ -161,7 +161,11 @@ def ensure_topics(bootstrap: str, names: list[str] | tuple[str, ...], partitions
             try:
                 admin.create_topics(missing)
             except TopicAlreadyExistsError:
-                pass
+                # Some existed after all: the broker that listed topics had not yet heard of them, or another
+                # client created them meanwhile. Those are existing topics, so their copies are checked too.
+                raced = [topic.name for topic in missing]
+                _become_visible(admin, raced)
+                report_under_replicated(under_replicated(admin, raced, replication), replication)
             except TopicAuthorizationFailedError:
                 if _become_visible(admin, [topic.name for topic in missing]):
                     return replication
