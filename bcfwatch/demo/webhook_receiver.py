@@ -7,6 +7,7 @@ It answers 204 to a correctly signed POST on /hook, 401 to a bad signature and
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 
@@ -15,12 +16,14 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
 class LoopbackServer:
-    """An aiohttp server on 127.0.0.1 in a thread of its own; subclasses implement ``handle``."""
+    """An aiohttp server on 127.0.0.1 (or ``host``) in a thread of its own; subclasses implement ``handle``."""
 
     route = "/{tail:.*}"
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = port
+        self.host = host
+        self.ssl_context = ssl_context  # https with this server certificate, or plain http
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -28,13 +31,17 @@ class LoopbackServer:
     async def handle(self, request: web.Request) -> web.Response:
         raise NotImplementedError
 
+    def add_routes(self, app: web.Application) -> None:
+        """Routes besides ``route`` (none by default)."""
+
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_post(self.route, self.handle)
+        self.add_routes(app)
         self._runner = web.AppRunner(app)
         self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._loop.run_until_complete(web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context).start())
         self._ready.set()
         self._loop.run_forever()
 
@@ -55,8 +62,9 @@ class WebhookReceiver(LoopbackServer):
 
     route = "/hook"
 
-    def __init__(self, secret: str, port: int) -> None:
-        super().__init__(port)
+    def __init__(self, secret: str, port: int, host: str = "127.0.0.1",
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(port, host, ssl_context)
         self.webhook = Webhook(secret)
         self.down = False
         self.accepted: list[tuple[str, dict]] = []  # (webhook-id, body), in arrival order
@@ -78,6 +86,17 @@ class WebhookReceiver(LoopbackServer):
         self.arrived_at.append(time.time())
         return web.Response(status=204)
 
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/deliveries", self.deliveries)
+
+    async def deliveries(self, request: web.Request) -> web.Response:
+        """What was accepted, in arrival order: ``[{"webhook_id": ..., "payload": {...}}, ...]``, and counts."""
+        return web.json_response({
+            "accepted": [{"webhook_id": webhook_id, "payload": payload} for webhook_id, payload in self.accepted],
+            "bad_signatures": self.bad_signatures,
+            "refused": self.refused,
+        })
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}/hook"

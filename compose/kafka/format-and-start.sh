@@ -47,27 +47,6 @@ read_cluster_id() {
   printf '%s' "$value"
 }
 
-# The KAFKA_* environment as server.properties, by the image's rule (kafka.docker.KafkaDockerWrapper):
-# drop "KAFKA_", lower-case, "_" -> ".", "___" -> "-", "__" -> "_"; the JVM and log4j settings are not properties.
-render_properties() {
-  local name key
-  for name in $(compgen -e); do
-    case $name in
-      KAFKA_VERSION | KAFKA_HEAP_OPTS | KAFKA_LOG4J_OPTS | KAFKA_OPTS | KAFKA_JMX_OPTS | KAFKA_JVM_PERFORMANCE_OPTS | \
-        KAFKA_GC_LOG_OPTS | KAFKA_LOG4J_ROOT_LOGLEVEL | KAFKA_LOG4J_LOGGERS | KAFKA_TOOLS_LOG4J_LOGLEVEL | \
-        KAFKA_JMX_HOSTNAME) ;;
-      KAFKA_*)
-        key=${name//KAFKA_/}
-        key=${key,,}
-        key=${key//_/.}
-        key=${key//.../-}
-        key=${key//../_}
-        printf '%s=%s\n' "$key" "${!name}"
-        ;;
-    esac
-  done
-}
-
 broker_password=$(secret kafka_broker_password)
 controller_password=$(secret kafka_controller_password)
 keystore_password=$(secret kafka_keystore_password)
@@ -95,7 +74,7 @@ else
     grep -q "^SCRAM-SHA-512=\[name=$user," "$credentials" || fail "$credentials has no credentials for $user"
   done
   config=$(mktemp)
-  render_properties >"$config"  # no secret in it yet: those are exported below
+  "$(dirname "${BASH_SOURCE[0]}")/env-to-properties.sh" >"$config"  # no secret in it yet: those are exported below
   echo "format-and-start: formatting $data for cluster $CLUSTER_ID with ${#scram[@]} SCRAM-SHA-512 credential" \
     "arguments" >&2
   "$kafka_bin/kafka-storage.sh" format --cluster-id="$CLUSTER_ID" --config "$config" "${scram[@]}"

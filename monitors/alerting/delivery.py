@@ -20,6 +20,7 @@ for the next start, and stops.
 
 from __future__ import annotations
 
+import functools
 import logging
 import smtplib
 import ssl
@@ -70,6 +71,15 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 _WEBHOOK_OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
+@functools.cache
+def _webhook_opener(ca_file: str | None) -> urllib.request.OpenerDirector:
+    """The opener for a subscriber: the system's CAs, or only the subscriber's own ``ca_file``."""
+    if ca_file is None:
+        return _WEBHOOK_OPENER
+    context = ssl.create_default_context(cafile=ca_file)
+    return urllib.request.build_opener(_RefuseRedirects, urllib.request.HTTPSHandler(context=context))
+
+
 def send_webhook(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) -> None:
     body = alert.to_wire().decode()
     message_id = idempotency_key(subscriber, alert)
@@ -81,7 +91,7 @@ def send_webhook(subscriber: Subscriber, alert: Alert, timeout: float = 10.0) ->
         "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature,
     })
     try:
-        with _WEBHOOK_OPENER.open(request, timeout=timeout) as response:
+        with _webhook_opener(subscriber.ca_file).open(request, timeout=timeout) as response:
             if not 200 <= response.status < 300:
                 raise DeliveryFailed(f"webhook answered HTTP {response.status}")
     except urllib.error.HTTPError as error:

@@ -34,6 +34,7 @@ import difflib
 import ipaddress
 import os
 import re
+import ssl
 import tomllib
 import urllib.parse
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 TABLE = "subscriber"
 CHANNELS = ("webhook", "email")
 COMMON_KEYS = ("name", "boards", "metrics", "questions", "channel")
-CHANNEL_KEYS = {"webhook": ("url", "secret_env", "secret_file"),
+CHANNEL_KEYS = {"webhook": ("url", "secret_env", "secret_file", "ca_file"),
                 "email": ("to", "smtp_host", "smtp_port", "from", "smtp_tls", "smtp_username", "smtp_password_file")}
 SMTP_TLS_MODES = ("starttls", "implicit", "none")  # "none": plaintext, loopback hosts only (local tests)
 # The metrics alerts are raised on: monitors.rules.drift.METRIC and monitors.rules.plan_metrics.PlanMetric.
@@ -98,6 +99,7 @@ class Subscriber:
     questions: frozenset[str] | None = DEFAULT_QUESTIONS  # None: every question
     url: str | None = None
     secret: str | None = field(default=None, repr=False)
+    ca_file: str | None = None  # an https webhook's certificate is verified against this CA, not the system's
     to: tuple[str, ...] = ()
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -338,7 +340,31 @@ class _EntryChecker:
             self._problem("url", f"must be a string, not {_shown(url)}")
         elif (reason := check_webhook_url(url)) is not None:
             self._problem("url", reason)
-        return dict(url=url, secret=self._secret(entry))
+        return dict(url=url, secret=self._secret(entry), ca_file=self._ca_file(entry, url))
+
+    def _ca_file(self, entry: dict, url: object) -> str | None:
+        """A private CA (PEM) to verify an https endpoint with: an NHS relay signed by a local PKI."""
+        value = entry.get("ca_file")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            self._problem("ca_file", f"must be the path of a PEM file, not {_shown(value)}")
+            return None
+        if isinstance(url, str) and not url.lower().startswith("https://"):
+            self._problem("ca_file", "applies to an https:// url only")
+            return None
+        try:
+            ssl.create_default_context(cafile=value)
+        except FileNotFoundError:
+            self._problem("ca_file", f"cannot read {value}: No such file or directory")
+            return None
+        except OSError as error:
+            self._problem("ca_file", f"cannot read {value}: {error.strerror}")
+            return None
+        except ssl.SSLError:
+            self._problem("ca_file", f"{value} holds no PEM certificate")
+            return None
+        return value
 
     def _secret(self, entry: dict) -> str | None:
         sources = [key for key in ("secret_env", "secret_file") if key in entry]
