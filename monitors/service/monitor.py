@@ -4,7 +4,10 @@ Each round reads what the workers published since the last round
 (``monitors/service/board_days.py``: day counts and stream times, each durable), and
 re-evaluates the boards whose settled day moved: every week that is *settled*
 (its admission stream time, less the lateness, has passed the week's end), so a
-week is judged once, on final data, exactly as the offline backtest judges it. New alert events go
+week is judged once, on final data, exactly as the offline backtest judges it. The noise each rule judges with
+is fitted on every board's baseline year, so no plan-year week is judged before the baseline year is settled for
+every planned board (:func:`baseline_settled`): with two workers, or a cluster, one board's counts can run ahead
+of another's, and a fit on a half-read baseline year would judge differently from the backtest. New alert events go
 to the ``PREFIX.alerts`` topic (keyed by board), which is also the durable
 record the monitor rebuilds its open alerts from when it restarts.
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -62,6 +65,13 @@ def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = N
     return events
 
 
+def baseline_waiting(plans: dict[str, BoardPlan], settled: dict[str, date], plan_year_start: date) -> list[str]:
+    """The planned boards whose counts are not yet final through the baseline year's last day (the day before
+    the plan year), in code order. A board with no settled day yet (no events read) is waited for too."""
+    baseline_end = plan_year_start - timedelta(days=1)
+    return [board for board in sorted(plans) if settled.get(board, date.min) < baseline_end]
+
+
 class Monitor:
     def __init__(self, config: WorkerConfig, plans: dict[str, BoardPlan], plan_year_start: date,
                  rules: DriftRules | None = None) -> None:
@@ -87,6 +97,7 @@ class Monitor:
         self.metric_months: dict = {}  # (metric, board) -> plan-year months settled at the last evaluation
         self.stop = threading.Event()  # set (by a SIGTERM handler) to stop after the round in hand
         self.latest: dict[str, Assessment] = {}  # board -> its latest plan-number assessment
+        self._waiting: dict[str, int] = {}  # metric -> boards whose baseline year was not settled last round
 
     def boards_alerted(self) -> set[str]:
         """Boards with an open plan-number alert (the primary question)."""
@@ -98,7 +109,7 @@ class Monitor:
         metric_events = self._plan_metric_events()
         settled = last_settled_admission_days(self.live.stream_times, self.config.lateness_days)
         through = {board: day for board, day in settled.items() if self.judged_through.get(board) != day}
-        if not through:
+        if not through or not self._baseline_settled("emergency_admissions", settled):
             exporter.mark_evaluated()
             return self._publish(metric_events)
         daily = self.live.daily_emergency_admissions()
@@ -109,6 +120,16 @@ class Monitor:
         self.latest.update(latest)
         self.judged_through.update(through)
         return self._publish(events + metric_events)
+
+    def _baseline_settled(self, metric: str, settled: dict[str, date]) -> bool:
+        """Whether ``metric``'s baseline year is final for every planned board; says once which boards it
+        waits for."""
+        waiting = baseline_waiting(self.plans, settled, self.plan_year_start)
+        if waiting and self._waiting.get(metric) != len(waiting):
+            log.info("%s: waiting for the baseline year of %d board(s) to settle before judging the plan year "
+                     "(%s%s)", metric, len(waiting), ", ".join(waiting[:5]), ", ..." if len(waiting) > 5 else "")
+        self._waiting[metric] = len(waiting)
+        return not waiting
 
     def _publish(self, events: list[Alert]) -> list[Alert]:
         messages = [event.to_wire() for event in events]
@@ -123,6 +144,8 @@ class Monitor:
         """Alert events of the other plan metrics, when a month newly settles for some board (the tables are
         built from the live counts only then)."""
         settled = metric_settled_days(self.live.stream_times, self.config.lateness_days)
+        settled = {metric: days if self._baseline_settled(metric.value, days) else {}
+                   for metric, days in settled.items()}
         months = {(metric, board): months_settled(self.plan_year_start, day)
                   for metric, days in settled.items() for board, day in days.items() if board in self.plans}
         if all(self.metric_months.get(key) == value for key, value in months.items()):

@@ -51,7 +51,7 @@ def bcfwatch_uid() -> int:
 
 
 def is_bcfwatch(service: dict) -> bool:
-    return service.get("image") == "bcfwatch:local" or "build" in service
+    return "bcfwatch:local" in service.get("image", "") or "build" in service
 
 
 def secret_names(service: dict) -> list[str]:
@@ -102,7 +102,7 @@ def wrapper_exports() -> set[str]:
 def test_three_brokers_form_one_cluster_with_the_same_settings_but_their_own_id_name_and_volume():
     compose = compose_file()
     services = compose["services"]
-    assert {name for name, service in services.items() if service.get("image", "").startswith("apache/kafka")} \
+    assert {name for name, service in services.items() if "bcfwatch-kafka:" in service.get("image", "")} \
         == set(BROKERS)
     shared = None
     for broker, node_id in BROKERS.items():
@@ -197,8 +197,8 @@ def test_the_broker_reads_its_secrets_from_files_through_its_entry_point(broker)
     kafka = compose["services"][broker]
     props = broker_properties(compose, broker)
     # The entry point is the mounted wrapper, which formats with the SCRAM credentials and runs the image's.
-    script = kafka["command"][-1]
-    assert f"./kafka/format-and-start.sh:{script}:ro" in kafka["volumes"]
+    script = Path(kafka["command"][-1])
+    assert f"./kafka:{script.parent}:ro" in kafka["volumes"] and (COMPOSE / "kafka" / script.name).exists()
     text = WRAPPER.read_text()
     assert '--add-scram "$line"' in text and "$secrets/kafka_scram_credentials" in text
     assert "kafka-storage.sh\" format" in text and text.rstrip().endswith("exec /etc/kafka/docker/run")
@@ -224,14 +224,17 @@ def test_the_broker_reads_its_secrets_from_files_through_its_entry_point(broker)
 
 @pytest.mark.parametrize("broker", BROKERS)
 def test_the_wrapper_formats_with_the_properties_the_image_writes(broker):
-    """format-and-start.sh renders server.properties for `kafka-storage format` by the image's rule."""
+    """format-and-start.sh (and the bcfwatch-kafka image's entry point) render server.properties by the image's
+    rule, with env-to-properties.sh beside the wrapper."""
     environment = {name: str(value) for name, value in compose_file()["services"][broker]["environment"].items()}
-    function = re.search(r"^render_properties\(\) \{.*?^\}", WRAPPER.read_text(), re.MULTILINE | re.DOTALL).group(0)
-    result = subprocess.run(["bash", "-c", f"{function}\nrender_properties"], capture_output=True, text=True,
-                            env={"PATH": os.environ["PATH"], "KAFKA_HEAP_OPTS": "-Xmx1g", **environment}, timeout=30)
+    assert '"$(dirname "${BASH_SOURCE[0]}")/env-to-properties.sh" >"$config"' in WRAPPER.read_text()
+    result = subprocess.run(["bash", str(WRAPPER.with_name("env-to-properties.sh"))], capture_output=True, text=True,
+                            env={"PATH": os.environ["PATH"], "KAFKA_OPTS": "-Dx=1", **environment}, timeout=30)
     assert result.returncode == 0, result.stderr
     rendered = dict(line.split("=", 1) for line in result.stdout.splitlines())
-    assert rendered == {property_name(name): value for name, value in environment.items()}
+    assert rendered == {property_name(name): value for name, value in environment.items()
+                        if name not in NOT_PROPERTIES}
+    assert "KAFKA_HEAP_OPTS" in environment and "heap.opts" not in rendered
     assert rendered["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
     assert rendered["node.id"] == str(BROKERS[broker])
     assert rendered["controller.quorum.voters"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
