@@ -115,7 +115,7 @@ class Podman:
         self.env = {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(CONTAINERS_CONF))}
         for tool in ("podman", "runc"):
             if shutil.which(tool) is None:
-                raise StackError(f"{tool} is not installed: run `bash scripts/setup.sh --containers` "
+                raise StackError(f"{tool} is not installed: run `sudo bash scripts/setup.sh` "
                                  "(apt-get install podman runc debootstrap)")
         compose = Path(sys.executable).with_name("podman-compose")
         self.compose_command = [str(compose)] if compose.exists() else [shutil.which("podman-compose") or ""]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything bcfwatch needs on a fresh Debian machine: system packages
-# (Java 17, Maven, Prometheus, Alertmanager and Chromium from Debian), a virtualenv with the pinned Python packages, and the Kafka
+# (Java 17, Maven, Prometheus, Alertmanager, Chromium and podman from Debian), a virtualenv with the pinned Python packages, and the Kafka
 # broker jars from Maven Central. Safe to run again: each step is skipped when done.
 # With --python-only (make lint, make test-unit) only the virtualenv is made: no system packages, no Kafka.
 set -euo pipefail
@@ -17,6 +17,11 @@ command -v amtool >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)  # the report's browser test (Selenium)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)  # test certificates (tests/broker/monitors/test_smtp_tls.py)
+# The compose stack with podman (make images, compose/stack.py, tests/containers): runc, as crun fails on this
+# kind of host's cgroups; debootstrap makes the images' Debian base.
+command -v podman >/dev/null 2>&1 || apt_packages+=(podman)
+command -v runc >/dev/null 2>&1 || apt_packages+=(runc)
+command -v debootstrap >/dev/null 2>&1 || apt_packages+=(debootstrap)
 fi
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
 if [ "${#apt_packages[@]}" -gt 0 ]; then

@@ -41,7 +41,8 @@ class LoopbackServer:
         self.add_routes(app)
         self._runner = web.AppRunner(app)
         self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context).start())
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
+        self._loop.run_until_complete(site.start())
         self._ready.set()
         self._loop.run_forever()
 

@@ -9,7 +9,7 @@
 #
 # The base is cached: its debootstrap tarball under ~/.cache/bcfwatch/images, the image in podman's storage.
 # The others reuse podman's layer cache, so running it again after a code change rebuilds only the code layer.
-# Needs root, podman, runc and debootstrap (scripts/setup.sh --containers installs them). Grafana cannot be
+# Needs root, podman, runc and debootstrap (scripts/setup.sh installs them). Grafana cannot be
 # built here (not packaged by Debian); the stack runs without it (docs/operations.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -21,7 +21,7 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/bcfwatch/images
 say() { echo "images: $*" >&2; }
 fail() { echo "images: $*" >&2; exit 1; }
 for tool in podman debootstrap; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed: run \`bash scripts/setup.sh --containers\`"
+  command -v "$tool" >/dev/null || fail "$tool is not installed: run \`sudo bash scripts/setup.sh\`"
 done
 [[ $(id -u) -eq 0 ]] || fail "run as root (debootstrap, and podman's bridge network for the stack)"
 

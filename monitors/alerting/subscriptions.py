@@ -355,14 +355,11 @@ class _EntryChecker:
             return None
         try:
             ssl.create_default_context(cafile=value)
-        except FileNotFoundError:
-            self._problem("ca_file", f"cannot read {value}: No such file or directory")
+        except ssl.SSLError:  # before OSError, of which it is a kind
+            self._problem("ca_file", f"{value} holds no PEM certificate")
             return None
         except OSError as error:
             self._problem("ca_file", f"cannot read {value}: {error.strerror}")
-            return None
-        except ssl.SSLError:
-            self._problem("ca_file", f"{value} holds no PEM certificate")
             return None
         return value
 

@@ -110,6 +110,9 @@ def stack(tmp_path, images) -> Stack:
         'secret_file = "/run/secrets/webhook_secret"\nca_file = "/run/secrets/receiver_ca"\n')
     stack = Stack(folder)
     yield stack
+    for service in ("kafka-setup", "replay", "worker-1", "worker-2", "monitor", "notifier", "webhook-receiver"):
+        logs = podman("logs", "--tail", "40", stack.container(service))  # shown by pytest when the test failed
+        print(f"--- {service} ---\n{logs.stdout}{logs.stderr}")
     down = stack.run("down", "--volumes")
     assert down.returncode == 0, down.stdout + down.stderr
     assert stack.leftovers() == [], "the tear-down left these behind"
