@@ -118,6 +118,7 @@ def stack(tmp_path, images) -> Stack:
     assert stack.leftovers() == [], "the tear-down left these behind"
 
 
+@pytest.mark.timeout(2400)  # a safety net over the images built from nothing, the stack's start and its checks
 def test_the_stack_runs_end_to_end_as_the_offline_backtest(stack, tmp_path):
     offline = tmp_path / "backtest"
     bcfwatch("backtest", str(stack.folder / "logs/events.jsonl"), "--plan", str(stack.folder / "config/plan.csv"),
