@@ -19,6 +19,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 from kafka import TopicPartition
+from kafka.partitioner.default import murmur2
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
@@ -45,6 +46,7 @@ class BoardDays:
         self._column = {board: i for i, board in enumerate(self._boards)}
         self._emergency: dict[tuple[int, int], int] = {}  # (board column, day ordinal) -> emergency admissions
         self._days: tuple[int, int] | None = None  # first and last day ordinal with any count
+        self._partition_of: dict[str, int] = {}  # board -> the partition its counts and clocks come on
 
     def refresh(self, timeout: float = 60.0, stop: Callable[[], bool] | None = None) -> set[str]:
         """Read to the topic's current end; return the boards whose counts or clocks changed.
@@ -64,7 +66,9 @@ class BoardDays:
             except InvalidMessage as error:
                 self._reject(error, record)
             else:
-                changed.add(self._apply(parsed))
+                board = self._apply(parsed)
+                changed.add(board)
+                self._partition_of[board] = record.partition
         if self.dead_letters is not None:
             self.dead_letters.producer.flush()
         self.lag = consumer_lag(self.consumer, end)
@@ -88,6 +92,14 @@ class BoardDays:
             first, last = self._days or (day, day)
             self._days = (min(first, day), max(last, day))
         return parsed.board
+
+    def partition_of(self, board: str) -> int:
+        """The partition a board's counts come on: the worker publishes them on its events' partition, which the
+        replay's producer chose by the board's key (Kafka's default partitioner: murmur2), so a board not read
+        yet is placed where its first message will come."""
+        if board in self._partition_of or not self.partitions:
+            return self._partition_of.get(board, 0)
+        return (murmur2(board.encode()) & 0x7FFFFFFF) % len(self.partitions)
 
     def daily_emergency_admissions(self) -> pd.DataFrame:
         """Days x boards emergency admissions, as ``daily_emergency_admissions(from_state(day_counts))``

@@ -6,8 +6,9 @@ re-evaluates the boards whose settled day moved: every week that is *settled*
 (its admission stream time, less the lateness, has passed the week's end), so a
 week is judged once, on final data, exactly as the offline backtest judges it. The noise each rule judges with
 is fitted on every board's baseline year, so no plan-year week is judged before the baseline year is settled for
-every planned board (:func:`baseline_settled`): with two workers, or a cluster, one board's counts can run ahead
-of another's, and a fit on a half-read baseline year would judge differently from the backtest. New alert events go
+every planned board (:func:`baseline_waiting`; a sparse or silent board does not hold the others back): with two
+workers, or a cluster, one board's counts can run ahead of another's, and a fit on a half-read baseline year
+would judge differently from the backtest. New alert events go
 to the ``PREFIX.alerts`` topic (keyed by board), which is also the durable
 record the monitor rebuilds its open alerts from when it restarts.
 
@@ -48,6 +49,8 @@ from streams.config import WorkerConfig  # the workers' topics, partitions and l
 from streams.daily_table import from_state
 
 log = logging.getLogger(__name__)
+# A board behind its partition by this many lateness periods past the baseline year is sparse, not unread.
+BASELINE_GRACE_LATENESSES = 2
 
 
 def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = None) -> list[Alert]:
@@ -65,11 +68,24 @@ def read_alert_events(config: WorkerConfig, dead_letters: DeadLetters | None = N
     return events
 
 
-def baseline_waiting(plans: dict[str, BoardPlan], settled: dict[str, date], plan_year_start: date) -> list[str]:
-    """The planned boards whose counts are not yet final through the baseline year's last day (the day before
-    the plan year), in code order. A board with no settled day yet (no events read) is waited for too."""
+def baseline_waiting(plans: dict[str, BoardPlan], settled: dict[str, date], plan_year_start: date,
+                     partition_of: Callable[[str], int], grace_days: int) -> list[str]:
+    """The planned boards whose baseline year is not yet final, in code order.
+
+    A board is final through the baseline year's last day (the day before the plan year) once its own settled
+    day has passed it. A board that stays behind while its partition has moved on, by ``grace_days`` past that
+    day (the furthest settled board of the partition), is sparse or silent (a tiny board with no admission for
+    weeks, or a board whose feed is down): its partition has read the baseline year, so it is not waited for,
+    and one board cannot hold every alert back. What one worker has not read yet is behind partition and all.
+    """
     baseline_end = plan_year_start - timedelta(days=1)
-    return [board for board in sorted(plans) if settled.get(board, date.min) < baseline_end]
+    partition_progress: dict[int, date] = {}
+    for board, day in settled.items():
+        partition = partition_of(board)
+        partition_progress[partition] = max(partition_progress.get(partition, date.min), day)
+    moved_on = baseline_end + timedelta(days=grace_days)
+    return [board for board in sorted(plans) if settled.get(board, date.min) < baseline_end
+            and partition_progress.get(partition_of(board), date.min) < moved_on]
 
 
 class Monitor:
@@ -124,7 +140,8 @@ class Monitor:
     def _baseline_settled(self, metric: str, settled: dict[str, date]) -> bool:
         """Whether ``metric``'s baseline year is final for every planned board; says once which boards it
         waits for."""
-        waiting = baseline_waiting(self.plans, settled, self.plan_year_start)
+        waiting = baseline_waiting(self.plans, settled, self.plan_year_start, self.live.partition_of,
+                                   BASELINE_GRACE_LATENESSES * self.config.lateness_days)
         if waiting and self._waiting.get(metric) != len(waiting):
             log.info("%s: waiting for the baseline year of %d board(s) to settle before judging the plan year "
                      "(%s%s)", metric, len(waiting), ", ".join(waiting[:5]), ", ..." if len(waiting) > 5 else "")
