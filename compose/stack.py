@@ -243,9 +243,9 @@ def print_health(podman: Podman, services: dict[str, Service], run_checks: bool)
                 inspected = json.loads(podman.run("inspect", container, "--format", "json").stdout)[0]["State"]
                 health = (inspected.get("Health") or inspected.get("Healthcheck") or {}).get("Status") or "-"
         state = f"exited ({code})" if status == "exited" else status
-        one_shot = name in services and services[name].one_shot
-        if (status == "exited" and (code != 0 or not one_shot)) or health == "unhealthy" \
-                or (status != "exited" and one_shot is False and status != "running"):
+        one_shot = name in services and services[name].one_shot  # running, or done with exit code 0
+        as_it_should_be = status == "running" or (one_shot and status == "exited" and code == 0)
+        if not as_it_should_be or health == "unhealthy":
             bad += 1
         rows.append((name, state, health))
     width = max(len(row[0]) for row in rows) if rows else 7
