@@ -68,14 +68,12 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_WEBHOOK_OPENER = urllib.request.build_opener(_RefuseRedirects)
-
-
 @functools.cache
 def _webhook_opener(ca_file: str | None) -> urllib.request.OpenerDirector:
-    """The opener for a subscriber: the system's CAs, or only the subscriber's own ``ca_file``."""
+    """The opener for a subscriber (one per CA file): the system's CAs, or only the subscriber's own
+    ``ca_file``; redirects are refused either way."""
     if ca_file is None:
-        return _WEBHOOK_OPENER
+        return urllib.request.build_opener(_RefuseRedirects)
     context = ssl.create_default_context(cafile=ca_file)
     return urllib.request.build_opener(_RefuseRedirects, urllib.request.HTTPSHandler(context=context))
 

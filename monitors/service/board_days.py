@@ -97,8 +97,10 @@ class BoardDays:
         """The partition a board's counts come on: the worker publishes them on its events' partition, which the
         replay's producer chose by the board's key (Kafka's default partitioner: murmur2), so a board not read
         yet is placed where its first message will come."""
-        if board in self._partition_of or not self.partitions:
-            return self._partition_of.get(board, 0)
+        if board in self._partition_of:
+            return self._partition_of[board]
+        if not self.partitions:
+            return 0  # nothing published yet: every board is equally unread
         return (murmur2(board.encode()) & 0x7FFFFFFF) % len(self.partitions)
 
     def daily_emergency_admissions(self) -> pd.DataFrame:

@@ -125,7 +125,7 @@ class Monitor:
         metric_events = self._plan_metric_events()
         settled = last_settled_admission_days(self.live.stream_times, self.config.lateness_days)
         through = {board: day for board, day in settled.items() if self.judged_through.get(board) != day}
-        if not through or not self._baseline_settled("emergency_admissions", settled):
+        if not through or not self._baseline_settled(METRIC, settled):
             exporter.mark_evaluated()
             return self._publish(metric_events)
         daily = self.live.daily_emergency_admissions()
