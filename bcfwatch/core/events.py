@@ -63,6 +63,10 @@ class InvalidEvent(ValueError):
         """The dead-letter ``reason_code`` (as :attr:`bcfwatch.core.messages.InvalidMessage.reason_code`)."""
         return self.reason
 
+    def __reduce__(self) -> tuple[type[InvalidEvent], tuple[str, Reason]]:
+        """Pickled with its reason (the bulk replay's packing processes send rejections back)."""
+        return InvalidEvent, (str(self), self.reason)
+
 
 class Event(faust.Record, abstract=True, serializer="json", include_metadata=False, isodates=True):
     event_id: str

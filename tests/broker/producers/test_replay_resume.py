@@ -84,9 +84,9 @@ def acknowledged(log: Path, prefix: str, bootstrap: str, cache: Path) -> int:
 
 
 def replay_killed_a_third_in(log: Path, bootstrap: str, prefix: str, cache: Path, output: Path, total: int,
-                             timeout: float, *extra: str) -> int:
+                             timeout: float, *extra: str, speed: str = "4000") -> int:
     """Start `bcfwatch replay`, SIGKILL it once a third of the log is acknowledged; the checkpoint at the kill."""
-    replaying = start_replay(log, bootstrap, prefix, cache, output, *extra, "--speed", "4000")
+    replaying = start_replay(log, bootstrap, prefix, cache, output, *extra, "--speed", speed)
     try:
         wait_for(lambda: acknowledged(log, prefix, bootstrap, cache) > total // 3, timeout,
                  "a third of the log acknowledged")
