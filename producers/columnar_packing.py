@@ -13,8 +13,9 @@ For the accepted rows the wire fields are built from the columns, normalised as
 admission method upper-cased, a blank discharge method ``"1"``, the board the council's plan board, the
 moment in UTC), the pseudonym computed once per distinct NHS number in the chunk. Each (type, board)'s
 events, in line order, become packed records of at most ``MAX_PACKED_EVENTS`` events and ``MAX_PACKED_BYTES``
-bytes: the same values (``orjson`` of the same dicts) the line-by-line packing sends
-(``tests/unit/producers/test_columnar_packing.py`` compares them byte for byte).
+bytes, their JSON written with Arrow's string functions exactly as ``orjson`` writes the line path's dicts (the
+fields in the record's order, :func:`bcfwatch.core.events.wire_order`; ``orjson`` itself for the rare text that
+needs escaping). ``tests/unit/producers/test_columnar_packing.py`` compares them byte for byte.
 """
 
 from __future__ import annotations
@@ -32,24 +33,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bcfwatch.core.boards import BoardList
-from bcfwatch.core.events import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, RECORDS, InvalidEvent, wire_fields
+from bcfwatch.core.events import (
+    MAX_PACKED_BYTES,
+    MAX_PACKED_EVENTS,
+    RECORDS,
+    InvalidEvent,
+    wire_fields,
+    wire_order,
+)
 from bcfwatch.core.topics import EVENT_TYPES
 from producers.eventlog.arrow_json import TYPELESS, canonical, for_arrow, groups, read_group
 from producers.eventlog.byte_lines import as_numpy, gather
-from producers.eventlog.column_checks import classify, nhs_numbers, timestamps
+from producers.eventlog.column_checks import PLAIN_TEXT, classify, nhs_numbers, timestamps
 from producers.eventlog.compact import ADMISSION_METHODS, DELAY_ATTRIBUTIONS, Reading, plan_boards
 from producers.eventlog.logformat import BOM, LogLine, check_line, line_spans, parse_json_line
 from producers.eventlog.rejects import Rejects
 from producers.pseudonym import Pseudonymiser
 
-_PLAIN_TEXT = r"(?s)^[!-~](.*[!-~])?$"  # str.strip() leaves it alone
-_COMMON = ("event_id", "board", "occurred_at", "patient", "age", "type", "key_id")
-_OWN_FIELDS = {  # each type's own wire fields, in the record's order (bcfwatch.core.events)
-    "admission": ("admission_method", "provider"),
-    "discharge": ("discharge_destination", "discharge_method", "delayed_days", "delay_attributable_to",
-                  "into_reablement", "admission_id"),
-    "care_home_placement": ("setting", "permanent"),
-}
 _RECORD_TYPE = {record: event_type for event_type, record in RECORDS.items()}
 _STREAMS_PER_TYPE = 1 << 16  # a stream's code: type index * this + plan board index
 
@@ -278,7 +278,8 @@ def _wire_columns(rows: pa.Table, compact: pa.Table, line: np.ndarray, event_typ
         fields["setting"] = _json_text(_text(rows["setting"]), plain=True)
         fields["permanent"] = _json_flag(compact["permanent"])
     parts: list[pa.Array | str] = []
-    for number, name in enumerate((*_COMMON, *_OWN_FIELDS[event_type])):
+    # mypy#20409: mypy does not see that a type[...] variable is Hashable
+    for number, name in enumerate(wire_order(RECORDS[event_type])):  # type: ignore[arg-type]
         parts += ["{" if number == 0 else ",", orjson.dumps(name).decode() + ":", fields[name]]
     wires = pc.binary_join_element_wise(*parts, "}", "")
     return line, board, wires.combine_chunks() if isinstance(wires, pa.ChunkedArray) else wires
@@ -317,7 +318,7 @@ def _text(column: pa.ChunkedArray) -> pa.Array:
     """A text column as the contract's ``_text`` gives it: stripped (in Python, for the few values Arrow's
     plain-text test does not clear), a number written as a number in its decimal form; null stays null."""
     text = pc.cast(column, pa.string()).combine_chunks()
-    plain = as_numpy(pc.fill_null(pc.match_substring_regex(text, _PLAIN_TEXT), True)).astype(bool)
+    plain = as_numpy(pc.fill_null(pc.match_substring_regex(text, PLAIN_TEXT), True)).astype(bool)
     if plain.all():
         return text
     values = text.to_pylist()

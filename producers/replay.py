@@ -306,6 +306,8 @@ class ReplayOptions:
                              f"not {self.events_per_second}")
         if not self.delivery_timeout > 0:
             raise ValueError(f"delivery_timeout must be a positive number of seconds, not {self.delivery_timeout}")
+        if self.processes is not None and self.processes < 1:
+            raise ValueError(f"processes must be at least 1 (or None for one per core), not {self.processes}")
 
 
 def _ignore(_message: str) -> None:
@@ -592,6 +594,7 @@ def replay(
     on_warning: Callable[[str], None] | None = None,
     checkpoints: Path | None = None,
     packed: bool = False,
+    processes: int | None = None,
 ) -> ReplayReport:
     """Produce every line of ``path`` (after the checkpoint with ``resume``); returns what was produced and rejected.
 
@@ -602,8 +605,8 @@ def replay(
     """
     options = ReplayOptions(
         partitions=partitions, events_per_second=events_per_second, resume=resume, checkpoints=checkpoints,
-        delivery_timeout=delivery_timeout, packed=packed, on_progress=on_progress, on_produced=on_produced,
-        on_warning=on_warning,
+        delivery_timeout=delivery_timeout, packed=packed, processes=processes, on_progress=on_progress,
+        on_produced=on_produced, on_warning=on_warning,
     )
     return Replayer(path, bootstrap, topics, pseudonymiser, options).run()
 

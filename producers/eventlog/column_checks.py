@@ -38,7 +38,7 @@ from producers.eventlog.compact import (
 from producers.eventlog.logformat import check_row
 from producers.eventlog.rejects import Rejects
 
-_PLAIN_TEXT = r"(?s)^[!-~](.*[!-~])?$"  # starts and ends with visible ASCII: str.strip() leaves it alone
+PLAIN_TEXT = r"(?s)^[!-~](.*[!-~])?$"  # starts and ends with visible ASCII: str.strip() leaves it alone
 # might hold an NHS number (bcfwatch.core.nhs_number.contains_nhs_number decides, through the contract)
 # RE2's \s is ASCII white space without \v; Python's (which the contract uses) is every Unicode white space,
 # so the separators here name the rest: \v, \x1c-\x1f, NEL and the Unicode separators (\p{Z}).
@@ -211,7 +211,7 @@ def _classify_known(rows: pa.Table, event_type: np.ndarray, reading: Reading,
     cascade.check(rows["board"], council >= 0, "board")
     age, has_age = _integers(rows["age"])
     cascade.check(rows["age"], has_age & (age >= 0) & (age <= MAX_AGE), "age", odd=odd("age"))
-    cascade.check(rows["event_id"], _matches(rows["event_id"], _PLAIN_TEXT) & ~_matches(rows["event_id"], _TEN_DIGITS),
+    cascade.check(rows["event_id"], _matches(rows["event_id"], PLAIN_TEXT) & ~_matches(rows["event_id"], _TEN_DIGITS),
                   "event_id")
     stamp, valid_stamp = timestamps(rows["occurred_at"], reading.latest_micros)
     cascade.check(rows["occurred_at"], valid_stamp, "occurred_at")
@@ -222,7 +222,7 @@ def _classify_known(rows: pa.Table, event_type: np.ndarray, reading: Reading,
     is_placement = event_type == EVENT_TYPES.index(placement)
     method = _index_in(pc.ascii_upper(rows["admission_method"]), ADMISSION_METHODS)
     cascade.check(rows["admission_method"], method >= 0, "admission_method", admission, is_admission)
-    cascade.check(rows["provider"], _matches(rows["provider"], _PLAIN_TEXT) & ~_matches(rows["provider"], _TEN_DIGITS),
+    cascade.check(rows["provider"], _matches(rows["provider"], PLAIN_TEXT) & ~_matches(rows["provider"], _TEN_DIGITS),
                   "provider", admission, is_admission)
 
     destinations = _index_in(rows["discharge_destination"], tuple(codes.DISCHARGE_DESTINATIONS))
