@@ -21,6 +21,9 @@ needs escaping). ``tests/unit/producers/test_columnar_packing.py`` compares them
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -52,6 +55,7 @@ from producers.pseudonym import Pseudonymiser
 
 _RECORD_TYPE = {record: event_type for event_type, record in RECORDS.items()}
 _STREAMS_PER_TYPE = 1 << 16  # a stream's code: type index * this + plan board index
+PARENT_CHECK_SECONDS = 1.0  # how often a packing process checks that its replay is still there
 
 
 @dataclass
@@ -99,8 +103,9 @@ def log_chunks(path: Path, after_line: int, chunk_bytes: int) -> Iterator[tuple[
 
 class ChunkPacking:
     """:func:`pack_chunk` over a log's chunks (:func:`log_chunks`), in ``processes`` worker processes
-    (forkserver: the replay's own threads are not forked) or, with one, in this one; results in log order,
-    at most two chunks per process ahead of the caller (memory stays a few chunks whatever the log)."""
+    (spawned, so the replay's own threads are not forked; each ends itself when the replay is gone, even after
+    a kill -9) or, with one, in this one; results in log order, at most two chunks per process ahead of the
+    caller (memory stays a few chunks whatever the log)."""
 
     def __init__(self, boards: BoardList, pseudonymiser: Pseudonymiser, processes: int) -> None:
         self.setting = (boards, pseudonymiser, Reading.fresh())
@@ -115,7 +120,7 @@ class ChunkPacking:
             for first, chunk, lines, skipped in every:
                 yield first, lines, skipped, _pack(chunk, first, *self.setting) if chunk else None
             return
-        context = multiprocessing.get_context("forkserver")
+        context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.processes, mp_context=context, initializer=_set_packing,
                                  initargs=self.setting) as pool:
             waiting: deque[tuple[int, int, int, Future[PackedChunk] | None]] = deque()
@@ -133,6 +138,15 @@ _PACKING: tuple[BoardList, Pseudonymiser, Reading] | None = None  # a packing pr
 def _set_packing(boards: BoardList, pseudonymiser: Pseudonymiser, reading: Reading) -> None:
     global _PACKING
     _PACKING = (boards, pseudonymiser, reading)
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), name="bcfwatch-packing-parent-watch",
+                     daemon=True).start()
+
+
+def _end_with_parent(parent: int) -> None:
+    """A packing process ends itself once its replay is gone (a replay killed with SIGKILL cannot stop it)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)  # a watchdog's period, not synchronisation
+    os._exit(1)
 
 
 def _pack_here(chunk: bytes, first_number: int) -> PackedChunk:
