@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import Counter, deque
@@ -118,11 +119,11 @@ class ChunkPacking:
         every = log_chunks(path, after_line, chunk_bytes)
         if self.processes <= 1:
             for first, chunk, lines, skipped in every:
-                yield first, lines, skipped, _pack(chunk, first, *self.setting) if chunk else None
+                yield first, lines, skipped, pack_chunk(chunk, first, *self.setting) if chunk else None
             return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.processes, mp_context=context, initializer=_set_packing,
-                                 initargs=self.setting) as pool:
+        pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_set_packing, initargs=self.setting)
+        try:
             waiting: deque[tuple[int, int, int, Future[PackedChunk] | None]] = deque()
             for first, chunk, lines, skipped in every:
                 waiting.append((first, lines, skipped, pool.submit(_pack_here, chunk, first) if chunk else None))
@@ -130,6 +131,8 @@ class ChunkPacking:
                     yield _result(waiting.popleft())
             while waiting:
                 yield _result(waiting.popleft())
+        finally:  # also when the replay stops early (an outage, Ctrl-C): chunks not started are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 _PACKING: tuple[BoardList, Pseudonymiser, Reading] | None = None  # a packing process's setting
@@ -138,6 +141,7 @@ _PACKING: tuple[BoardList, Pseudonymiser, Reading] | None = None  # a packing pr
 def _set_packing(boards: BoardList, pseudonymiser: Pseudonymiser, reading: Reading) -> None:
     global _PACKING
     _PACKING = (boards, pseudonymiser, reading)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the replay's to handle; it stops the pool
     threading.Thread(target=_end_with_parent, args=(os.getppid(),), name="bcfwatch-packing-parent-watch",
                      daemon=True).start()
 
@@ -151,12 +155,7 @@ def _end_with_parent(parent: int) -> None:
 
 def _pack_here(chunk: bytes, first_number: int) -> PackedChunk:
     assert _PACKING is not None  # _set_packing, the pool's initializer
-    return _pack(chunk, first_number, *_PACKING)
-
-
-def _pack(chunk: bytes, first_number: int, boards: BoardList, pseudonymiser: Pseudonymiser,
-          reading: Reading) -> PackedChunk:
-    return pack_chunk(chunk, first_number, boards, pseudonymiser, reading)
+    return pack_chunk(chunk, first_number, *_PACKING)
 
 
 def _result(entry: tuple[int, int, int, Future[PackedChunk] | None]) -> tuple[int, int, int, PackedChunk | None]:
@@ -285,9 +284,10 @@ def _wire_columns(rows: pa.Table, compact: pa.Table, line: np.ndarray, event_typ
         fields["delay_attributable_to"] = _json_text(_codes(DELAY_ATTRIBUTIONS, compact["delay_attributable_to"]),
                                                      plain=True)
         fields["into_reablement"] = _json_flag(compact["into_reablement"])
-        admission_id = _text(rows["admission_id"])
-        fields["admission_id"] = _json_text(pc.if_else(pc.fill_null(pc.equal(admission_id, ""), True),
-                                                       pa.scalar(None, pa.string()), admission_id))
+        # the contract's order: missing (null or "") is None, anything else is stripped ("  " gives "")
+        written = pc.cast(rows["admission_id"], pa.string())
+        fields["admission_id"] = _json_text(pc.if_else(pc.fill_null(pc.equal(written, ""), True),
+                                                       pa.scalar(None, pa.string()), _text(rows["admission_id"])))
     else:
         fields["setting"] = _json_text(_text(rows["setting"]), plain=True)
         fields["permanent"] = _json_flag(compact["permanent"])

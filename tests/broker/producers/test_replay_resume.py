@@ -84,8 +84,9 @@ def acknowledged(log: Path, prefix: str, bootstrap: str, cache: Path) -> int:
 
 
 def replay_killed_a_third_in(log: Path, bootstrap: str, prefix: str, cache: Path, output: Path, total: int,
-                             timeout: float, *extra: str, speed: str = "4000") -> int:
-    """Start `bcfwatch replay`, SIGKILL it once a third of the log is acknowledged; the checkpoint at the kill."""
+                             timeout: float, *extra: str, speed: str = "4000", helpers_expected: bool = False) -> int:
+    """Start `bcfwatch replay`, SIGKILL it once a third of the log is acknowledged; the checkpoint at the kill.
+    Any helper processes it had (``helpers_expected``: it must have some) end with it."""
     replaying = start_replay(log, bootstrap, prefix, cache, output, *extra, "--speed", speed)
     helpers: set[int] = set()
     try:
@@ -97,6 +98,7 @@ def replay_killed_a_third_in(log: Path, bootstrap: str, prefix: str, cache: Path
         replaying.wait(30)
     at_kill = acknowledged(log, prefix, bootstrap, cache)
     assert total // 3 < at_kill < total, "killed mid-way"
+    assert helpers or not helpers_expected, "the replay had no helper processes to check"
     wait_for(lambda: not any(running(pid) for pid in helpers), 30, "the killed replay's helper processes to end")
     return at_kill
 

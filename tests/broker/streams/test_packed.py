@@ -160,7 +160,7 @@ def test_packed_replay_killed_with_sigkill_never_runs_ahead_and_resumes(broker, 
     lines = valid_lines(event_log)
     total = max(lines)
     at_kill = replay_killed_a_third_in(event_log, broker.bootstrap, topic_prefix, cache, output, total, 300,
-                                       "--packed", speed=speed)  # and its packing processes end with it
+                                       "--packed", speed=speed, helpers_expected=speed == "max")
     arrived = packed_on_topics(broker.bootstrap, Topics(topic_prefix))
     missing = [n for n, event in lines.items() if n <= at_kill and event not in arrived]
     assert not missing, f"lines at or before the checkpoint (line {at_kill}) not on the broker: {missing[:10]}"
