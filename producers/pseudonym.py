@@ -23,6 +23,7 @@ import re
 import secrets
 import stat
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from bcfwatch.core.events import KEY_ID
@@ -76,8 +77,12 @@ class Pseudonymiser:
         return "Pseudonymiser(key=<hidden>)"
 
     def pseudonym(self, nhs_number: object) -> str:
-        digits = normalise_nhs_number(nhs_number)
-        return hmac.new(self._key, digits.encode(), hashlib.sha256).hexdigest()
+        return self.pseudonyms_of_digits([normalise_nhs_number(nhs_number)])[0]
+
+    def pseudonyms_of_digits(self, numbers: Iterable[str]) -> list[str]:
+        """The pseudonyms of NHS numbers already normalised to their ten digits (the bulk replay's way)."""
+        key = self._key
+        return [hmac.digest(key, digits.encode(), "sha256").hex() for digits in numbers]
 
 
 def dev_key_path() -> Path:

@@ -41,11 +41,13 @@ from kafka.producer.future import FutureRecordMetadata
 from bcfwatch.core.boards import BoardList, load_boards
 from bcfwatch.core.events import PACKED_HEADERS, RECORDS, InvalidEvent, wire_fields
 from bcfwatch.core.messages import dead_letter_record
+from bcfwatch.core.settings import current
 from bcfwatch.core.topics import Topics
 from bcfwatch.infra.kafka import ensure_topics
 from bcfwatch.infra.kafka_security import kafka_python_options
 from bcfwatch.infra.lifecycle import broker_reachable
-from producers.eventlog.logformat import LogLine, check_line, line_to_event, read_log, redacted_line
+from producers.columnar_packing import ChunkPacking
+from producers.eventlog.logformat import LogLine, check_line, is_csv, line_to_event, read_log, redacted_line
 from producers.packing import BoardBatches
 from producers.pseudonym import Pseudonymiser
 
@@ -275,6 +277,10 @@ class ReplayOptions:
       ``PACKED_CHUNK_LINES`` lines (or ``PACKED_CHUNK_SECONDS``), each chunk's events grouped per board and
       type into records of at most ``MAX_PACKED_EVENTS`` events / ``MAX_PACKED_BYTES`` bytes, in log order;
       the checkpoint moves to a chunk's last line once everything of the chunk (and before it) is acknowledged.
+      Unpaced, a JSON Lines log is packed column by column (:mod:`producers.columnar_packing`), in chunks of
+      ``BCFWATCH_REPLAY_CHUNK_BYTES``.
+    - ``processes``: packing processes for the column-wise path (default one per core; one for a log of
+      less than two chunks).
     - ``on_progress(lines)``: advances by lines read (skipped lines of a resumed replay included), every
       1,000 lines and at the end.
     - ``on_produced(line_number)``: called as each event is handed to the producer (benchmarks time it).
@@ -287,6 +293,7 @@ class ReplayOptions:
     checkpoints: Path | None = None
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     packed: bool = False
+    processes: int | None = None
     on_progress: Callable[[int], None] | None = None
     on_produced: Callable[[int], None] | None = None
     on_warning: Callable[[str], None] | None = None
@@ -299,6 +306,8 @@ class ReplayOptions:
                              f"not {self.events_per_second}")
         if not self.delivery_timeout > 0:
             raise ValueError(f"delivery_timeout must be a positive number of seconds, not {self.delivery_timeout}")
+        if self.processes is not None and self.processes < 1:
+            raise ValueError(f"processes must be at least 1 (or None for one per core), not {self.processes}")
 
 
 def _ignore(_message: str) -> None:
@@ -370,6 +379,9 @@ class Replayer:
     # -- reading the log ---------------------------------------------------------------------------------------
     def _send_log(self, started: float) -> None:
         """Every line after the resumed one, as events (or packed) and dead letters, paced when asked."""
+        if self.column_wise:
+            self._send_log_column_wise()
+            return
         resumed_after = last_read = self.report.resumed_after_line
         for line in read_log(self.path):
             self._unread += 1
@@ -387,6 +399,35 @@ class Replayer:
             self._pace(started)
         if self.options.packed and self._chunk.lines:
             self._send_chunk(last_read)
+
+    @property
+    def column_wise(self) -> bool:
+        """Packed, unpaced, JSON Lines: the log is packed a chunk at a time, column by column
+        (:mod:`producers.columnar_packing`); a paced or CSV replay goes line by line."""
+        return self.options.packed and self.options.events_per_second is None and not is_csv(self.path)
+
+    def _send_log_column_wise(self) -> None:
+        """Every line after the resumed one, a chunk of whole lines at a time: its packed records and dead
+        letters are registered under the previous chunk's last line, and the checkpoint may move to the chunk's
+        own last line once all of it is acknowledged (as the line-by-line packing does)."""
+        chunk_bytes = current().replay_chunk_bytes
+        chunks = self.path.stat().st_size // chunk_bytes
+        packing = ChunkPacking(self._boards, self.pseudonymiser,
+                               max(1, min(self.options.processes or os.cpu_count() or 1, chunks)))
+        for first_number, lines, skipped, packed in packing.chunks(self.path, self.report.resumed_after_line,
+                                                                   chunk_bytes):
+            self._unread += skipped
+            if packed is not None:
+                self.report.lines += packed.lines
+                for line, error in packed.rejected:
+                    self._dead_letter(line, error, self._chunk.floor)
+                for event_type, board, value, numbers in packed.records:
+                    self._send_packed_record(self.topics.event(event_type), board.encode(), value, numbers)
+                self.report.produced.update(packed.produced)
+                self._send_chunk(first_number + lines - 1)
+            self._unread += lines
+            self._report_progress(at_least=1)
+            self._save_checkpoint()
 
     def _report_progress(self, at_least: int) -> None:
         """Tell ``on_progress`` about the lines read since it was last told, once there are ``at_least``."""
@@ -553,6 +594,7 @@ def replay(
     on_warning: Callable[[str], None] | None = None,
     checkpoints: Path | None = None,
     packed: bool = False,
+    processes: int | None = None,
 ) -> ReplayReport:
     """Produce every line of ``path`` (after the checkpoint with ``resume``); returns what was produced and rejected.
 
@@ -563,8 +605,8 @@ def replay(
     """
     options = ReplayOptions(
         partitions=partitions, events_per_second=events_per_second, resume=resume, checkpoints=checkpoints,
-        delivery_timeout=delivery_timeout, packed=packed, on_progress=on_progress, on_produced=on_produced,
-        on_warning=on_warning,
+        delivery_timeout=delivery_timeout, packed=packed, processes=processes, on_progress=on_progress,
+        on_produced=on_produced, on_warning=on_warning,
     )
     return Replayer(path, bootstrap, topics, pseudonymiser, options).run()
 

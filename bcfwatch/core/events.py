@@ -63,6 +63,10 @@ class InvalidEvent(ValueError):
         """The dead-letter ``reason_code`` (as :attr:`bcfwatch.core.messages.InvalidMessage.reason_code`)."""
         return self.reason
 
+    def __reduce__(self) -> tuple[type[InvalidEvent], tuple[str, Reason]]:
+        """Pickled with its reason (the bulk replay's packing processes send rejections back)."""
+        return InvalidEvent, (str(self), self.reason)
+
 
 class Event(faust.Record, abstract=True, serializer="json", include_metadata=False, isodates=True):
     event_id: str
@@ -307,11 +311,12 @@ def wire_fields(record: type[Event], fields: dict[str, Any], patient: str, key_i
     payload = {**fields, "patient": patient, "type": _TYPE_OF[record], "key_id": key_id}
     payload["occurred_at"] = fields["occurred_at"].isoformat()
     # mypy#20409: mypy does not see that a type[...] variable is Hashable
-    return orjson.dumps({name: payload.get(name) for name in _wire_order(record)})  # type: ignore[arg-type]
+    return orjson.dumps({name: payload.get(name) for name in wire_order(record)})  # type: ignore[arg-type]
 
 
 @functools.cache
-def _wire_order(record: type[Event]) -> tuple[str, ...]:
+def wire_order(record: type[Event]) -> tuple[str, ...]:
+    """The fields of a record's wire JSON, in their order."""
     return tuple(record._options.fields)
 
 

@@ -69,6 +69,9 @@ class Settings:
     bed_day_cost_gbp: float = _setting("BCFWATCH_BED_DAY_COST_GBP", 300.0,
                                        "pounds per delayed bed day over plan: the money at risk of a delayed-days "
                                        "alert (an excess bed day's cost, approximately)", positive=True)
+    replay_chunk_bytes: int = _setting("BCFWATCH_REPLAY_CHUNK_BYTES", 16 << 20,
+                                       "bytes of a JSON Lines log `replay --packed` packs at a time, column by "
+                                       "column (each packing process holds a few chunks)", 1024, 1 << 30)
     min_insync_replicas: int = _setting("BCFWATCH_MIN_INSYNC_REPLICAS", 0,
                                         "copies a write must reach before it is acknowledged (acks=all); "
                                         "0: 2 where the replication factor is 3 or more, else 1", 0, 16)

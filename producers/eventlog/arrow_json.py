@@ -49,7 +49,9 @@ _ROW_IN_ERROR = re.compile(r" in row (\d+)")
 def for_arrow(chunk: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Lines Arrow reads exactly as the contract's parser does: one flat JSON object (``{`` first,
     ``}`` last, no other ``{`` or ``[``: no nesting orjson would refuse, no ``null`` or two objects),
-    no carriage return inside, valid UTF-8 (Arrow lets invalid bytes through in fields it ignores)."""
+    no carriage return inside, valid UTF-8 (Arrow lets invalid bytes through in fields it ignores), and
+    no ``key_id`` or ``\\u`` escape anywhere: the contract checks a row's ``key_id``, which Arrow's reading
+    ignores (not a log column), and an escape could spell that key."""
     data = np.frombuffer(chunk, dtype=np.uint8)
     if not len(data):
         return np.zeros(len(starts), dtype=bool)
@@ -57,6 +59,8 @@ def for_arrow(chunk: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     ok &= data[(ends - 1).clip(0, len(data) - 1)] == ord("}")
     ok &= count_in((data == ord("{")) | (data == ord("[")), starts, ends) == 1
     ok &= count_in(data == 13, starts, ends) == 0
+    if b"key_id" in chunk or b"\\u" in chunk:
+        ok &= ~as_numpy(pc.match_substring_regex(lines_array(chunk, starts, ends), r"key_id|\\u")).astype(bool)
     if not chunk.isascii():
         try:
             chunk.decode("utf-8")

@@ -43,13 +43,17 @@ def lines_array(chunk: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
 def gather(chunk: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
     """The given lines copied one after another, each ended by ``\\n``, and their offsets in the copy."""
     lengths = ends - starts
+    if not len(starts):
+        return b"", starts, ends
+    if (len(starts) and starts[0] == 0 and (starts[1:] == ends[:-1] + 1).all()
+            and (ends[-1] == len(chunk) or (ends[-1] == len(chunk) - 1 and chunk.endswith(b"\n")))):
+        # every line of the chunk, each ended by a bare newline (the common case): the chunk is the copy
+        return (chunk if ends[-1] < len(chunk) else chunk + b"\n"), starts, ends
     new_starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
     new_ends = new_starts + lengths
-    copy = np.full(int((lengths + 1).sum()), ord("\n"), dtype=np.uint8)
-    target = np.arange(int(lengths.sum()), dtype=np.int64)
-    target += np.repeat(new_starts - (np.cumsum(lengths) - lengths), lengths)  # skip the added newlines
-    copy[target] = np.frombuffer(chunk, dtype=np.uint8)[target + np.repeat(starts - new_starts, lengths)]
-    return copy.tobytes(), new_starts, new_ends
+    view = memoryview(chunk)
+    copy = b"\n".join([view[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]) + b"\n"
+    return copy, new_starts, new_ends
 
 
 def chunks(block: bytes, size: int) -> Iterable[tuple[int, int]]:

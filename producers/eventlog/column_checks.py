@@ -38,7 +38,7 @@ from producers.eventlog.compact import (
 from producers.eventlog.logformat import check_row
 from producers.eventlog.rejects import Rejects
 
-_PLAIN_TEXT = r"(?s)^[!-~](.*[!-~])?$"  # starts and ends with visible ASCII: str.strip() leaves it alone
+PLAIN_TEXT = r"(?s)^[!-~](.*[!-~])?$"  # starts and ends with visible ASCII: str.strip() leaves it alone
 # might hold an NHS number (bcfwatch.core.nhs_number.contains_nhs_number decides, through the contract)
 # RE2's \s is ASCII white space without \v; Python's (which the contract uses) is every Unicode white space,
 # so the separators here name the rest: \v, \x1c-\x1f, NEL and the Unicode separators (\p{Z}).
@@ -80,7 +80,7 @@ def _blank(column: pa.ChunkedArray) -> np.ndarray:
     return as_numpy(pc.fill_null(pc.equal(column, ""), True)).astype(bool)
 
 
-def _nhs_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def nhs_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(ten digits as an integer, valid) for NHS numbers written with digits, spaces and hyphens only."""
     shaped = _matches(column, r"^[0-9 -]*$")
     digits = pc.replace_substring(pc.replace_substring(column, " ", ""), "-", "")
@@ -89,7 +89,7 @@ def _nhs_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return numbers, shaped & passes_check(numbers)
 
 
-def _timestamps(column: pa.ChunkedArray, latest_micros: int) -> tuple[np.ndarray, np.ndarray]:
+def timestamps(column: pa.ChunkedArray, latest_micros: int) -> tuple[np.ndarray, np.ndarray]:
     """(UTC microseconds since the epoch, valid) for timestamps in the common ISO 8601 shape."""
     shaped = _matches(column, _TIMESTAMP)
     text = pc.if_else(pa.array(shaped), column, "2000-01-01T00:00:00+00:00")
@@ -205,15 +205,15 @@ def _classify_known(rows: pa.Table, event_type: np.ndarray, reading: Reading,
     def odd(name: str) -> np.ndarray:
         return as_numpy(rows[name + ODD]).astype(bool)
 
-    patient, valid_patient = _nhs_numbers(rows["nhs_number"])
+    patient, valid_patient = nhs_numbers(rows["nhs_number"])
     cascade.check(rows["nhs_number"], valid_patient, "nhs_number")
     council = _index_in(rows["board"], councils)
     cascade.check(rows["board"], council >= 0, "board")
     age, has_age = _integers(rows["age"])
     cascade.check(rows["age"], has_age & (age >= 0) & (age <= MAX_AGE), "age", odd=odd("age"))
-    cascade.check(rows["event_id"], _matches(rows["event_id"], _PLAIN_TEXT) & ~_matches(rows["event_id"], _TEN_DIGITS),
+    cascade.check(rows["event_id"], _matches(rows["event_id"], PLAIN_TEXT) & ~_matches(rows["event_id"], _TEN_DIGITS),
                   "event_id")
-    stamp, valid_stamp = _timestamps(rows["occurred_at"], reading.latest_micros)
+    stamp, valid_stamp = timestamps(rows["occurred_at"], reading.latest_micros)
     cascade.check(rows["occurred_at"], valid_stamp, "occurred_at")
 
     admission, discharge, placement = "admission", "discharge", "care_home_placement"
@@ -222,7 +222,7 @@ def _classify_known(rows: pa.Table, event_type: np.ndarray, reading: Reading,
     is_placement = event_type == EVENT_TYPES.index(placement)
     method = _index_in(pc.ascii_upper(rows["admission_method"]), ADMISSION_METHODS)
     cascade.check(rows["admission_method"], method >= 0, "admission_method", admission, is_admission)
-    cascade.check(rows["provider"], _matches(rows["provider"], _PLAIN_TEXT) & ~_matches(rows["provider"], _TEN_DIGITS),
+    cascade.check(rows["provider"], _matches(rows["provider"], PLAIN_TEXT) & ~_matches(rows["provider"], _TEN_DIGITS),
                   "provider", admission, is_admission)
 
     destinations = _index_in(rows["discharge_destination"], tuple(codes.DISCHARGE_DESTINATIONS))

@@ -13,7 +13,8 @@ so memory follows the chunk whatever the lines are. This module runs that readin
   how each field is written and read with their own column types, so such logs stay fast);
 * :mod:`producers.eventlog.column_checks`: the contract's checks a column at a time, asking the contract itself once
   per distinct value that is not plainly valid;
-* :mod:`producers.eventlog.line_checks`: every other line (blank lines, bad JSON, nested values, a byte-order mark
+* :mod:`producers.eventlog.line_checks`: every other line (blank lines, bad JSON, nested values, a ``key_id`` or a
+  ``\\u`` escape (the contract checks a row's ``key_id``; Arrow's reading ignores it), a byte-order mark
   inside the file, pieces Arrow refuses, values the column checks do not decide plainly) through
   ``check_line`` one at a time; a piece Arrow refuses is cut smaller, so one bad line costs a few dozen
   lines of slow reading at most;

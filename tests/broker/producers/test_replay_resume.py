@@ -84,18 +84,37 @@ def acknowledged(log: Path, prefix: str, bootstrap: str, cache: Path) -> int:
 
 
 def replay_killed_a_third_in(log: Path, bootstrap: str, prefix: str, cache: Path, output: Path, total: int,
-                             timeout: float, *extra: str) -> int:
-    """Start `bcfwatch replay`, SIGKILL it once a third of the log is acknowledged; the checkpoint at the kill."""
-    replaying = start_replay(log, bootstrap, prefix, cache, output, *extra, "--speed", "4000")
+                             timeout: float, *extra: str, speed: str = "4000", helpers_expected: bool = False) -> int:
+    """Start `bcfwatch replay`, SIGKILL it once a third of the log is acknowledged; the checkpoint at the kill.
+    Any helper processes it had (``helpers_expected``: it must have some) end with it."""
+    replaying = start_replay(log, bootstrap, prefix, cache, output, *extra, "--speed", speed)
+    helpers: set[int] = set()
     try:
         wait_for(lambda: acknowledged(log, prefix, bootstrap, cache) > total // 3, timeout,
                  "a third of the log acknowledged")
+        helpers = children(replaying.pid)  # the packing processes of an unpaced --packed replay
     finally:
         replaying.send_signal(signal.SIGKILL)
         replaying.wait(30)
     at_kill = acknowledged(log, prefix, bootstrap, cache)
     assert total // 3 < at_kill < total, "killed mid-way"
+    assert helpers or not helpers_expected, "the replay had no helper processes to check"
+    wait_for(lambda: not any(running(pid) for pid in helpers), 30, "the killed replay's helper processes to end")
     return at_kill
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of ``pid`` (Linux)."""
+    return {int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()}
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie waiting to be reaped has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def finish(process: subprocess.Popen, timeout: float) -> int:

@@ -20,7 +20,6 @@ from bcfwatch.core.boards import load_boards
 from bcfwatch.core.events import PACKED_HEADERS, InvalidEvent, is_packed, pack, unpack
 from bcfwatch.core.topics import EVENT_TYPES, Topics
 from bcfwatch.demo.worker_process import WorkerProcess
-from producers import replay as replay_module
 from producers.eventlog.logformat import check_line, parse_json_line, row_to_event
 from producers.generate import GeneratorSpec
 from producers.pseudonym import Pseudonymiser, load_key
@@ -127,7 +126,7 @@ def test_packed_and_single_records_mixed_on_one_topic_equal_the_oracle(broker, e
 def test_worker_killed_twice_on_packed_input_still_equals_the_oracle(broker, event_log, oracle, topic_prefix,
                                                                      tmp_path, monkeypatch):
     # Small chunks make many small packed records, so the kills land while the worker is still applying them.
-    monkeypatch.setattr(replay_module, "PACKED_CHUNK_LINES", 1_000)
+    monkeypatch.setenv("BCFWATCH_REPLAY_CHUNK_BYTES", "65536")
     monkeypatch.setenv("BCFWATCH_SEEN_SEAL_AFTER", "200")  # restarts load sealed event-id segments
     report = replay(event_log, broker.bootstrap, Topics(topic_prefix), Pseudonymiser(load_key()), PARTITIONS,
                     packed=True)
@@ -151,13 +150,17 @@ def test_worker_killed_twice_on_packed_input_still_equals_the_oracle(broker, eve
 
 
 @pytest.mark.kafka
-def test_packed_replay_killed_with_sigkill_never_runs_ahead_and_resumes(broker, event_log, topic_prefix, tmp_path):
-    """The checkpoint of a packed replay is never ahead of the broker; --resume --packed completes the log."""
+@pytest.mark.parametrize("speed", ["4000", "max"], ids=["paced: line by line", "unpaced: column-wise"])
+def test_packed_replay_killed_with_sigkill_never_runs_ahead_and_resumes(broker, event_log, topic_prefix, tmp_path,
+                                                                        monkeypatch, speed):
+    """The checkpoint of a packed replay is never ahead of the broker; --resume --packed completes the log.
+    Unpaced, the log is packed column by column, in small chunks here so the kill lands mid-way."""
+    monkeypatch.setenv("BCFWATCH_REPLAY_CHUNK_BYTES", "16384")
     cache, output = tmp_path / "cache", tmp_path / "replay.out"
     lines = valid_lines(event_log)
     total = max(lines)
     at_kill = replay_killed_a_third_in(event_log, broker.bootstrap, topic_prefix, cache, output, total, 300,
-                                       "--packed")
+                                       "--packed", speed=speed, helpers_expected=speed == "max")
     arrived = packed_on_topics(broker.bootstrap, Topics(topic_prefix))
     missing = [n for n, event in lines.items() if n <= at_kill and event not in arrived]
     assert not missing, f"lines at or before the checkpoint (line {at_kill}) not on the broker: {missing[:10]}"

@@ -25,6 +25,7 @@ DOCUMENTED = {  # README "Settings", docs/operations.md, docs/security.md
     "BCFWATCH_SEEN_SEAL_AFTER": "50000",
     "BCFWATCH_REPLICATION_FACTOR": "0",  # 0: from the cluster's size (bcfwatch/infra/kafka.py)
     "BCFWATCH_MIN_INSYNC_REPLICAS": "0",
+    "BCFWATCH_REPLAY_CHUNK_BYTES": "16777216",
     "BCFWATCH_BED_DAY_COST_GBP": "300",  # docs/drift.md, "The other plan metrics"
 }
 

@@ -57,6 +57,7 @@ def test_options_are_frozen():
     {"delivery_timeout": 0.0},
     {"delivery_timeout": -1.0},
     {"delivery_timeout": math.nan},
+    {"processes": 0},
 ])
 def test_options_that_cannot_work_are_refused(changes):
     with pytest.raises(ValueError):

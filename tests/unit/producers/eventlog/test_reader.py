@@ -71,6 +71,8 @@ def edge_lines() -> list[bytes]:
         {"event_id": "x-943\u2003476\u20035919"}, {"event_id": "943\u00a0476\u00a05919"},
         {"provider": "943\x85476\x855919"}, {"event_id": "9\x0b4\x0b3\x0b4765919"},
         {"admission_id": "943\u3000476\u30005919"}, {"event_id": "943\u2028476\u20295919"},
+        # key_id is checked by the contract though it is not a log column (the replay writes its own)
+        {"key_id": "bad key!"}, {"key_id": 5}, {"key_id": "k-1"}, {"key_id": None},
     ]
     lines = [variant(a, i, **change) for i, change in enumerate(changes)]
     discharge_changes = [
@@ -81,6 +83,7 @@ def edge_lines() -> list[bytes]:
         {"into_reablement": 0}, {"into_reablement": None}, {"into_reablement": ...}, {"discharge_method": ""},
         {"discharge_method": None}, {"discharge_method": "7"}, {"discharge_destination": "20"},
         {"discharge_destination": 19}, {"admission_id": 7}, {"admission_id": " spell "},
+        {"admission_id": "   "}, {"admission_id": ""}, {"admission_id": "\t"}, {"admission_id": None},
     ]
     lines += [variant(d, i, **change) for i, change in enumerate(discharge_changes)]
     placement_changes = [{}, {"setting": "Nursing"}, {"permanent": "1"}, {"permanent": None}, {"setting": None},
@@ -93,6 +96,7 @@ def edge_lines() -> list[bytes]:
         variant(a, 907) + b" " + variant(a, 908), variant(a, 909).replace(b'"RQX"', b'"R\xffX"'),
         variant(a, 910).replace(b'"age": 70', b'"age": 70, "age": 71'), variant(a, 911).replace(b"a-1", b"a\\u002d1"),
         variant(a, 912) + b"\x0c", variant(a, 913).replace(b'"RQX"', b'"R\\ud800X"'),
+        variant(a, 914).replace(b'"provider"', b'"key\\u005fid": "bad key!", "provider"'),  # an escaped key_id
     ]
     return lines
 
