@@ -211,6 +211,7 @@ def pack_chunk(chunk: bytes, first_number: int, boards: BoardList, pseudonymiser
         event_type = EVENT_TYPES[kind]
         result.produced[event_type] += stop - start
         result.records.append((event_type, plan_codes[board], f"[{value}]".encode(), line_of[start:stop].tolist()))
+    result.records.sort(key=lambda record: record[3][0])  # in the order of their first line
     return result
 
 
