@@ -47,12 +47,18 @@ def free_port() -> int:
 
 def free_cluster_port(brokers: int = 3) -> int:
     """A first port P such that P .. P+brokers-1 and their controllers P+1000 .. are all free on loopback (the
-    layout of :class:`bcfwatch.infra.cluster.Cluster`)."""
+    layout of :class:`bcfwatch.infra.cluster.Cluster`), and no broker or cluster data is left at those ports from an
+    earlier run (a broker's data is kept per port, and a secure start refuses data formatted plaintext)."""
     import random
+
+    from bcfwatch.core.settings import cache_dir
 
     for _ in range(200):
         first = random.randrange(20_000, 40_000)
         ports = [first + n for n in range(brokers)] + [first + 1000 + n for n in range(brokers)]
+        leftovers = [cache_dir() / f"cluster-{first}"] + [cache_dir() / f"broker-{first + n}" for n in range(brokers)]
+        if any(path.exists() for path in leftovers):
+            continue
         try:
             probes = []
             for port in ports:
@@ -66,3 +72,14 @@ def free_cluster_port(brokers: int = 3) -> int:
                 probe.close()
         return first
     raise RuntimeError("no block of free loopback ports found")
+
+
+def discard_cluster(cluster: Any) -> None:
+    """Stop a test's cluster and delete its data (each node's and the cluster's shared files), so a later run that
+    draws the same ports starts clean."""
+    import shutil
+
+    cluster.stop()
+    for node in cluster.nodes:
+        shutil.rmtree(node.home, ignore_errors=True)
+    shutil.rmtree(cluster.home, ignore_errors=True)

@@ -45,7 +45,7 @@ from streams.oracle import oracle_counts
 from streams.state_reader import day_counts, latest_snapshots, wait_until_caught_up
 from tests.broker.services.test_health import get, samples
 from tests.broker.streams.test_graceful_stop import cli
-from tests.support import free_cluster_port, free_port, read_topic, wait_for
+from tests.support import discard_cluster, free_cluster_port, free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
@@ -61,7 +61,7 @@ def cluster():
     cluster = Cluster(port=free_cluster_port(3), brokers=3)
     cluster.start(fresh=True)
     yield cluster
-    cluster.stop()
+    discard_cluster(cluster)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def kafka_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_the_kafka_commands_run_a_three_node_cluster(tmp_path, caplog):
     port = free_cluster_port(3)
-    started = kafka_cli("start", "--brokers", "3", "--port", str(port))
+    started = kafka_cli("start", "--brokers", "3", "--port", str(port), "--fresh")
     cluster = Cluster(port=port, brokers=3)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -133,6 +133,7 @@ def test_the_kafka_commands_run_a_three_node_cluster(tmp_path, caplog):
         done = kafka_cli("stop", "--port", str(port))
         assert "3 of 3 nodes were running" in done.stdout or cluster.running() == []
         assert cluster.running() == []
+        discard_cluster(cluster)
 
 
 def leader_of(cluster: Cluster, topic: str, partition: int = 0) -> int:
@@ -332,7 +333,7 @@ def test_the_secure_mode_works_across_the_cluster():
     from tests.broker.infra.test_security import _read_all
 
     port = free_cluster_port(3)
-    started = kafka_cli("start", "--brokers", "3", "--port", str(port), "--secure", "--topic-prefix", "sec",
+    started = kafka_cli("start", "--brokers", "3", "--port", str(port), "--fresh", "--secure", "--topic-prefix", "sec",
                         "--partitions", "4")  # as test_security.PARTITIONS (its reader)
     cluster = Cluster(port=port, brokers=3, secure=True)
     try:
@@ -366,4 +367,4 @@ def test_the_secure_mode_works_across_the_cluster():
         env = kafka_cli("env", "--port", str(port), "--secure", "--service", "worker")
         assert f"BCFWATCH_BOOTSTRAP={cluster.bootstrap}" in env.stdout.replace("'", "")
     finally:
-        cluster.stop()
+        discard_cluster(cluster)
