@@ -49,9 +49,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
+import orjson
+
 from bcfwatch.core import codes
 from bcfwatch.core.calendar import SECONDS_PER_DAY, day_text, epoch_day
-from bcfwatch.core.events import Admission, CareHomePlacement, Discharge, Event, parse_wire
+from bcfwatch.core.events import Admission, CareHomePlacement, Discharge, Event, EventFacts, event_facts
 from bcfwatch.core.settings import DEFAULTS
 from streams.published import COUNTER_INDEX, COUNTERS
 
@@ -88,39 +90,43 @@ def last_settled_reablement_day(discharge_stream_time_seconds: float, lateness_s
     return epoch_day(discharge_stream_time_seconds - lateness_seconds) - (REABLEMENT_WINDOW_DAYS + 1)
 
 
-def increments(event: Event) -> dict[int, int]:
+_DELAYED_DAYS_COUNTER = {attribution: COUNTER_INDEX[f"delayed_days_{attribution}"]
+                         for attribution in codes.DELAY_ATTRIBUTIONS}
+
+
+def increments(event: EventFacts) -> dict[int, int]:
     """Counter increments (by counter index) an on-time, first-seen event adds to its day."""
-    if isinstance(event, Admission):
-        group = codes.admission_group(event.admission_method)
+    fields = event.fields
+    if event.record is Admission:
+        group = codes.admission_group(fields["admission_method"])
         if group == "emergency":
             return {0: 1}
         if group in ("maternity", "other"):
             return {1: 1}
         return {}
-    if isinstance(event, Discharge):
+    if event.record is Discharge:
         counts: dict[int, int] = {}
-        if event.delayed_days:
-            name = f"delayed_days_{event.delay_attributable_to}"
-            counts[COUNTER_INDEX[name]] = event.delayed_days
+        if fields["delayed_days"]:
+            counts[_DELAYED_DAYS_COUNTER[fields["delay_attributable_to"]]] = fields["delayed_days"]
         if is_reablement_discharge(event):
             counts[COUNTER_INDEX["reablement_discharges_65"]] = 1
         return counts
-    if isinstance(event, CareHomePlacement) and event.permanent and event.age >= 65:
+    if event.record is CareHomePlacement and fields["permanent"] and event.age >= 65:
         return {COUNTER_INDEX["care_home_admissions_65"]: 1}
     return {}
 
 
-def is_reablement_discharge(event: Event) -> bool:
-    return isinstance(event, Discharge) and event.into_reablement and event.age >= 65
+def is_reablement_discharge(event: EventFacts) -> bool:
+    return event.record is Discharge and event.fields["into_reablement"] and event.age >= 65
 
 
-def is_adverse(event: Event) -> bool:
+def is_adverse(event: EventFacts) -> bool:
     """An event that ends 'still at home' for a reablement patient: emergency readmission or care home, at 65+."""
     if event.age < 65:
         return False
-    if isinstance(event, Admission):
-        return event.admission_method in codes.EMERGENCY_ADMISSION_METHODS
-    return isinstance(event, CareHomePlacement) and event.permanent
+    if event.record is Admission:
+        return event.fields["admission_method"] in codes.EMERGENCY_ADMISSION_METHODS
+    return event.record is CareHomePlacement and bool(event.fields["permanent"])
 
 
 def at_home(discharge_day: int, adverse_days: list[int]) -> bool:
@@ -171,21 +177,24 @@ class BoardTables:
 class Applied:
     """What became of one event: the triggering event, or a held event it released."""
 
-    event: Event
+    event: EventFacts
     outcome: Outcome
 
 
-def apply_event(tables: BoardTables, event: Event, lateness_seconds: float,
+def apply_event(tables: BoardTables, event: Event | EventFacts, lateness_seconds: float,
                 max_ahead_seconds: float = DEFAULT_MAX_AHEAD_DAYS * SECONDS_PER_DAY) -> list[Applied]:
-    """Apply one valid event to its board's state (see the module rules).
+    """Apply one valid event (a record, or its :class:`EventFacts`: the worker's) to its board's state (see the
+    module rules).
 
     Returns what happened, in order: held events this one released (each with its outcome), then this
     event itself (counted, duplicate, late or held).
     """
+    if not isinstance(event, EventFacts):
+        event = EventFacts.of_event(event)
     seen_key = f"{event.type}|{event.event_id}"
     if seen_key in tables.seen_events:
         return [Applied(event, Outcome.DUPLICATE)]
-    occurred_seconds = event.occurred_at.timestamp()
+    occurred_seconds = event.occurred_seconds
     tables.seen_events[seen_key] = epoch_day(occurred_seconds)
     clock_key = f"{event.board}|{event.type}"
     applied = [Applied(released, _apply_on_clock(tables, released, lateness_seconds))
@@ -201,7 +210,7 @@ def apply_event(tables: BoardTables, event: Event, lateness_seconds: float,
 
 
 def _corroborated(tables: BoardTables, clock_key: str, occurred_seconds: float,
-                  max_ahead_seconds: float) -> list[Event]:
+                  max_ahead_seconds: float) -> list[EventFacts]:
     """Take out of hold, in arrival order, the held events that an event at ``occurred_seconds`` corroborates."""
     held = tables.held_events.get(clock_key)
     if not held:
@@ -214,12 +223,12 @@ def _corroborated(tables: BoardTables, clock_key: str, occurred_seconds: float,
         tables.held_events[clock_key] = remaining
     else:
         del tables.held_events[clock_key]
-    return [parse_wire(wire.encode()) for wire in released]
+    return [event_facts(orjson.loads(wire)) for wire in released]
 
 
-def _apply_on_clock(tables: BoardTables, event: Event, lateness_seconds: float) -> Outcome:
+def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: float) -> Outcome:
     """Count an event the clock accepts (or tally it late); advance the clock."""
-    occurred_seconds = event.occurred_at.timestamp()
+    occurred_seconds = event.occurred_seconds
     day = epoch_day(occurred_seconds)
     clock_key = f"{event.board}|{event.type}"
     stream_time_seconds = tables.stream_times.get(clock_key)
@@ -236,12 +245,12 @@ def _apply_on_clock(tables: BoardTables, event: Event, lateness_seconds: float) 
         _follow_reablement(tables, event, day)
     elif is_adverse(event):
         _record_adverse(tables, event, day)
-    if isinstance(event, Discharge):
+    if event.record is Discharge:
         _settle(tables, event.board, last_settled_reablement_day(stream_time_seconds, lateness_seconds))
     return Outcome.COUNTED
 
 
-def _follow_reablement(tables: BoardTables, event: Discharge, day: int) -> None:
+def _follow_reablement(tables: BoardTables, event: EventFacts, day: int) -> None:
     patient_key = f"{event.board}|{event.patient}"
     record = tables.reablement_patients.get(patient_key) or {"discharges": [], "adverse": []}
     record = {"discharges": [*record["discharges"], [day, PENDING]], "adverse": record["adverse"]}
@@ -250,7 +259,7 @@ def _follow_reablement(tables: BoardTables, event: Discharge, day: int) -> None:
     tables.reablement_due[due_key] = [*(tables.reablement_due.get(due_key) or []), event.patient]
 
 
-def _record_adverse(tables: BoardTables, event: Event, day: int) -> None:
+def _record_adverse(tables: BoardTables, event: EventFacts, day: int) -> None:
     patient_key = f"{event.board}|{event.patient}"
     record = tables.reablement_patients.get(patient_key) or {"discharges": [], "adverse": []}
     discharges = []

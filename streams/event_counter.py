@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from bcfwatch.core.events import InvalidEvent, Reason, is_packed, parse_event, parse_wire, unpack
+from bcfwatch.core.events import EventFacts, InvalidEvent, Reason, Window, event_facts, is_packed, unpack, wire_facts
 from bcfwatch.core.messages import dead_letter_fields
 from bcfwatch.core.nhs_number import redact
 from bcfwatch.core.topics import EVENT_TYPES
@@ -44,6 +44,7 @@ from streams import metrics as worker_metrics
 from streams.board_state import Applied, Outcome, apply_event
 from streams.config import WorkerConfig
 from streams.partition_state import PartitionState
+from streams.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class EventCounter:
     async def _count_single(self, state: PartitionState, event: ConsumedRecord) -> None:
         message = event.message
         try:
-            record = parse_wire(event.value)
+            record = wire_facts(event.value)
         except InvalidEvent as error:
             await self._dead_letter(message, error, bytes(event.value).decode("utf-8", "replace"))
             return
@@ -186,27 +187,34 @@ class EventCounter:
             await self._report(state, applied, message)
 
     async def _count_packed(self, state: PartitionState, event: ConsumedRecord) -> None:
-        """Each element in order through the same contract and rules as a single-event record; a bad element is
-        dead-lettered alone (with its index), the rest applied. Metrics once per record, not once per event."""
+        """Each element through the same contract and rules as a single-event record; a bad element is
+        dead-lettered alone (with its index), the rest applied in order. The elements are checked against one
+        moment (the record's :class:`Window`), their ids looked up in the sealed tier at once, and the metrics
+        observed once per record, not once per event."""
         message = event.message
         try:
             elements = unpack(event.value)
         except InvalidEvent as error:
             await self._dead_letter(message, error, bytes(event.value).decode("utf-8", "replace"), packed=True)
             return
-        outcomes: dict[tuple[str, str], int] = {}
-        latest: dict[str, float] = {}
+        window = Window.at()
+        valid: list[tuple[int, EventFacts]] = []
         for index, element in enumerate(elements):
             try:
-                record = parse_event(element)
+                valid.append((index, event_facts(element, window=window)))
             except InvalidEvent as error:
                 await self._dead_letter(message, error, orjson.dumps(element).decode(), index=index, packed=True)
-                continue
-            for applied in apply_event(state.tables, record, self.lateness_seconds, self.max_ahead_seconds):
+        seen = state.tables.seen_events
+        if isinstance(seen, SeenEvents):
+            seen.look_up([f"{facts.type}|{facts.event_id}" for _, facts in valid])
+        outcomes: dict[tuple[str, str], int] = {}
+        latest: dict[str, float] = {}
+        for index, facts in valid:
+            for applied in apply_event(state.tables, facts, self.lateness_seconds, self.max_ahead_seconds):
                 done = applied.event
                 tally = (done.type, applied.outcome.value)
                 outcomes[tally] = outcomes.get(tally, 0) + 1
-                latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_at.timestamp())
+                latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_seconds)
                 if applied.outcome in (Outcome.LATE, Outcome.HELD):
                     await self._report(state, applied, message, index, observe=False)
         self.metrics.observe_events(outcomes, latest, message.timestamp)
@@ -224,7 +232,7 @@ class EventCounter:
         to their topics, with the stream's clock as it stands now."""
         record, outcome = applied.event, applied.outcome
         if observe:
-            self.metrics.observe_event(record.type, outcome.value, record.occurred_at.timestamp(), message.timestamp)
+            self.metrics.observe_event(record.type, outcome.value, record.occurred_seconds, message.timestamp)
         if outcome not in (Outcome.LATE, Outcome.HELD):
             return
         clock = state.tables.stream_times.get(f"{record.board}|{record.type}")

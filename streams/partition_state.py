@@ -117,7 +117,7 @@ class ChangeTrackingDict(dict):
         self.changed: set[str] = set(self)  # everything counts as changed until first published
 
     def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
+        dict.__setitem__(self, key, value)  # (not super(): this runs for nearly every event)
         self.changed.add(key)
 
 

@@ -41,6 +41,11 @@ def digest(key: str) -> tuple[int, int]:
     return int.from_bytes(value[:8], "little"), int.from_bytes(value[8:], "little")
 
 
+def digests_of(keys: list[str]) -> bytes:
+    """The digests of many keys, 16 bytes each (high then low half, each little-endian: :func:`digest`'s)."""
+    return b"".join([blake2b(key.encode(), digest_size=DIGEST_BYTES).digest() for key in keys])
+
+
 def segment_key(partition: int, sequence: int) -> bytes:
     return f"{partition}:{sequence}".encode()
 
@@ -62,6 +67,7 @@ class SeenEvents:
         self.recent: dict[str, int] = dict(recent or {})
         self._high = np.empty(0, np.uint64)
         self._low = np.empty(0, np.uint64)
+        self._looked_up: dict[str, bool] = {}  # keys of the batch in hand -> sealed? (look_up)
         self._merge([np.frombuffer(segment, _DIGEST_DTYPE) for segment in segments])
 
     def __contains__(self, key: object) -> bool:
@@ -69,6 +75,9 @@ class SeenEvents:
             return True
         if not self._high.size or not isinstance(key, str):
             return False
+        sealed = self._looked_up.get(key)
+        if sealed is not None:
+            return sealed
         high, low = digest(key)
         index = int(np.searchsorted(self._high, np.uint64(high)))
         while index < self._high.size and int(self._high[index]) == high:  # equal highs: ~never more than one
@@ -91,6 +100,27 @@ class SeenEvents:
 
     __hash__ = None  # type: ignore[assignment]  # mutable (typeshed types object.__hash__ as a method only)
 
+    def look_up(self, keys: list[str]) -> None:
+        """Find a batch of keys (a packed record's) in the sealed tier at once, so that ``key in seen`` for them
+        needs no digest and no search of its own; until the next batch or seal."""
+        self._looked_up = {}
+        if not self._high.size or not keys:
+            return
+        digests = np.frombuffer(digests_of(keys), _DIGEST_DTYPE)
+        at = np.searchsorted(self._high, digests["high"])
+        found = at < self._high.size
+        candidates = at[found]
+        found[found] = ((self._high[candidates] == digests["high"][found])
+                        & (self._low[candidates] == digests["low"][found]))
+        self._looked_up = dict(zip(keys, found.tolist(), strict=True))
+        for index in np.flatnonzero(~found).tolist():  # an equal high with another low first (~never): look on
+            position, high, low = int(at[index]) + 1, int(digests["high"][index]), int(digests["low"][index])
+            while position < self._high.size and int(self._high[position]) == high:
+                if int(self._low[position]) == low:
+                    self._looked_up[keys[index]] = True
+                    break
+                position += 1
+
     @property
     def sealed(self) -> int:
         return int(self._high.size)
@@ -100,9 +130,10 @@ class SeenEvents:
 
     def seal(self) -> bytes:
         """Move the recent ids to the sealed tier; returns them as a segment (sorted digests)."""
-        digests = np.array([digest(key) for key in self.recent], dtype=_DIGEST_DTYPE)
+        digests = np.frombuffer(digests_of(list(self.recent)), _DIGEST_DTYPE).copy()
         digests.sort(order=("high", "low"))
         self.recent = {}
+        self._looked_up = {}
         self._merge([digests])
         return digests.tobytes()
 

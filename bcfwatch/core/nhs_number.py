@@ -125,8 +125,14 @@ _FREE_TEXT_NHS = (re.compile(r"(?<!\d)\d{3}[\s.\-]*\d{3}[\s.\-]*\d{4}(?!\d)"),
                   re.compile(r"(?<!\d)\d(?:[\s.]{0,3}\d){9}(?!\d)"))
 
 
+# Either pattern anywhere: most identifiers hold neither, and one search says so (the worker checks every event's).
+_FREE_TEXT_CANDIDATE = re.compile("|".join(f"(?:{pattern.pattern})" for pattern in _FREE_TEXT_NHS))
+
+
 def contains_nhs_number(text: str) -> bool:
     """Whether free text holds a valid NHS number written plainly, 3-3-4, or with spaces or dots anywhere."""
+    if not _FREE_TEXT_CANDIDATE.search(text):
+        return False
     for match in (m for pattern in _FREE_TEXT_NHS for m in pattern.finditer(text)):
         if is_valid_nhs_number(re.sub(r"\D", "", match.group())):
             return True

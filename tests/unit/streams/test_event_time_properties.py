@@ -103,10 +103,11 @@ def streamed(path: Path, bound_every: int | None = None) -> tuple[pd.DataFrame, 
         except InvalidEvent:
             outcomes["rejected"] += 1
             continue
-        for applied in apply_event(tables, event, LATENESS, MAX_AHEAD):
+        *released, itself = apply_event(tables, event, LATENESS, MAX_AHEAD)  # the event comes last
+        for applied in released:  # held events it released: each was tallied 'held' before
             outcomes[applied.outcome.value] += 1
-            if applied.event is not event:  # a held event released: it was tallied 'held' before
-                outcomes[Outcome.HELD.value] -= 1
+            outcomes[Outcome.HELD.value] -= 1
+        outcomes[itself.outcome.value] += 1
     held_at_end = sum(len(entries) for entries in tables.held_events.values())
     assert held_at_end == outcomes[Outcome.HELD.value]
     return from_state(dict(tables.day_counts)), outcomes
