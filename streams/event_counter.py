@@ -5,11 +5,12 @@ plain objects. For one record:
 
 * already covered by its partition's durable state (``streams/partition_state.py``): acknowledged at once,
   nothing applied;
-* a **single-event** record: decoded and checked against the contract (``bcfwatch.core.events``); a bad one is
+* a **packed** record (docs/wire-format.md): each element checked against the contract (``bcfwatch.core.events``,
+  into :class:`~bcfwatch.core.events.EventFacts`, with no Faust record); a bad element is dead-lettered alone (with
+  its ``index``, ``packed: true``), the others applied in order; a value that is not a JSON array is dead-lettered
+  whole (``packed: true``, no ``index``);
+* a **single-event** record goes through the same code as a packed record of one element; a bad one is
   dead-lettered whole, with its reason;
-* a **packed** record (docs/wire-format.md): each element, in order, through the same contract and rules; a bad
-  element is dead-lettered alone (with its ``index``, ``packed: true``), the others applied; a value that is not
-  a JSON array is dead-lettered whole (``packed: true``, no ``index``);
 * each valid event is applied to its partition's tables by the board rules (``streams/board_state.apply_event``);
   every outcome is counted in the metrics (``streams/metrics.py``; a packed record's at once), late and held
   events also go to their topics (never silently lost);
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from bcfwatch.core.events import EventFacts, InvalidEvent, Reason, Window, event_facts, is_packed, unpack, wire_facts
+from bcfwatch.core.events import EventFacts, InvalidEvent, Reason, Window, decoded, event_facts, is_packed, unpack
 from bcfwatch.core.messages import dead_letter_fields
 from bcfwatch.core.nhs_number import redact
 from bcfwatch.core.topics import EVENT_TYPES
@@ -107,9 +108,6 @@ class PartitionSource(Protocol):
 class CountingMetrics(Protocol):
     """The metrics a counter updates (the :mod:`streams.metrics` module)."""
 
-    def observe_event(self, event_type: str, outcome: str, occurred_at_seconds: float,
-                      kafka_timestamp_seconds: float | None) -> None: ...
-
     def observe_events(self, outcomes: dict[tuple[str, str], int], latest_seconds: dict[str, float],
                        kafka_timestamp_seconds: float | None) -> None: ...
 
@@ -177,47 +175,57 @@ class EventCounter:
         state.applied_event(message.topic, message.offset, event)
 
     async def _count_single(self, state: PartitionState, event: ConsumedRecord) -> None:
-        message = event.message
+        """A single-event record: as a packed record of one element, but a bad one is dead-lettered whole."""
         try:
-            record = wire_facts(event.value)
+            payload = decoded(event.value)
         except InvalidEvent as error:
-            await self._dead_letter(message, error, bytes(event.value).decode("utf-8", "replace"))
+            await self._dead_letter(event.message, error, bytes(event.value).decode("utf-8", "replace"))
             return
-        for applied in apply_event(state.tables, record, self.lateness_seconds, self.max_ahead_seconds):
-            await self._report(state, applied, message)
+        await self._count_elements(state, event, [payload], packed=False)
 
     async def _count_packed(self, state: PartitionState, event: ConsumedRecord) -> None:
-        """Each element through the same contract and rules as a single-event record; a bad element is
-        dead-lettered alone (with its index), the rest applied in order. The elements are checked against one
-        moment (the record's :class:`Window`), their ids looked up in the sealed tier at once, and the metrics
-        observed once per record, not once per event."""
-        message = event.message
         try:
             elements = unpack(event.value)
         except InvalidEvent as error:
-            await self._dead_letter(message, error, bytes(event.value).decode("utf-8", "replace"), packed=True)
+            await self._dead_letter(event.message, error, bytes(event.value).decode("utf-8", "replace"),
+                                    packed=True)
             return
+        await self._count_elements(state, event, elements, packed=True)
+
+    async def _count_elements(self, state: PartitionState, event: ConsumedRecord, elements: list[Any],
+                              packed: bool) -> None:
+        """Each element through the contract; a bad one is dead-lettered alone (a packed record's with its index),
+        the rest applied in order. The elements are checked against one moment (the record's :class:`Window`),
+        their ids looked up in the sealed tier at once, and the metrics observed once per record."""
+        message = event.message
         window = Window.at()
         valid: list[tuple[int, EventFacts]] = []
         for index, element in enumerate(elements):
             try:
                 valid.append((index, event_facts(element, window=window)))
             except InvalidEvent as error:
-                await self._dead_letter(message, error, orjson.dumps(element).decode(), index=index, packed=True)
+                if packed:
+                    await self._dead_letter(message, error, orjson.dumps(element).decode(), index=index, packed=True)
+                else:
+                    await self._dead_letter(message, error, bytes(event.value).decode("utf-8", "replace"))
         seen = state.tables.seen_events
-        if isinstance(seen, SeenEvents):
+        if isinstance(seen, SeenEvents) and len(valid) > 1:
             seen.look_up([f"{facts.type}|{facts.event_id}" for _, facts in valid])
         outcomes: dict[tuple[str, str], int] = {}
         latest: dict[str, float] = {}
+        reports: list[tuple[str, bytes | None, dict[str, Any]]] = []
         for index, facts in valid:
             for applied in apply_event(state.tables, facts, self.lateness_seconds, self.max_ahead_seconds):
                 done = applied.event
                 tally = (done.type, applied.outcome.value)
                 outcomes[tally] = outcomes.get(tally, 0) + 1
                 latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_seconds)
-                if applied.outcome in (Outcome.LATE, Outcome.HELD):
-                    await self._report(state, applied, message, index, observe=False)
-        self.metrics.observe_events(outcomes, latest, message.timestamp)
+                if applied.outcome in (Outcome.LATE, Outcome.HELD):  # with the clock as it stands now
+                    reports.append(self._side_report(state, applied, message, index if packed else None))
+        if outcomes:
+            self.metrics.observe_events(outcomes, latest, message.timestamp)
+        for topic_and_value in reports:
+            await self._side_output(*topic_and_value)
 
     async def _dead_letter(self, message: RecordEnvelope, error: InvalidEvent, raw: str, **where: object) -> None:
         """``where``: what a packed record adds after the topic, partition and offset (``index``, ``packed``)."""
@@ -226,15 +234,10 @@ class EventCounter:
             "worker", error, redact(raw), topic=message.topic, partition=message.partition, offset=message.offset,
             **where))
 
-    async def _report(self, state: PartitionState, applied: Applied, message: RecordEnvelope,
-                      index: int | None = None, observe: bool = True) -> None:
-        """Metrics for every outcome (unless the caller tallies them: ``observe``); late and held events also go
-        to their topics, with the stream's clock as it stands now."""
+    def _side_report(self, state: PartitionState, applied: Applied, message: RecordEnvelope,
+                     index: int | None = None) -> tuple[str, bytes | None, dict[str, Any]]:
+        """(topic, key, value) of a late or held event's side output, with the stream's clock as it stands now."""
         record, outcome = applied.event, applied.outcome
-        if observe:
-            self.metrics.observe_event(record.type, outcome.value, record.occurred_seconds, message.timestamp)
-        if outcome not in (Outcome.LATE, Outcome.HELD):
-            return
         clock = state.tables.stream_times.get(f"{record.board}|{record.type}")
         side = {
             "board": record.board, "type": record.type, "event_id": record.event_id,
@@ -244,11 +247,9 @@ class EventCounter:
             **({} if index is None else {"index": index}),  # the event's place in a packed record
         }
         if outcome is Outcome.LATE:
-            await self._side_output(self.topics.late_events, message.key,
-                                    {**side, "lateness_days": self.lateness_days})
-        else:
-            await self._side_output(self.topics.held_events, message.key,
-                                    {**side, "max_ahead_days": self.max_ahead_days, "reason": HELD_REASON})
+            return self.topics.late_events, message.key, {**side, "lateness_days": self.lateness_days}
+        return self.topics.held_events, message.key, {**side, "max_ahead_days": self.max_ahead_days,
+                                                      "reason": HELD_REASON}
 
     async def _side_output(self, topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await self.send(topic, key, orjson.dumps(value))

@@ -36,15 +36,6 @@ LAST_EVENT_TIME = Gauge("bcf_last_event_timestamp_seconds", "Latest event time (
 _latest_event_time_seconds: dict[str, float] = {}  # by type: the latest occurred_at, in seconds since the epoch
 
 
-def observe_event(event_type: str, outcome: str, occurred_at_seconds: float,
-                  kafka_timestamp_seconds: float | None) -> None:
-    """One applied event: its outcome, its event time and its latency (both times in seconds since the epoch)."""
-    EVENTS_PROCESSED.labels(event_type, outcome).inc()
-    _observe_event_time(event_type, occurred_at_seconds)
-    if kafka_timestamp_seconds:
-        PROCESSING_LATENCY.observe(max(0.0, time.time() - kafka_timestamp_seconds))
-
-
 def _observe_event_time(event_type: str, occurred_at_seconds: float) -> None:
     if occurred_at_seconds > _latest_event_time_seconds.get(event_type, float("-inf")):
         _latest_event_time_seconds[event_type] = occurred_at_seconds
@@ -70,8 +61,8 @@ def initialise(partitions: int) -> None:
 
 def observe_events(outcomes: dict[tuple[str, str], int], latest_seconds: dict[str, float],
                    kafka_timestamp_seconds: float | None) -> None:
-    """:func:`observe_event` for all the events of one packed record at once: ``outcomes`` counts them by
-    (type, outcome), ``latest_seconds`` is the latest event time by type; each event observes the same latency."""
+    """The events of one record (single or packed), at once: ``outcomes`` counts them by (type, outcome),
+    ``latest_seconds`` is the latest event time by type; each event observes the record's latency."""
     for (event_type, outcome), number in outcomes.items():
         EVENTS_PROCESSED.labels(event_type, outcome).inc(number)
     for event_type, occurred_at_seconds in latest_seconds.items():

@@ -278,15 +278,11 @@ def parse_event(payload: dict[str, Any], boards: BoardList | None = None) -> Eve
 
 def parse_wire(message: bytes, boards: BoardList | None = None) -> Event:
     """Decode and validate one Kafka message value."""
-    return parse_event(_decoded(message), boards)
+    return parse_event(decoded(message), boards)
 
 
-def wire_facts(message: bytes, boards: BoardList | None = None) -> EventFacts:
-    """:func:`parse_wire`, into the facts the counting rules read."""
-    return event_facts(_decoded(message), boards)
-
-
-def _decoded(message: bytes) -> Any:
+def decoded(message: bytes) -> Any:
+    """One Kafka message value's JSON, decoded (:class:`InvalidEvent` ``not_json`` if it is not JSON)."""
     try:
         return orjson.loads(message)
     except orjson.JSONDecodeError as error:
