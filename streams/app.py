@@ -139,6 +139,9 @@ class SideOutputs:
         await producer.send(topic, key=key, value=value)
 
 
+STREAM_BUFFER_RECORDS = 1_024
+
+
 def counting_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp:
     """The Faust app of a worker, nothing registered on it yet; its internal topics with ``replication_factor``
     copies (:func:`ensure_worker_topics` gives the configured one)."""
@@ -154,7 +157,11 @@ def counting_app(config: WorkerConfig, replication_factor: int = 1) -> CountingA
         web_port=config.web_port,
         web_bind=config.web_host,
         web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False,  # no /router, /table
-        stream_buffer_maxsize=16_384,
+        # Records fetched ahead of the agent, at most (Faust pauses fetching a partition whose buffer is under
+        # pressure). A packed record is up to 256 KiB, so this bounds the buffer at 256 MiB (at 16,384 it held most
+        # of a national year's records, over 1 GiB, while the worker caught up): still 1,000+ records, seconds of
+        # work, ahead of the agent.
+        stream_buffer_maxsize=STREAM_BUFFER_RECORDS,
         # A worker killed with SIGKILL leaves the group only when its session times out: keep that short
         # so its partitions move to a live worker within seconds, not a minute.
         broker_session_timeout=10.0,
@@ -195,9 +202,9 @@ def create_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp
 
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
-        await states.save_dirty()
+        behind = report_backlog(app, states, topics.events)
+        await states.save_dirty(caught_up={partition for partition, number in behind.items() if number == 0})
         health.beat()
-        report_backlog(app, states, topics.events)
 
     serve_worker_health(app, config, probe, health)
 
@@ -210,14 +217,16 @@ def create_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp
     return app
 
 
-def report_backlog(app: faust.App, states: PartitionStates, event_topics: Sequence[str]) -> None:
-    """The held-events and consumer-lag gauges, from the partition states as they stand."""
+def report_backlog(app: faust.App, states: PartitionStates, event_topics: Sequence[str]) -> dict[int, int]:
+    """The held-events and consumer-lag gauges, from the partition states as they stand; returns the messages
+    behind by owned partition."""
     for event_type, number in held_events_by_type(list(states.owned.values())).items():
         metrics.HELD_EVENTS.labels(event_type).set(number)
     behind = messages_behind_by_partition(dict(states.owned), event_topics,
                                           lambda topic, partition: app.consumer.highwater(TP(topic, partition)))
     for partition, number in behind.items():
         metrics.CONSUMER_LAG.labels(str(partition)).set(number)
+    return behind
 
 
 def serve_worker_health(app: faust.App, config: WorkerConfig, probe: BrokerProbe, health: Health) -> None:

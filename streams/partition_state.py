@@ -12,7 +12,7 @@ Both were reproduced here. So the worker keeps its tables itself:
   of each topic holds the same boards; Faust's assignor gives all of them to one
   worker. The state of partition *p* is the board tables of those boards plus,
   per topic, the offset of the last event applied.
-* Every couple of seconds (less often while its snapshots are costly: ``SNAPSHOT_TIME_SHARE``) a dirty
+* Every couple of seconds (less often while snapshots are costly: ``SNAPSHOT_TIME_SHARE``) a dirty
   partition is snapshotted, state and offsets in **one** message (so they can never disagree), to a compacted
   Kafka topic
   (``bcfwatch-PREFIX-state``, key = partition) and to a local RocksDB
@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,14 +75,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A partition's snapshots may take at most about this share of its time: a snapshot that took d seconds is followed
-# by the partition's next one no sooner than d / share seconds after it started (small live partitions, d of a few
-# ms, still snapshot every timer tick; a partition being bulk-loaded writes its larger snapshots less often).
-# Stops, revokes and the final snapshot are never skipped.
+# The worker's snapshots may take at most about this share of its time, all its partitions together: a snapshot
+# that held up the event loop for d seconds (taking it under the ``applying`` lock, and writing the local cache;
+# not the waits for the broker, while which events are applied) is followed by the partition's next one no sooner
+# than d * owned partitions / share seconds after it started. Small live partitions (d of a few ms) still
+# snapshot every timer tick; partitions being bulk-loaded write their larger snapshots less often. Stops,
+# revokes, the final snapshot and a partition that has caught up (``save_dirty(caught_up=...)``) are never
+# skipped, so counts settle within a tick of the last event.
 SNAPSHOT_TIME_SHARE = 0.1
-# ... but never later than this after the last: a snapshot that was slow because the broker was (an outage, a leader
-# moving) must not leave its partition's events unacknowledged for ten times as long (issue 26).
-SNAPSHOT_MAX_INTERVAL = 10.0
+# ... but never later than this after the last, so a bulk load's events are acknowledged (and its counts published)
+# at least this often. (A slow broker no longer spaces snapshots out: only the event loop's time counts, issue 26.)
+SNAPSHOT_MAX_INTERVAL = 30.0
 # The longest one snapshot may take to write (seen segments, board-day changes and the snapshot itself) before it
 # is given up until the next tick: a broker that does not answer must not hold up the timer and the others.
 SNAPSHOT_WRITE_SECONDS = 30.0
@@ -386,11 +390,13 @@ class PartitionStates(Service):
         assert self.producer is not None and self._cache is not None  # on_start
         started = time.monotonic()
         async with self.applying:  # between two events, never in the middle of one
+            taking = time.monotonic()
             state.bound_state(self.lateness_seconds, self.seen_seal_after)
             snapshot, acknowledgeable = state.to_snapshot(), state.unacked
             days, clocks = take_board_day_changes(state.tables)
             changes = board_day_messages(state.tables, days, clocks)  # as of the snapshot, before any await
             state.unacked, state.dirty = [], False
+            blocking = time.monotonic() - taking
         try:
             while state.unsent_segments:  # before the snapshot that counts them
                 await self.producer.send_and_wait(self.seen_topic,
@@ -407,23 +413,27 @@ class PartitionStates(Service):
             state.unacked, state.dirty = acknowledgeable + state.unacked, True
             give_back_board_day_changes(state.tables, days, clocks)
             raise
+        caching = time.monotonic()
         self._cache[f"{state.partition}:snapshot"] = snapshot
         self._cache[f"{state.partition}:offset"] = metadata.offset
         for event in acknowledgeable:
             event.ack()
-        state.next_snapshot_at = started + min((time.monotonic() - started) / SNAPSHOT_TIME_SHARE,
+        blocking += time.monotonic() - caching
+        state.next_snapshot_at = started + min(blocking * max(1, len(self.owned)) / SNAPSHOT_TIME_SHARE,
                                                SNAPSHOT_MAX_INTERVAL)
 
-    async def save_dirty(self, every: bool = False) -> None:
-        """Snapshot the dirty partitions (``every``: also those whose last snapshot was recent and costly). A
-        partition whose snapshot cannot be written is recorded in :attr:`failing` and tried again next time;
-        this never raises for it."""
+    async def save_dirty(self, every: bool = False, caught_up: Collection[int] = ()) -> None:
+        """Snapshot the dirty partitions (``every``: also those whose last snapshot was recent and costly;
+        ``caught_up``: partitions with nothing left to apply, snapshotted whatever their spacing). A partition
+        whose snapshot cannot be written is recorded in :attr:`failing` and tried again next time; this never
+        raises for it."""
         unanswered: int | None = None  # a partition whose snapshot the broker did not answer in time, this tick
         for state in list(self.owned.values()):
             if unanswered is not None and state.dirty:  # do not wait out the bound once per partition
                 self._failed(state.partition, TimeoutError(f"not tried: partition {unanswered}'s snapshot was not "
                                                            f"answered within {SNAPSHOT_WRITE_SECONDS:.0f} s"))
-            elif (every or time.monotonic() >= state.next_snapshot_at) and not await self.try_save(state):
+            elif ((every or state.partition in caught_up or time.monotonic() >= state.next_snapshot_at)
+                  and not await self.try_save(state)):
                 if isinstance(self.failing[state.partition].error, TimeoutError):
                     unanswered = state.partition
 
