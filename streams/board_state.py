@@ -164,6 +164,27 @@ class BoardTables:
     reablement_patients: MutableMapping[str, dict[str, Any]]
     reablement_due: MutableMapping[str, list[str]]
     held_events: MutableMapping[str, list[list[Any]]] = field(default_factory=dict)
+    # per stream, the earliest occurred_at held (not saved: found again from held_events when first asked)
+    _earliest_held: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def earliest_held(self, clock_key: str) -> float | None:
+        """The earliest event time held on a stream (None: nothing held), without scanning the held events for
+        every event of the stream (a stream with one far-off event held for ever would)."""
+        earliest = self._earliest_held.get(clock_key)
+        if earliest is None:
+            held = self.held_events.get(clock_key)
+            if not held:
+                return None
+            earliest = self._earliest_held[clock_key] = min(entry[0] for entry in held)
+        return earliest
+
+    def hold(self, clock_key: str, entries: list[list[Any]]) -> None:
+        """Set a stream's held events (``[]``: none left)."""
+        self._earliest_held.pop(clock_key, None)
+        if entries:
+            self.held_events[clock_key] = entries
+        else:
+            del self.held_events[clock_key]
 
     def add(self, board: str, day: int, counts: dict[int, int]) -> None:
         key = day_key(board, day)
@@ -202,7 +223,7 @@ def apply_event(tables: BoardTables, event: Event | EventFacts, lateness_seconds
     clock_seconds = tables.stream_times.get(clock_key)
     if clock_seconds is None or occurred_seconds > clock_seconds + max_ahead_seconds:
         held = tables.held_events.get(clock_key) or []
-        tables.held_events[clock_key] = [*held, [occurred_seconds, event.to_wire().decode()]]
+        tables.hold(clock_key, [*held, [occurred_seconds, event.to_wire().decode()]])
         applied.append(Applied(event, Outcome.HELD))
     else:
         applied.append(Applied(event, _apply_on_clock(tables, event, lateness_seconds)))
@@ -212,17 +233,12 @@ def apply_event(tables: BoardTables, event: Event | EventFacts, lateness_seconds
 def _corroborated(tables: BoardTables, clock_key: str, occurred_seconds: float,
                   max_ahead_seconds: float) -> list[EventFacts]:
     """Take out of hold, in arrival order, the held events that an event at ``occurred_seconds`` corroborates."""
-    held = tables.held_events.get(clock_key)
-    if not held:
-        return []
+    earliest = tables.earliest_held(clock_key)
+    if earliest is None or occurred_seconds < earliest - max_ahead_seconds:
+        return []  # nothing held, or nothing this event corroborates
+    held = tables.held_events[clock_key]
     released = [wire for held_at_seconds, wire in held if occurred_seconds >= held_at_seconds - max_ahead_seconds]
-    if not released:
-        return []
-    remaining = [entry for entry in held if occurred_seconds < entry[0] - max_ahead_seconds]
-    if remaining:
-        tables.held_events[clock_key] = remaining
-    else:
-        del tables.held_events[clock_key]
+    tables.hold(clock_key, [entry for entry in held if occurred_seconds < entry[0] - max_ahead_seconds])
     return [event_facts(orjson.loads(wire)) for wire in released]
 
 

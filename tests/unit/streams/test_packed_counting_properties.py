@@ -72,7 +72,7 @@ def valid_events(made: list[Any]) -> tuple[list[Event], int]:
 
 @given(made=elements(), cuts=st.lists(st.tuples(st.integers(1, 12), st.booleans(), st.booleans()), min_size=1,
                                       max_size=60))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_packed_and_single_records_count_as_the_rules_one_event_at_a_time(made, cuts):
     worker = Worker()
     records, position, cut = [], 0, 0

@@ -21,7 +21,7 @@ def one_at_a_time(seen: SeenEvents, keys: list[str]) -> list[bool]:
 @given(sealed=st.lists(st.text(min_size=1, max_size=12), max_size=40, unique=True),
        recent=st.lists(st.text(min_size=1, max_size=12), max_size=10),
        asked=st.lists(st.text(min_size=1, max_size=12), max_size=40))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_a_batch_looked_up_at_once_answers_as_each_key_alone(sealed, recent, asked):
     seen = SeenEvents(dict.fromkeys(sealed, 1))
     seen.seal()
