@@ -195,8 +195,9 @@ class EventCounter:
     async def _count_elements(self, state: PartitionState, event: ConsumedRecord, elements: list[Any],
                               packed: bool) -> None:
         """Each element through the contract; a bad one is dead-lettered alone (a packed record's with its index),
-        the rest applied in order. The elements are checked against one moment (the record's :class:`Window`),
-        their ids looked up in the sealed tier at once, and the metrics observed once per record."""
+        the rest applied in order, each late or held one sent to its topic as it is applied. The elements are
+        checked against one moment (the record's :class:`Window`), their ids looked up in the sealed tier at
+        once, and the metrics observed once per record."""
         message = event.message
         window = Window.at()
         valid: list[tuple[int, EventFacts]] = []
@@ -213,19 +214,21 @@ class EventCounter:
             seen.look_up([f"{facts.type}|{facts.event_id}" for _, facts in valid])
         outcomes: dict[tuple[str, str], int] = {}
         latest: dict[str, float] = {}
-        reports: list[tuple[str, bytes | None, dict[str, Any]]] = []
-        for index, facts in valid:
-            for applied in apply_event(state.tables, facts, self.lateness_seconds, self.max_ahead_seconds):
-                done = applied.event
-                tally = (done.type, applied.outcome.value)
-                outcomes[tally] = outcomes.get(tally, 0) + 1
-                latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_seconds)
-                if applied.outcome in (Outcome.LATE, Outcome.HELD):  # with the clock as it stands now
-                    reports.append(self._side_report(state, applied, message, index if packed else None))
-        if outcomes:
-            self.metrics.observe_events(outcomes, latest, message.timestamp)
-        for topic_and_value in reports:
-            await self._side_output(*topic_and_value)
+        try:
+            for index, facts in valid:
+                for applied in apply_event(state.tables, facts, self.lateness_seconds, self.max_ahead_seconds):
+                    done = applied.event
+                    tally = (done.type, applied.outcome.value)
+                    outcomes[tally] = outcomes.get(tally, 0) + 1
+                    latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_seconds)
+                    if applied.outcome in (Outcome.LATE, Outcome.HELD):
+                        # sent at once: if the send fails, the record is applied again and the events after
+                        # this one are then applied (and reported) for the first time
+                        await self._side_output(*self._side_report(state, applied, message,
+                                                                   index if packed else None))
+        finally:  # what was applied is observed, even when a side output failed
+            if outcomes:
+                self.metrics.observe_events(outcomes, latest, message.timestamp)
 
     async def _dead_letter(self, message: RecordEnvelope, error: InvalidEvent, raw: str, **where: object) -> None:
         """``where``: what a packed record adds after the topic, partition and offset (``index``, ``packed``)."""

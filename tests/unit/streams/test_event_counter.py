@@ -406,3 +406,17 @@ def test_messages_behind_each_owned_partition():
     behind = messages_behind_by_partition({0: first, 1: second}, [ADMISSIONS, DISCHARGES],
                                           lambda topic, partition: ends[(topic, partition)])
     assert behind == {0: 5, 1: 3}
+
+
+def test_a_failed_side_output_loses_no_report_of_the_events_after_it():
+    worker = Worker(outbox=Outbox(fail=1))
+    # three held events in one packed record (each the first of its stream, or far ahead of it); the first
+    # report cannot be sent: the record is applied again, and the events after it are reported then
+    far_ahead = admission("a9", START + timedelta(days=400))
+    worker.run(worker.packed(admission("a1", START), discharge("d1", START), far_ahead))
+    assert worker.slept == [0.5]
+    assert [held["event_id"] for held in worker.outbox.on(TOPICS.held_events)] == ["d1", "a9"]
+    # a1: held, then a duplicate of itself on the retry, then released by a9 (which it is too far behind to
+    # corroborate in turn: a9 stays held)
+    assert worker.metrics.outcomes == {("admission", "held"): 2, ("admission", "duplicate"): 1,
+                                       ("admission", "counted"): 1, ("discharge", "held"): 1}

@@ -2,8 +2,10 @@
 :class:`bcfwatch.core.events.EventFacts`, their ids looked up in the sealed tier at once) counts exactly as the
 board rules applied one event at a time (``streams.board_state.apply_event`` on Faust records).
 
-Hypothesis makes up the events (ordinary, late, far ahead of the clock, duplicated, malformed), cuts them into
-single-event and packed records in any way, on one partition, and seals the seen ids between any two records.
+Hypothesis makes up the events (ordinary, late, far ahead of the clock, duplicated, malformed; two boards, every
+delay attribution, with and without ``key_id``), cuts them into single-event and packed records in any way, on one
+partition, and seals the seen ids between any two records. (The rules themselves are held to the pandas oracle by
+``test_event_time_properties``; this holds the worker's batch path to the rules.)
 """
 
 from __future__ import annotations
@@ -46,12 +48,16 @@ def elements(draw: st.DrawFn) -> list[Any]:
         clock = at if kind == "gap" else clock
         event_type = draw(st.sampled_from(["admission", "admission", "discharge", "care_home_placement"]))
         more: dict[str, Any] = {"age": draw(st.sampled_from([40, 70, 90])),
-                                "patient": draw(st.sampled_from(["a", "b", "c"])) * 64}
+                                "patient": draw(st.sampled_from(["a", "b", "c"])) * 64,
+                                "board": draw(st.sampled_from(["E08000025", "E09000012"]))}
+        if draw(st.booleans()):
+            more["key_id"] = "k1"
         if event_type == "admission":
             more["admission_method"] = draw(st.sampled_from(["21", "2A", "11", "31"]))
         elif event_type == "discharge":
             delayed = draw(st.sampled_from([0, 0, 3]))
-            more |= {"delayed_days": delayed, "delay_attributable_to": "social_care" if delayed else None,
+            attribution = draw(st.sampled_from(["nhs", "social_care", "both"]))
+            more |= {"delayed_days": delayed, "delay_attributable_to": attribution if delayed else None,
                      "into_reablement": draw(st.booleans())}
         else:
             more |= {"setting": "nursing", "permanent": draw(st.booleans())}
