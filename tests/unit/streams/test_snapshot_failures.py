@@ -5,6 +5,7 @@ while it lasts, and it recovers by itself (issue 26). A plain producer stands in
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,30 @@ def test_a_producer_whose_idempotence_broke_is_replaced_and_the_snapshot_written
     assert broken.stopped and states.producer is fresh and not event.acked  # given up, producer replaced
     asyncio.run(states.save_dirty(every=True))
     assert event.acked and states.failing == {} and ("app-state", 0) in fresh.written
+
+
+class SlowBroker(Producer):
+    """Answers every write, a second late (a broker far away, or busy)."""
+
+    async def _write(self, topic: str, partition: int) -> Sent:
+        await asyncio.sleep(1.0)  # the broker's latency being simulated, not a wait for something to happen
+        return await super()._write(topic, partition)
+
+
+def test_snapshots_are_spaced_by_the_event_loops_time_not_the_brokers_and_a_caught_up_partition_goes_at_once(
+        tmp_path):
+    states = partition_states(tmp_path, SlowBroker())
+    first = applied(states, 0, 1)
+    started = time.monotonic()
+    asyncio.run(states.save_dirty(every=True))
+    state = states.owned[0]
+    assert first.acked and time.monotonic() - started >= 1.0
+    # spaced by the broker's second, the next snapshot would wait 1.0 / SNAPSHOT_TIME_SHARE = 10 s
+    assert state.next_snapshot_at - started < 1.0
+
+    state.next_snapshot_at = time.monotonic() + 60  # as after a costly snapshot
+    second = applied(states, 0, 2)
+    asyncio.run(states.save_dirty())
+    assert not second.acked and state.dirty  # not due yet
+    asyncio.run(states.save_dirty(caught_up={0}))
+    assert second.acked and not state.dirty  # nothing left to apply: its counts settle now
