@@ -49,11 +49,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
-import orjson
-
 from bcfwatch.core import codes
 from bcfwatch.core.calendar import SECONDS_PER_DAY, day_text, epoch_day
-from bcfwatch.core.events import Admission, CareHomePlacement, Discharge, Event, EventFacts, event_facts
+from bcfwatch.core.events import Admission, CareHomePlacement, Discharge, Event, EventFacts, decoded, event_facts
 from bcfwatch.core.settings import DEFAULTS
 from streams.published import COUNTER_INDEX, COUNTERS
 
@@ -239,7 +237,7 @@ def _corroborated(tables: BoardTables, clock_key: str, occurred_seconds: float,
     held = tables.held_events[clock_key]
     released = [wire for held_at_seconds, wire in held if occurred_seconds >= held_at_seconds - max_ahead_seconds]
     tables.hold(clock_key, [entry for entry in held if occurred_seconds < entry[0] - max_ahead_seconds])
-    return [event_facts(orjson.loads(wire)) for wire in released]
+    return [event_facts(decoded(wire.encode())) for wire in released]
 
 
 def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: float) -> Outcome:

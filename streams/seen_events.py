@@ -37,7 +37,7 @@ _DIGEST_DTYPE = np.dtype([("high", "<u8"), ("low", "<u8")])
 
 def digest(key: str) -> tuple[int, int]:
     """The 128-bit digest of an id key, as two unsigned 64-bit halves."""
-    value = blake2b(key.encode(), digest_size=DIGEST_BYTES).digest()
+    value = digests_of([key])
     return int.from_bytes(value[:8], "little"), int.from_bytes(value[8:], "little")
 
 
@@ -79,8 +79,12 @@ class SeenEvents:
         if sealed is not None:
             return sealed
         high, low = digest(key)
-        index = int(np.searchsorted(self._high, np.uint64(high)))
-        while index < self._high.size and int(self._high[index]) == high:  # equal highs: ~never more than one
+        return self._sealed_from(int(np.searchsorted(self._high, np.uint64(high))), high, low)
+
+    def _sealed_from(self, index: int, high: int, low: int) -> bool:
+        """Whether the digest (high, low) is sealed at ``index`` or after it, among the equal high halves there
+        (~never more than one)."""
+        while index < self._high.size and int(self._high[index]) == high:
             if int(self._low[index]) == low:
                 return True
             index += 1
@@ -114,12 +118,8 @@ class SeenEvents:
                         & (self._low[candidates] == digests["low"][found]))
         self._looked_up = dict(zip(keys, found.tolist(), strict=True))
         for index in np.flatnonzero(~found).tolist():  # an equal high with another low first (~never): look on
-            position, high, low = int(at[index]) + 1, int(digests["high"][index]), int(digests["low"][index])
-            while position < self._high.size and int(self._high[position]) == high:
-                if int(self._low[position]) == low:
-                    self._looked_up[keys[index]] = True
-                    break
-                position += 1
+            if self._sealed_from(int(at[index]) + 1, int(digests["high"][index]), int(digests["low"][index])):
+                self._looked_up[keys[index]] = True
 
     @property
     def sealed(self) -> int:
