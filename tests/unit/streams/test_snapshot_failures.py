@@ -5,7 +5,6 @@ while it lasts, and it recovers by itself (issue 26). A plain producer stands in
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,26 +165,43 @@ def test_a_producer_whose_idempotence_broke_is_replaced_and_the_snapshot_written
     assert event.acked and states.failing == {} and ("app-state", 0) in fresh.written
 
 
+class Clock:
+    """The snapshot module's clock (``time.monotonic``), moved only by the broker below: under the ``applying``
+    lock no time passes, so a snapshot holds up the event loop for 0 s."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 class SlowBroker(Producer):
-    """Answers every write, a second late (a broker far away, or busy)."""
+    """Answers every write a second late on ``clock`` (a broker far away, or busy)."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
 
     async def _write(self, topic: str, partition: int) -> Sent:
-        await asyncio.sleep(1.0)  # the broker's latency being simulated, not a wait for something to happen
+        self.clock.now += 1.0
         return await super()._write(topic, partition)
 
 
 def test_snapshots_are_spaced_by_the_event_loops_time_not_the_brokers_and_a_caught_up_partition_goes_at_once(
-        tmp_path):
-    states = partition_states(tmp_path, SlowBroker())
+        tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(partition_state, "time", clock)
+    states = partition_states(tmp_path, SlowBroker(clock))
     first = applied(states, 0, 1)
-    started = time.monotonic()
+    started = clock.now
     asyncio.run(states.save_dirty(every=True))
     state = states.owned[0]
-    assert first.acked and time.monotonic() - started >= 1.0
+    assert first.acked and clock.now - started >= 1.0
     # spaced by the broker's second, the next snapshot would wait 1.0 / SNAPSHOT_TIME_SHARE = 10 s
     assert state.next_snapshot_at - started < 1.0
 
-    state.next_snapshot_at = time.monotonic() + 60  # as after a costly snapshot
+    state.next_snapshot_at = clock.now + 60  # as after a costly snapshot
     second = applied(states, 0, 2)
     asyncio.run(states.save_dirty())
     assert not second.acked and state.dirty  # not due yet
