@@ -9,6 +9,11 @@ drifting board alert is the first admission of that board whose time reaches the
 the monitor and the notifier to settle, then produces the drift window at a fixed live rate, timing each
 event as it is handed to the producer; every alert delivered in the window is matched with the event
 that settled its week, and latency = webhook arrival - that event's produce time.
+
+Only emergency-admission alerts are timed: their week is settled by the board's admissions, which is what the
+trigger line above finds. The other plan metrics' alerts (settled by discharges, placements, or all three 92
+days on) are raised and delivered in the same run, so the monitor and notifier do all their work, but an
+admission is not what settles them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from bcfwatch.core.topics import Topics
 from bcfwatch.demo.webhook_receiver import WebhookReceiver
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import Broker
+from monitors.rules.drift import METRIC
 from producers.generate import Drift, GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -192,6 +198,8 @@ def alert_latency(broker: Broker, work: Path, partitions: int, setup: LatencySet
                            for r in read_topic(broker.bootstrap, topics.alerts)}
         latencies, stages = [], {"worker to board_days": [], "monitor": [], "notifier to webhook": []}
         for (_, alert), arrived in zip(receiver.accepted[before:], receiver.arrived_at[before:], strict=True):
+            if alert["metric"] != METRIC:
+                continue  # not settled by an admission (see the module's docstring)
             as_of = date.fromisoformat(alert["as_of"])
             line = _trigger_line(advances.get(alert["board"], []), as_of)
             if line is None or line not in produced_at:

@@ -12,16 +12,19 @@ from streams.config import WorkerConfig
 
 
 class WorkerProcess:
-    def __init__(self, config: WorkerConfig, log: Path) -> None:
+    def __init__(self, config: WorkerConfig, log: Path, launcher: tuple[str, ...] = ("-m", "bcfwatch.cli")) -> None:
+        """``launcher``: what follows the Python interpreter before ``worker ARGS`` (the benchmark's memory
+        attribution runs the same command under tracemalloc: ``("-m", "bench.traced_worker", OUT)``)."""
         self.config = config
         self.log = log
+        self.launcher = launcher
         self.process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.log, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bcfwatch.cli", "worker", "--topic-prefix", self.config.topic_prefix,
+            [sys.executable, *self.launcher, "worker", "--topic-prefix", self.config.topic_prefix,
              "--bootstrap", self.config.bootstrap, "--partitions", str(self.config.partitions),
              "--web-port", str(self.config.web_port), "--datadir", str(self.config.datadir),
              "--metrics-port", str(self.config.metrics_port or 0),

@@ -24,10 +24,68 @@ from kafka.partitioner.default import murmur2
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.infra.kafka import consumer_lag, poll_to_end, reader, topic_partitions
-from streams.published import COUNTER_INDEX, BoardClock, parse_board_day
+from monitors.alerting.metric_timeline import COUNTERS as METRIC_COUNTERS
+from monitors.alerting.metric_timeline import Tables, tables_from_counts
+from streams.daily_table import from_state
+from streams.published import COUNTER_INDEX, COUNTERS, BoardClock, parse_board_day
 
 EMERGENCY = COUNTER_INDEX["emergency_admissions"]
 log = logging.getLogger(__name__)
+
+
+class DayCountGrid:
+    """Every board's day counts as one days x boards x COUNTERS array, kept cell by cell as counts arrive.
+
+    Its tables are the ones the offline path pivots from the export grid (``daily_emergency_admissions`` and
+    ``tables_from_counts`` of ``from_state(day_counts)``: every board, every day from the first to the last with
+    any count, zeros filled), built with one scatter instead of a pivot of every board-day, and only again once
+    a count changed. The monitor asks for them every round a week or a month settles somewhere.
+    """
+
+    def __init__(self, boards: list[str]) -> None:
+        self.boards = boards
+        self._column = {board: i for i, board in enumerate(boards)}
+        self._cells: dict[tuple[int, int], list[int]] = {}  # (board column, day ordinal) -> COUNTERS
+        self._days: tuple[int, int] | None = None  # first and last day ordinal with any count
+        self._grid: np.ndarray | None = None  # built on demand, dropped when a cell changes
+
+    def set(self, board: str, day: date, counts: list[int]) -> None:
+        ordinal = day.toordinal()
+        self._cells[(self._column[board], ordinal)] = counts
+        first, last = self._days or (ordinal, ordinal)
+        self._days = (min(first, ordinal), max(last, ordinal))
+        self._grid = None
+
+    def _array(self) -> np.ndarray:
+        if self._grid is None:
+            assert self._days is not None
+            first, last = self._days
+            cells = np.array(list(self._cells), dtype=np.int64).reshape(-1, 2)
+            grid = np.zeros((last - first + 1, len(self.boards), len(COUNTERS)), dtype=np.int64)
+            grid[cells[:, 1] - first, cells[:, 0]] = np.array(list(self._cells.values()), dtype=np.int64)
+            self._grid = grid
+        return self._grid
+
+    def _frame(self, values: np.ndarray) -> pd.DataFrame:
+        assert self._days is not None
+        first, last = self._days
+        days = pd.DatetimeIndex(pd.date_range(date.fromordinal(first), date.fromordinal(last), unit="us"),
+                                freq=None, name="date")
+        return pd.DataFrame(values, index=days, columns=pd.Index(self.boards, name="board"))
+
+    def emergency_admissions(self) -> pd.DataFrame:
+        """Days x boards emergency admissions (an empty frame before any count)."""
+        if self._days is None:
+            return pd.DataFrame()
+        return self._frame(self._array()[:, :, EMERGENCY])
+
+    def tables(self) -> Tables:
+        """Every counter the other plan metrics need, days x boards (``tables_from_counts``'s)."""
+        if self._days is None:
+            return tables_from_counts(from_state({}))
+        grid = self._array()
+        return {name: self._frame(grid[:, :, [COUNTER_INDEX[column] for column in columns]].sum(axis=2))
+                for name, columns in METRIC_COUNTERS.items()}
 
 
 class BoardDays:
@@ -42,10 +100,7 @@ class BoardDays:
         self.partitions: list[TopicPartition] = []
         self.day_counts: dict[str, list[int]] = {}  # board|YYYY-MM-DD -> COUNTERS
         self.stream_times: dict[str, float] = {}  # board|type -> stream time, in seconds since the epoch
-        self._boards = sorted(load_boards().codes)
-        self._column = {board: i for i, board in enumerate(self._boards)}
-        self._emergency: dict[tuple[int, int], int] = {}  # (board column, day ordinal) -> emergency admissions
-        self._days: tuple[int, int] | None = None  # first and last day ordinal with any count
+        self.grid = DayCountGrid(sorted(load_boards().codes))
         self._partition_of: dict[str, int] = {}  # board -> the partition its counts and clocks come on
 
     def refresh(self, timeout: float = 60.0, stop: Callable[[], bool] | None = None) -> set[str]:
@@ -87,10 +142,7 @@ class BoardDays:
         else:
             counts = list(parsed.counts)
             self.day_counts[parsed.key] = counts
-            day = parsed.day.toordinal()
-            self._emergency[(self._column[parsed.board], day)] = counts[EMERGENCY]
-            first, last = self._days or (day, day)
-            self._days = (min(first, day), max(last, day))
+            self.grid.set(parsed.board, parsed.day, counts)
         return parsed.board
 
     def partition_of(self, board: str) -> int:
@@ -105,18 +157,12 @@ class BoardDays:
 
     def daily_emergency_admissions(self) -> pd.DataFrame:
         """Days x boards emergency admissions, as ``daily_emergency_admissions(from_state(day_counts))``
-        gives it (every plan board, every day from the first to the last with any count), without
-        rebuilding the whole grid each round."""
-        if self._days is None:
-            return pd.DataFrame()
-        first, last = self._days
-        cells = np.array(list(self._emergency), dtype=np.int64).reshape(-1, 2)
-        table = np.zeros((last - first + 1, len(self._boards)), dtype=np.int64)
-        table[cells[:, 1] - first, cells[:, 0]] = np.fromiter(self._emergency.values(), dtype=np.int64,
-                                                              count=len(cells))
-        days = pd.DatetimeIndex(pd.date_range(date.fromordinal(first), date.fromordinal(last), unit="us"),
-                                freq=None, name="date")
-        return pd.DataFrame(table, index=days, columns=pd.Index(self._boards, name="board"))
+        gives it, without rebuilding the whole grid each round."""
+        return self.grid.emergency_admissions()
+
+    def tables(self) -> Tables:
+        """The other plan metrics' tables, as ``tables_from_counts(from_state(day_counts))`` gives them."""
+        return self.grid.tables()
 
     def close(self) -> None:
         self.consumer.close()

@@ -34,19 +34,13 @@ from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.plans import BoardPlan
 from bcfwatch.infra.kafka_security import kafka_python_options
 from monitors.alerting.alerts import Alert, AlertBook
-from monitors.alerting.metric_timeline import (
-    metric_settled_days,
-    months_settled,
-    plan_metric_timeline,
-    tables_from_counts,
-)
+from monitors.alerting.metric_timeline import metric_settled_days, months_settled, plan_metric_timeline
 from monitors.alerting.timeline import alert_timeline, last_settled_admission_days
 from monitors.alerting.topic_schemas import parse_alert
 from monitors.rules.drift import METRIC, Assessment, DriftRules, Question
 from monitors.service import exporter
 from monitors.service.board_days import BoardDays
 from streams.config import WorkerConfig  # the workers' topics, partitions and lateness; no Faust app
-from streams.daily_table import from_state
 
 log = logging.getLogger(__name__)
 # A board behind its partition by this many lateness periods past the baseline year is sparse, not unread.
@@ -120,22 +114,25 @@ class Monitor:
         return {board for board, _, question in self.book.open if question is Question.PLAN_NUMBER}
 
     def evaluate(self) -> list[Alert]:
-        """One round: alert events for every newly settled week, produced to the alerts topic."""
+        """One round: alert events for every newly settled week (emergency admissions) or month (the other plan
+        metrics), produced to the alerts topic. Emergency admissions' events are produced first: they wait
+        neither for the gauges nor for the other metrics' looks."""
         self.live.refresh()
-        metric_events = self._plan_metric_events()
         settled = last_settled_admission_days(self.live.stream_times, self.config.lateness_days)
         through = {board: day for board, day in settled.items() if self.judged_through.get(board) != day}
         if not through or not self._baseline_settled(METRIC, settled):
             exporter.mark_evaluated()
-            return self._publish(metric_events)
-        daily = self.live.daily_emergency_admissions()
-        latest: dict = {}
-        events = alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules, self.book, latest)
-        exporter.update({board: self.plans[board] for board in through if board in self.plans}, daily, through,
-                        latest, self.boards_alerted(), self.plan_year_start)
-        self.latest.update(latest)
-        self.judged_through.update(through)
-        return self._publish(events + metric_events)
+            events = []
+        else:
+            daily = self.live.daily_emergency_admissions()
+            latest: dict = {}
+            events = self._publish(alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules,
+                                                  self.book, latest))
+            exporter.update({board: self.plans[board] for board in through if board in self.plans}, daily,
+                            through, latest, self.boards_alerted(), self.plan_year_start)
+            self.latest.update(latest)
+            self.judged_through.update(through)
+        return events + self._publish(self._plan_metric_events())
 
     def _baseline_settled(self, metric: str, settled: dict[str, date]) -> bool:
         """Whether ``metric``'s baseline year is final for every planned board; says once which boards it
@@ -158,21 +155,24 @@ class Monitor:
         return events
 
     def _plan_metric_events(self) -> list[Alert]:
-        """Alert events of the other plan metrics, when a month newly settles for some board (the tables are
-        built from the live counts only then)."""
+        """Alert events of the other plan metrics, for the boards a month newly settled for (a settled month's
+        look does not change, so the others are not looked at again)."""
         settled = metric_settled_days(self.live.stream_times, self.config.lateness_days)
         settled = {metric: days if self._baseline_settled(metric.value, days) else {}
                    for metric, days in settled.items()}
         months = {(metric, board): months_settled(self.plan_year_start, day)
                   for metric, days in settled.items() for board, day in days.items() if board in self.plans}
-        if all(self.metric_months.get(key) == value for key, value in months.items()):
+        moved = {key for key, value in months.items() if self.metric_months.get(key) != value}
+        self.metric_months = months
+        if not moved:
             return []
+        due = {metric: {board: day for board, day in days.items() if (metric, board) in moved}
+               for metric, days in settled.items()}
         latest: dict = {}
-        events = plan_metric_timeline(self.plans, tables_from_counts(from_state(self.live.day_counts)),
-                                      self.plan_year_start, settled, book=self.book, latest=latest)
+        events = plan_metric_timeline(self.plans, self.live.tables(), self.plan_year_start, due, book=self.book,
+                                      latest=latest)
         exporter.update_plan_metrics(latest, {(board, metric) for board, metric, question in self.book.open
                                               if metric != METRIC and question is Question.PLAN_NUMBER})
-        self.metric_months = months
         return events
 
     def run(self, interval: float, on_round: Callable[[list[Alert]], None] | None = None,

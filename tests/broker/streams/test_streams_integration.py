@@ -24,6 +24,7 @@ from bcfwatch.core.plans import load_plan
 from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
 from monitors.alerting.alerts import AlertState
+from monitors.alerting.metric_timeline import tables_from_counts
 from monitors.alerting.timeline import alert_timeline, daily_emergency_admissions
 from monitors.alerting.topic_schemas import parse_alert
 from monitors.analysis.backtest import backtest, settled_from_events, timeline_key
@@ -98,6 +99,10 @@ def _assert_equal_to_oracle(config: WorkerConfig, oracle: pd.DataFrame) -> pd.Da
     pd.testing.assert_frame_equal(from_state(published.day_counts).reset_index(drop=True),
                                   oracle.reset_index(drop=True))
     pd.testing.assert_frame_equal(published.daily_emergency_admissions(), daily_emergency_admissions(oracle))
+    offline_tables = tables_from_counts(oracle)
+    assert published.tables().keys() == offline_tables.keys()
+    for name, table in published.tables().items():
+        pd.testing.assert_frame_equal(table, offline_tables[name], obj=name)
     clocks = {key: seconds for snapshot in snapshots.values() for key, seconds in snapshot["stream_times"].items()
               if not key.endswith("|settled")}
     assert published.stream_times == clocks
