@@ -34,37 +34,44 @@ log = logging.getLogger(__name__)
 
 
 class DayCountGrid:
-    """Every board's day counts as one days x boards x COUNTERS array, kept cell by cell as counts arrive.
+    """Every board's day counts as one days x boards x COUNTERS array, written cell by cell as counts arrive.
 
     Its tables are the ones the offline path pivots from the export grid (``daily_emergency_admissions`` and
     ``tables_from_counts`` of ``from_state(day_counts)``: every board, every day from the first to the last with
-    any count, zeros filled), built with one scatter instead of a pivot of every board-day, and only again once
-    a count changed. The monitor asks for them every round a week or a month settles somewhere.
+    any count, zeros filled), cut from the array instead of pivoted from every board-day. The monitor asks for
+    them every round a week or a month settles somewhere.
     """
+
+    GROWTH_DAYS = 64  # room added on either side when a day falls outside the array
 
     def __init__(self, boards: list[str]) -> None:
         self.boards = boards
         self._column = {board: i for i, board in enumerate(boards)}
-        self._cells: dict[tuple[int, int], list[int]] = {}  # (board column, day ordinal) -> COUNTERS
+        self._origin = 0  # the day ordinal of the array's first row
+        self._values = np.zeros((0, len(boards), len(COUNTERS)), dtype=np.int64)
         self._days: tuple[int, int] | None = None  # first and last day ordinal with any count
-        self._grid: np.ndarray | None = None  # built on demand, dropped when a cell changes
 
     def set(self, board: str, day: date, counts: list[int]) -> None:
         ordinal = day.toordinal()
-        self._cells[(self._column[board], ordinal)] = counts
         first, last = self._days or (ordinal, ordinal)
         self._days = (min(first, ordinal), max(last, ordinal))
-        self._grid = None
+        if not self._origin <= ordinal < self._origin + len(self._values):
+            self._grow(ordinal)
+        self._values[ordinal - self._origin, self._column[board]] = counts
+
+    def _grow(self, ordinal: int) -> None:
+        start = min(ordinal, self._origin if len(self._values) else ordinal) - self.GROWTH_DAYS
+        end = max(ordinal + 1, self._origin + len(self._values)) + self.GROWTH_DAYS
+        values = np.zeros((end - start, len(self.boards), len(COUNTERS)), dtype=np.int64)
+        if len(self._values):
+            values[self._origin - start:self._origin - start + len(self._values)] = self._values
+        self._origin, self._values = start, values
 
     def _array(self) -> np.ndarray:
-        if self._grid is None:
-            assert self._days is not None
-            first, last = self._days
-            cells = np.array(list(self._cells), dtype=np.int64).reshape(-1, 2)
-            grid = np.zeros((last - first + 1, len(self.boards), len(COUNTERS)), dtype=np.int64)
-            grid[cells[:, 1] - first, cells[:, 0]] = np.array(list(self._cells.values()), dtype=np.int64)
-            self._grid = grid
-        return self._grid
+        """The days from the first to the last with any count (a view: copy what is kept)."""
+        assert self._days is not None
+        first, last = self._days
+        return self._values[first - self._origin:last - self._origin + 1]
 
     def _frame(self, values: np.ndarray) -> pd.DataFrame:
         assert self._days is not None
@@ -77,7 +84,7 @@ class DayCountGrid:
         """Days x boards emergency admissions (an empty frame before any count)."""
         if self._days is None:
             return pd.DataFrame()
-        return self._frame(self._array()[:, :, EMERGENCY])
+        return self._frame(self._array()[:, :, EMERGENCY].copy())
 
     def tables(self) -> Tables:
         """Every counter the other plan metrics need, days x boards (``tables_from_counts``'s)."""

@@ -82,7 +82,11 @@ def initialise(boards: list[str]) -> None:
 
 def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, date],
            assessments: dict[str, Assessment], open_alerts: set[str], plan_year_start: date) -> None:
-    model = baseline_model(plans, daily, plan_year_start)  # the monitor's own (cached by content)
+    """Every board's open alerts; the windows and the latest assessment of the boards in ``settled``.
+
+    ``plans``: every board's (the model is fitted on all of them, as the alerts' is, and so is the one the
+    monitor's round has just fitted and cached: a subset would be a different model, fitted again each round)."""
+    model = baseline_model(plans, daily, plan_year_start)
     for board, plan in plans.items():
         OPEN_ALERTS.labels(board).set(1 if board in open_alerts else 0)
         as_of = settled.get(board)

@@ -128,8 +128,7 @@ class Monitor:
             latest: dict = {}
             events = self._publish(alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules,
                                                   self.book, latest))
-            exporter.update({board: self.plans[board] for board in through if board in self.plans}, daily,
-                            through, latest, self.boards_alerted(), self.plan_year_start)
+            exporter.update(self.plans, daily, through, latest, self.boards_alerted(), self.plan_year_start)
             self.latest.update(latest)
             self.judged_through.update(through)
         return events + self._publish(self._plan_metric_events())
