@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from prometheus_client import Counter, Gauge
 
@@ -93,13 +94,13 @@ def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, 
         if as_of is None:
             continue
         SETTLED_DAY.labels(board).set(pd.Timestamp(as_of).timestamp())
-        actual = daily[board] if board in daily else pd.Series(dtype=float)
-        planned = model.planned_days(plan)
+        actual = daily[board].to_numpy() if board in daily else np.zeros(0)
+        planned = model.cached(("planned days", plan), lambda plan=plan: model.planned_days(plan))
+        spans = windows(as_of)
         for window in WINDOWS:
-            start, end = windows(as_of)[window]
-            ADMISSIONS.labels(board, window).set(float(actual[pd.Timestamp(start):pd.Timestamp(end)].sum()))
-            ADMISSIONS_PLANNED.labels(board, window).set(
-                float(planned[pd.Timestamp(start):pd.Timestamp(end)].sum()))
+            start, end = spans[window]
+            ADMISSIONS.labels(board, window).set(_window_sum(daily.index, actual, start, end))
+            ADMISSIONS_PLANNED.labels(board, window).set(_window_sum(planned.index, planned.to_numpy(), start, end))
         assessment = assessments.get(board)
         if assessment is None or assessment.weeks == 0:
             continue
@@ -115,6 +116,15 @@ def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, 
         PLANNED_YEAR_END.labels(board).set(assessment.planned_year_end)
         MONEY_AT_RISK.labels(board).set(assessment.money_at_risk_gbp)
     mark_evaluated()
+
+
+def _window_sum(days: pd.Index, values: np.ndarray, start: date, end: date) -> float:
+    """The sum of ``values`` (one per day of the sorted ``days``) from ``start`` to ``end``, both included: a
+    label slice's, without building the slice."""
+    if len(values) == 0:
+        return 0.0
+    first, last = days.searchsorted(pd.Timestamp(start)), days.searchsorted(pd.Timestamp(end), side="right")
+    return float(values[first:last].sum())
 
 
 def update_plan_metrics(latest: dict[tuple[str, str], MetricAssessment], open_alerts: set[tuple[str, str]]) -> None:

@@ -34,5 +34,7 @@ def test_the_planned_windows_come_from_the_model_of_every_board():
         shown = REGISTRY.get_sample_value("bcf_emergency_admissions_planned", {"board": board, "window": window})
         expected = float(planned[pd.Timestamp(start):pd.Timestamp(end)].sum())
         assert shown == pytest.approx(expected, rel=1e-12), window
+        counted = REGISTRY.get_sample_value("bcf_emergency_admissions", {"board": board, "window": window})
+        assert counted == float(daily[board][pd.Timestamp(start):pd.Timestamp(end)].sum()), window
     year_to_date = slice(pd.Timestamp(PLAN_YEAR), pd.Timestamp(as_of))
     assert float(alone[year_to_date].sum()) != pytest.approx(float(planned[year_to_date].sum()), rel=1e-6)
