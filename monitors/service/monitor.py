@@ -30,6 +30,7 @@ from datetime import date, timedelta
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from bcfwatch.core.calendar import year_days
 from bcfwatch.core.messages import DeadLetters, InvalidMessage
 from bcfwatch.core.plans import BoardPlan
 from bcfwatch.infra.kafka_security import kafka_python_options
@@ -37,7 +38,7 @@ from monitors.alerting.alerts import Alert, AlertBook
 from monitors.alerting.metric_timeline import metric_settled_days, months_settled, plan_metric_timeline
 from monitors.alerting.timeline import alert_timeline, last_settled_admission_days
 from monitors.alerting.topic_schemas import parse_alert
-from monitors.rules.drift import METRIC, Assessment, DriftRules, Question
+from monitors.rules.drift import METRIC, Assessment, DriftRules, Question, complete_weeks_by
 from monitors.service import exporter
 from monitors.service.board_days import BoardDays
 from streams.config import WorkerConfig  # the workers' topics, partitions and lateness; no Faust app
@@ -104,6 +105,8 @@ class Monitor:
         self.live = BoardDays(config.bootstrap, topics.board_days,
                               DeadLetters(self.producer, topics.dead_letter, "monitor"))
         self.judged_through: dict = {}  # board -> settled day of its last evaluation
+        self.weeks_judged: dict[str, int] = {}  # board -> complete plan-year weeks at its last judgement
+        self._plan_days = year_days(plan_year_start)
         self.metric_months: dict = {}  # (metric, board) -> plan-year months settled at the last evaluation
         self.stop = threading.Event()  # set (by a SIGTERM handler) to stop after the round in hand
         self.latest: dict[str, Assessment] = {}  # board -> its latest plan-number assessment
@@ -124,13 +127,18 @@ class Monitor:
             exporter.mark_evaluated()
             events = []
         else:
+            # A board is judged again once a week more is complete; a day more settled changes only its gauges
+            # (the latest assessment is of the same weeks, on final counts).
+            weeks = {board: complete_weeks_by(self._plan_days, day)[1] for board, day in through.items()}
+            judge = {board: day for board, day in through.items() if self.weeks_judged.get(board) != weeks[board]}
             daily = self.live.daily_emergency_admissions()
             latest: dict = {}
-            events = self._publish(alert_timeline(self.plans, daily, self.plan_year_start, through, self.rules,
+            events = self._publish(alert_timeline(self.plans, daily, self.plan_year_start, judge, self.rules,
                                                   self.book, latest))
-            exporter.update(self.plans, daily, through, latest, self.boards_alerted(), self.plan_year_start)
             self.latest.update(latest)
+            exporter.update(self.plans, daily, through, self.latest, self.boards_alerted(), self.plan_year_start)
             self.judged_through.update(through)
+            self.weeks_judged.update((board, weeks[board]) for board in judge)
         return events + self._publish(self._plan_metric_events())
 
     def _baseline_settled(self, metric: str, settled: dict[str, date]) -> bool:

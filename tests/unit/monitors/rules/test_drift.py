@@ -26,6 +26,7 @@ from monitors.rules.drift import (
     assess_questions,
     board_weeks,
     boundary_scale,
+    complete_weeks_by,
     first_drifting_week,
     weekly_series,
 )
@@ -261,3 +262,13 @@ def test_boundary_shape_spends_the_budget_late_for_the_year_to_date():
     assert boundary_scale(30, 43, year, rules) == boundary_scale(1, 14, year, rules) == rules.recent_window_factor
     flat = DriftRules(year_to_date_shape=0.0, recent_window_factor=1.0)
     assert {boundary_scale(0, 9, year, flat), boundary_scale(5, 18, year, flat)} == {1.0}
+
+
+def test_complete_weeks_are_monday_to_sunday_from_the_first_monday():
+    days = pd.date_range(PLAN_YEAR, YEAR_END)  # 2015-04-01 is a Wednesday: the first Monday is 6 April
+    assert complete_weeks_by(days, date(2015, 4, 11)) == (5, 0)
+    assert complete_weeks_by(days, date(2015, 4, 12)) == (5, 1)  # the first Sunday
+    assert complete_weeks_by(days, date(2015, 4, 18)) == (5, 1)
+    assert complete_weeks_by(days, date(2015, 4, 19)) == (5, 2)
+    assert complete_weeks_by(days, date(2016, 6, 1)) == (5, 51)  # 361 days from 6 April: no week past the year
+    assert complete_weeks_by(days, date(2015, 3, 1)) == (5, 0)
