@@ -151,16 +151,18 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def worker_processes(broker: Broker, topics: Topics, partitions: int, workers: int,
-                     work: Path, trace_memory: Path | None = None) -> list[WorkerProcess]:
+                     work: Path, trace_memory: Path | None = None, by_allocator: bool = False
+                     ) -> list[WorkerProcess]:
     """``workers`` worker processes (not started yet) on ``topics``, each with its own data folder and log;
-    with ``trace_memory``, each under tracemalloc (``bench/traced_worker.py``), its attribution in
-    ``trace_memory``-N.txt."""
+    with ``trace_memory``, each under ``bench/traced_worker.py``, its memory's attribution in
+    ``trace_memory``-N.txt (by source line under tracemalloc, or ``by_allocator``, untraced)."""
     return [WorkerProcess(WorkerConfig(bootstrap=broker.bootstrap, topic_prefix=topics.prefix,
                                        partitions=partitions, datadir=work / f"{topics.prefix}-{i}",
                                        web_port=free_port(), metrics_port=free_port()),
                           work / f"{topics.prefix}-{i}.log",
                           *([] if trace_memory is None else
-                            [("-m", "bench.traced_worker", f"{trace_memory}-{i}.txt")]))
+                            [("-m", "bench.traced_worker", *(["--allocators"] if by_allocator else []),
+                              f"{trace_memory}-{i}.txt")]))
             for i in range(workers)]
 
 
@@ -188,7 +190,8 @@ def product(broker: Broker, topics: Topics, partitions: int, workers: int, work:
 
 def national_year(broker: Broker, scale: float, partitions: int, workers: int, work: Path,
                   pseudonymiser: Pseudonymiser, profiles: list[Profile],
-                  profile_seconds: float = 60.0, trace_memory: Path | None = None) -> tuple[int, float, str]:
+                  profile_seconds: float = 60.0, trace_memory: Path | None = None,
+                  by_allocator: bool = False) -> tuple[int, float, str]:
     """A financial year at ``scale`` from log file to settled per-board counts: `replay --packed` and the
     workers run together, timed from the replay's start until the snapshots cover every event. Meanwhile
     py-spy samples the replay (this process) and the first worker for ``profile_seconds`` each (0: not).
@@ -197,7 +200,7 @@ def national_year(broker: Broker, scale: float, partitions: int, workers: int, w
     write_log(generate_frame(GeneratorSpec(date(2015, 4, 1), date(2016, 3, 31), seed=12, scale=scale)), log)
     topics = Topics(f"national{int(time.time())}")
     ensure_topics(broker.bootstrap, [*topics.events, topics.dead_letter, topics.late_events], partitions)
-    processes = worker_processes(broker, topics, partitions, workers, work, trace_memory)
+    processes = worker_processes(broker, topics, partitions, workers, work, trace_memory, by_allocator)
     samplers: list[threading.Thread] = []
 
     def sample(pid: int, what: str) -> None:
@@ -244,6 +247,9 @@ def main() -> None:
     parser.add_argument("--trace-memory", type=Path, default=None, metavar="PREFIX",
                         help="With --only national: run the worker under tracemalloc and write the attribution of "
                              "its memory at the traced peak to PREFIX-0.txt (its time is then not a figure).")
+    parser.add_argument("--memory-by", choices=("line", "allocator"), default="line",
+                        help="With --trace-memory: by source line (tracemalloc), or by allocator (glibc's heap and "
+                             "pymalloc's arenas at each new RSS high; untraced).")
     parser.add_argument("--only", choices=("all", "packed", "national"), default="all",
                         help="'packed': only the replay and product rows, single-event and packed (row 7); "
                              "'national': only the national-year row and its profiles (printed, RESULTS.md untouched).")
@@ -259,7 +265,7 @@ def main() -> None:
         if args.only == "national":
             row = national_year(broker, args.national_scale, args.partitions, 1, work,
                                 Pseudonymiser(load_key(dev=True)), profiles, args.profile_seconds,
-                                args.trace_memory)
+                                args.trace_memory, args.memory_by == "allocator")
             print(f"national year end to end: {row[0]:,} events in {row[1]:.1f} s = {row[0] / row[1]:,.0f} events/s; "
                   f"{row[2]}", flush=True)
             for sampled in profiles:

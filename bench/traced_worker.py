@@ -10,8 +10,11 @@ time is not a figure, only its memory.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -27,11 +30,56 @@ def rss_mib() -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33 on), summed over every malloc arena."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_lines() -> list[str]:
+    """Where the RSS sits outside Python's objects: glibc's heap (in use, and freed but kept) and its mmapped
+    blocks; pymalloc's arenas (blocks in use, and free blocks inside arenas kept by a live one)."""
+    lines = []
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        info = libc.mallinfo2()
+        lines.append(f"glibc malloc: heap {info.arena / 2**20:,.0f} MiB (in use {info.uordblks / 2**20:,.0f}, "
+                     f"freed but kept {info.fordblks / 2**20:,.0f}); mmapped blocks {info.hblkhd / 2**20:,.0f} MiB "
+                     f"in {info.hblks:,}")
+    except (OSError, AttributeError):
+        lines.append("glibc malloc: mallinfo2 not available")
+    handle, path = tempfile.mkstemp()
+    saved = os.dup(2)
+    try:  # _debugmallocstats writes to the C stderr
+        os.dup2(handle, 2)
+        sys._debugmallocstats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(handle)
+    stats = Path(path).read_text()
+    os.unlink(path)
+
+    def figure(label: str) -> int:
+        match = re.search(rf"{re.escape(label)}\s*=\s*([\d,]+)", stats)
+        return int(match.group(1).replace(",", "")) if match else 0
+
+    arena_bytes = re.search(r"arenas \* ([\d,]+) bytes/arena", stats)
+    arenas = figure("# arenas allocated current") * (int(arena_bytes.group(1).replace(",", "")) if arena_bytes else 0)
+    lines.append(f"pymalloc: arenas {arenas / 2**20:,.0f} MiB (blocks in use "
+                 f"{figure('# bytes in allocated blocks') / 2**20:,.0f}, free blocks kept "
+                 f"{figure('# bytes in available blocks') / 2**20:,.0f}); tracemalloc's own "
+                 f"{tracemalloc.get_tracemalloc_memory() / 2**20:,.0f} MiB")
+    return lines
+
+
 def attribution(snapshot: tracemalloc.Snapshot, rss: float, traced: int) -> str:
     stats = snapshot.statistics("lineno")
     lines = [f"RSS {rss:,.0f} MiB; traced {traced / 2**20:,.0f} MiB in {sum(s.count for s in stats):,} blocks;"
              f" not traced (interpreter, libraries' own allocators, fragmentation) {rss - traced / 2**20:,.0f} MiB",
-             "", f"{'MiB':>8} {'blocks':>12}  where"]
+             *malloc_lines(), "", f"{'MiB':>8} {'blocks':>12}  where"]
     for stat in stats[:TOP_LINES]:
         frame = stat.traceback[0]
         lines.append(f"{stat.size / 2**20:8.1f} {stat.count:12,}  {frame.filename}:{frame.lineno}")
@@ -52,13 +100,30 @@ def sample(out: Path) -> None:
             out.write_text(attribution(tracemalloc.take_snapshot(), rss, traced))
 
 
+def sample_allocators(out: Path) -> None:
+    """Untraced: at each new high of the RSS (by 2%), where it sits by allocator (tracemalloc hides pymalloc's
+    figures, so this is a run of its own)."""
+    largest = 0.0
+    while True:
+        time.sleep(SAMPLE_SECONDS)  # a sampling schedule, not synchronisation
+        rss = rss_mib()
+        if rss > largest * 1.02:
+            largest = rss
+            out.write_text("\n".join([f"RSS {rss:,.0f} MiB", *malloc_lines()]) + "\n")
+
+
 def main() -> None:
-    out = Path(sys.argv[1])
-    tracemalloc.start(1)
-    threading.Thread(target=sample, args=(out,), daemon=True, name="tracemalloc-sampler").start()
+    """``OUT.txt worker ARGS``: traced by source line; ``--allocators OUT.txt worker ARGS``: by allocator."""
+    by_allocator = sys.argv[1] == "--allocators"
+    arguments = sys.argv[2:] if by_allocator else sys.argv[1:]
+    out = Path(arguments[0])
+    if not by_allocator:
+        tracemalloc.start(1)
+    threading.Thread(target=sample_allocators if by_allocator else sample, args=(out,), daemon=True,
+                     name="memory-sampler").start()
     from bcfwatch.cli import main as bcfwatch
 
-    sys.argv = ["bcfwatch", *sys.argv[2:]]
+    sys.argv = ["bcfwatch", *arguments[1:]]
     bcfwatch()
 
 
