@@ -360,7 +360,7 @@ def latency_summary(latency: LatencyResult) -> str:
             f"({latency.breakdown()}); live window {latency.live_events:,} events at {setup.live_rate:,.0f} "
             f"events/s, {setup.drifting_boards} boards drifting +{setup.drift:.0%} from {setup.window_start}, "
             f"scale {setup.scale}, worker snapshots every {setup.snapshot_seconds} s, monitor every "
-            f"{setup.monitor_interval} s")
+            f"{setup.monitor_interval} s; slowest: {latency.tail()}")
 
 
 def write_results(rows, quix_rate: float, python_rate: float, consumer_rate: float, args,

@@ -24,7 +24,7 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -67,6 +67,7 @@ class LatencyResult:
     seconds: float
     setup: LatencySetup
     stages: dict[str, list[float]]  # per alert: seconds spent in each stage of the path
+    slowest: list[tuple[float, str, tuple[float, ...]]] = field(default_factory=list)  # (latency, board, stages)
 
     def percentile(self, q: float, values: list[float] | None = None) -> float:
         values = self.latencies if values is None else values
@@ -74,6 +75,12 @@ class LatencyResult:
 
     def breakdown(self) -> str:
         return ", ".join(f"{stage} p50 {self.percentile(50, values):.2f} s" for stage, values in self.stages.items())
+
+    def tail(self, count: int = 3) -> str:
+        """The slowest alerts, each with its stages (where the p99 goes)."""
+        return "; ".join(f"{latency:.2f} s {board} (" + ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in
+                                                                zip(self.stages, parts, strict=True)) + ")"
+                         for latency, board, parts in sorted(self.slowest, reverse=True)[:count])
 
 
 def _split_log(log: Path, window_start: date, history: Path, live: Path) -> None:
@@ -197,6 +204,7 @@ def alert_latency(broker: Broker, work: Path, partitions: int, setup: LatencySet
         alert_published = {orjson.loads(r.value)["event_id"]: r.timestamp / 1000
                            for r in read_topic(broker.bootstrap, topics.alerts)}
         latencies, stages = [], {"worker to board_days": [], "monitor": [], "notifier to webhook": []}
+        slowest: list[tuple[float, str, tuple[float, ...]]] = []
         for (_, alert), arrived in zip(receiver.accepted[before:], receiver.arrived_at[before:], strict=True):
             if alert["metric"] != METRIC:
                 continue  # not settled by an admission (see the module's docstring)
@@ -211,7 +219,9 @@ def alert_latency(broker: Broker, work: Path, partitions: int, setup: LatencySet
                 stages["worker to board_days"].append(published - produced_at[line])
                 stages["monitor"].append(alert_published[alert["event_id"]] - published)
                 stages["notifier to webhook"].append(arrived - alert_published[alert["event_id"]])
-        return LatencyResult(latencies, report.lines, seconds, setup, stages)
+                slowest.append((arrived - produced_at[line], alert["board"],
+                                tuple(values[-1] for values in stages.values())))
+        return LatencyResult(latencies, report.lines, seconds, setup, stages, slowest)
     finally:
         for process in (monitor, notifier):
             if process is not None:
@@ -231,6 +241,7 @@ if __name__ == "__main__":
         print(f"{len(result.latencies)} alerts, p50 {result.percentile(50):.2f} s, p99 {result.percentile(99):.2f} s,"
               f" live {result.live_events:,} events in {result.seconds:.0f} s")
         print(result.breakdown())
+        print("slowest:", result.tail())
         print(sorted(round(x, 2) for x in result.latencies))
     finally:
         broker.stop()
