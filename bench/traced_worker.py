@@ -10,7 +10,6 @@ time is not a figure, only its memory.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import sys
@@ -19,6 +18,8 @@ import threading
 import time
 import tracemalloc
 from pathlib import Path
+
+from bcfwatch.infra.memory import malloc_info
 
 SAMPLE_SECONDS = 5.0
 GROWTH = 1.05  # a new snapshot when the traced total passes the last snapshot's by this much
@@ -30,26 +31,17 @@ def rss_mib() -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-class MallInfo2(ctypes.Structure):
-    """glibc's ``struct mallinfo2`` (glibc 2.33 on), summed over every malloc arena."""
-
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-
 def malloc_lines() -> list[str]:
     """Where the RSS sits outside Python's objects: glibc's heap (in use, and freed but kept) and its mmapped
     blocks; pymalloc's arenas (blocks in use, and free blocks inside arenas kept by a live one)."""
     lines = []
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = MallInfo2
-        info = libc.mallinfo2()
+    info = malloc_info()
+    if info is None:
+        lines.append("glibc malloc: mallinfo2 not available")
+    else:
         lines.append(f"glibc malloc: heap {info.arena / 2**20:,.0f} MiB (in use {info.uordblks / 2**20:,.0f}, "
                      f"freed but kept {info.fordblks / 2**20:,.0f}); mmapped blocks {info.hblkhd / 2**20:,.0f} MiB "
                      f"in {info.hblks:,}")
-    except (OSError, AttributeError):
-        lines.append("glibc malloc: mallinfo2 not available")
     handle, path = tempfile.mkstemp()
     saved = os.dup(2)
     try:  # _debugmallocstats writes to the C stderr

@@ -47,6 +47,7 @@ from bcfwatch.infra.lifecycle import (
     rate_limit_repeated_lines,
     serve_health,
 )
+from bcfwatch.infra.memory import FreedMemoryReturn
 from streams import metrics
 from streams.config import WorkerConfig
 from streams.event_counter import EventCounter, held_events_by_type, messages_behind_by_partition
@@ -200,10 +201,13 @@ def create_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp
         async for event in stream.noack().events():
             await counter.count_until_applied(event)
 
+    freed_memory = FreedMemoryReturn()
+
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
         behind = report_backlog(app, states, topics.events)
         await states.save_dirty(caught_up={partition for partition, number in behind.items() if number == 0})
+        freed_memory.tick()  # what the records and snapshots freed leaves the RSS (bcfwatch/infra/memory.py)
         health.beat()
 
     serve_worker_health(app, config, probe, health)

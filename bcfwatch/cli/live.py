@@ -64,7 +64,10 @@ def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_
                    web_port: int, datadir: Path | None, metrics_port: int, snapshot_seconds: float,
                    loglevel: str, stop_timeout: float, bind_address: str) -> None:
     """Run a stream worker (start several to share the partitions)."""
+    from bcfwatch.infra.memory import keep_large_blocks_mapped
     from streams.app import GracefulWorker, create_app, ensure_worker_topics
+
+    keep_large_blocks_mapped()  # packed records' values are freed unmapped, not kept (bcfwatch/infra/memory.py)
 
     config = WorkerConfig.for_worker(datadir, bootstrap=bootstrap, topic_prefix=topic_prefix, partitions=partitions,
                                      lateness_days=lateness_days, max_ahead_days=max_ahead_days, web_port=web_port,

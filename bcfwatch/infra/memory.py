@@ -1,0 +1,85 @@
+"""What a long-running worker asks of the C allocator (glibc), so that memory it frees leaves its RSS.
+
+Measured on a national year (bench/RESULTS.md, issue 25): at a worker RSS of 1,558 MiB, glibc's heap held
+942 MiB of which 666 MiB were freed by the program but kept, and pymalloc's arenas 549 MiB of which 247 MiB were
+free blocks. Two causes on glibc's side, one fix each:
+
+* glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which large blocks (a
+  packed record's value is up to 256 KB, a fetch response more) come from the heap, and once freed their pages
+  stay in the process: :func:`keep_large_blocks_mapped` fixes the threshold at 128 KiB, so such blocks are
+  mapped and unmapped on their own;
+* freed heap memory is returned to the system only from the heap's top: :func:`hand_back_freed_memory`
+  (``malloc_trim(0)``) releases the free pages inside it too, and the worker calls it between snapshots.
+
+Elsewhere (musl, macOS) both are no-ops that say so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import time
+from collections.abc import Callable
+from functools import lru_cache
+
+M_MMAP_THRESHOLD = -3  # mallopt parameter numbers, from glibc's malloc.h
+LARGE_BLOCK_BYTES = 128 * 1024  # glibc's own starting threshold
+HAND_BACK_SECONDS = 10.0  # a trim takes ~5 ms, ~80 ms when it frees most of a GiB heap (measured here)
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33 on), summed over every malloc arena."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@lru_cache(maxsize=1)
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    if not all(hasattr(libc, name) for name in ("mallopt", "malloc_trim", "mallinfo2")):
+        return None
+    libc.mallinfo2.restype = MallInfo2
+    return libc
+
+
+def keep_large_blocks_mapped() -> bool:
+    """Fix glibc's mmap threshold (unless ``MALLOC_MMAP_THRESHOLD_`` already sets it); whether it was set."""
+    libc = _glibc()
+    if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES))
+
+
+def hand_back_freed_memory() -> bool:
+    """Return the free pages of glibc's heap to the system; whether any were."""
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
+def malloc_info() -> MallInfo2 | None:
+    """glibc's figures of its heap and mapped blocks (None elsewhere)."""
+    libc = _glibc()
+    return libc.mallinfo2() if libc is not None else None
+
+
+class FreedMemoryReturn:
+    """:func:`hand_back_freed_memory` at most every ``every_seconds``, asked as often as the caller likes (the
+    worker asks at each snapshot tick)."""
+
+    def __init__(self, every_seconds: float = HAND_BACK_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self.last = clock()
+
+    def tick(self) -> bool:
+        """Hand back freed memory if it is time; whether it was handed back."""
+        if self.clock() - self.last < self.every_seconds:
+            return False
+        self.last = self.clock()
+        return hand_back_freed_memory()

@@ -1,0 +1,68 @@
+"""The worker's requests to glibc's allocator do what bcfwatch/infra/memory.py says, each in a fresh process
+(an allocator's state is the process's)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from bcfwatch.infra import memory
+
+pytestmark = pytest.mark.skipif(memory.malloc_info() is None, reason="glibc's allocator only")
+
+
+def run(script: str, *, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                          check=True, timeout=60, env=env)
+    return done.stdout.strip()
+
+
+LARGE_BLOCKS = """
+    from bcfwatch.infra import memory
+    {setting}
+    big = bytearray(4 << 20)  # freed: glibc would raise its mmap threshold to 4 MiB
+    del big
+    before = memory.malloc_info().hblks
+    values = [bytearray(256 * 1024) for _ in range(8)]  # packed record values
+    print(memory.malloc_info().hblks - before)
+"""
+
+
+def test_large_blocks_stay_mapped_once_the_threshold_is_fixed():
+    assert run(LARGE_BLOCKS.format(setting="assert memory.keep_large_blocks_mapped()")) == "8"
+    assert run(LARGE_BLOCKS.format(setting="")) == "0"  # glibc's default: from the heap, kept when freed
+
+
+def test_freed_heap_pages_are_handed_back():
+    script = """
+        import re
+        from pathlib import Path
+        from bcfwatch.infra import memory
+
+        def rss() -> int:
+            return int(re.search(r"VmRSS:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) // 1024
+
+        blocks = [bytes(2048) + bytes([n % 256]) for n in range(60_000)]  # 120 MiB from glibc's heap
+        kept = blocks[::50]  # a few live blocks spread over it: the heap's top cannot shrink
+        del blocks
+        before = rss()
+        assert memory.hand_back_freed_memory()
+        print(before - rss())
+    """
+    assert int(run(script)) > 60  # MiB handed back
+
+
+def test_freed_memory_is_handed_back_at_most_every_interval():
+    now = [100.0]
+    freed = memory.FreedMemoryReturn(every_seconds=10.0, clock=lambda: now[0])
+    assert not freed.tick()  # just started
+    now[0] += 9.9
+    assert not freed.tick()
+    now[0] += 0.1
+    freed.tick()  # due: trimmed (whether any page was free is glibc's answer)
+    assert freed.last == 110.0
+    now[0] += 5
+    assert not freed.tick() and freed.last == 110.0
