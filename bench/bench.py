@@ -231,7 +231,18 @@ def national_year(broker: Broker, scale: float, partitions: int, workers: int, w
                                    "peak RSS " + ", ".join(f"{r:,.0f} MiB" for r in rss))
 
 
-def main() -> None:
+def national_only(broker: Broker, work: Path, args: argparse.Namespace, console: Console) -> None:
+    """``--only national``: the national-year row and its profiles, printed (RESULTS.md untouched)."""
+    profiles: list[Profile] = []
+    row = national_year(broker, args.national_scale, args.partitions, 1, work, Pseudonymiser(load_key(dev=True)),
+                        profiles, args.profile_seconds, args.trace_memory, args.memory_by == "allocator")
+    print(f"national year end to end: {row[0]:,} events in {row[1]:.1f} s = {row[0] / row[1]:,.0f} events/s; "
+          f"{row[2]}", flush=True)
+    for sampled in profiles:
+        console.print(sampled.table())
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=8)
@@ -253,7 +264,11 @@ def main() -> None:
     parser.add_argument("--only", choices=("all", "packed", "national"), default="all",
                         help="'packed': only the replay and product rows, single-event and packed (row 7); "
                              "'national': only the national-year row and its profiles (printed, RESULTS.md untouched).")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     only_packed = args.only == "packed"
     console = Console(width=None if sys.stdout.isatty() else 200)
     broker = Broker(port=args.port)
@@ -263,13 +278,7 @@ def main() -> None:
     profiles: list[Profile] = []
     try:
         if args.only == "national":
-            row = national_year(broker, args.national_scale, args.partitions, 1, work,
-                                Pseudonymiser(load_key(dev=True)), profiles, args.profile_seconds,
-                                args.trace_memory, args.memory_by == "allocator")
-            print(f"national year end to end: {row[0]:,} events in {row[1]:.1f} s = {row[0] / row[1]:,.0f} events/s; "
-                  f"{row[2]}", flush=True)
-            for sampled in profiles:
-                console.print(sampled.table())
+            national_only(broker, work, args, console)
             return
         log = work / "events.jsonl"
         spec = GeneratorSpec(date(2014, 4, 1), date(2016, 3, 31), seed=7,

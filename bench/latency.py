@@ -139,6 +139,36 @@ def _clock_publications(broker: Broker, topics: Topics) -> dict[str, list[tuple[
     return published
 
 
+def _timed_alerts(delivered: list[tuple[dict, float]], advances: dict[str, list[tuple[float, int]]],
+                  produced_at: dict[int, float], broker: Broker, topics: Topics
+                  ) -> tuple[list[float], dict[str, list[float]], list[tuple[float, str, tuple[float, ...]]]]:
+    """Each emergency-admission alert delivered in the window (payload, arrival) matched with the live line that
+    settled its week: latencies, seconds per stage, and (latency, board, stages) for the tail."""
+    clock_published = _clock_publications(broker, topics)
+    alert_published = {orjson.loads(r.value)["event_id"]: r.timestamp / 1000
+                       for r in read_topic(broker.bootstrap, topics.alerts)}
+    latencies: list[float] = []
+    stages: dict[str, list[float]] = {"worker to board_days": [], "monitor": [], "notifier to webhook": []}
+    slowest: list[tuple[float, str, tuple[float, ...]]] = []
+    for alert, arrived in delivered:
+        if alert["metric"] != METRIC:
+            continue  # not settled by an admission (see the module's docstring)
+        as_of = date.fromisoformat(alert["as_of"])
+        line = _trigger_line(advances.get(alert["board"], []), as_of)
+        if line is None or line not in produced_at:
+            continue
+        latencies.append(arrived - produced_at[line])
+        published = next((at for at, moment in clock_published.get(alert["board"], [])
+                          if moment >= _settling_time(as_of)), None)
+        if published is not None:
+            stages["worker to board_days"].append(published - produced_at[line])
+            stages["monitor"].append(alert_published[alert["event_id"]] - published)
+            stages["notifier to webhook"].append(arrived - alert_published[alert["event_id"]])
+            slowest.append((arrived - produced_at[line], alert["board"],
+                            tuple(values[-1] for values in stages.values())))
+    return latencies, stages, slowest
+
+
 def _cli(*args: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "bcfwatch.cli", *args], stdout=open(log, "w"),
                             stderr=subprocess.STDOUT)
@@ -200,27 +230,9 @@ def alert_latency(broker: Broker, work: Path, partitions: int, setup: LatencySet
         wait_until_caught_up(config, 600)
         quiet_since[:] = [time.monotonic(), len(receiver.accepted)]
         wait_for(history_delivered, 120, "the window's alerts to be delivered")
-        clock_published = _clock_publications(broker, topics)
-        alert_published = {orjson.loads(r.value)["event_id"]: r.timestamp / 1000
-                           for r in read_topic(broker.bootstrap, topics.alerts)}
-        latencies, stages = [], {"worker to board_days": [], "monitor": [], "notifier to webhook": []}
-        slowest: list[tuple[float, str, tuple[float, ...]]] = []
-        for (_, alert), arrived in zip(receiver.accepted[before:], receiver.arrived_at[before:], strict=True):
-            if alert["metric"] != METRIC:
-                continue  # not settled by an admission (see the module's docstring)
-            as_of = date.fromisoformat(alert["as_of"])
-            line = _trigger_line(advances.get(alert["board"], []), as_of)
-            if line is None or line not in produced_at:
-                continue
-            latencies.append(arrived - produced_at[line])
-            published = next((at for at, moment in clock_published.get(alert["board"], [])
-                              if moment >= _settling_time(as_of)), None)
-            if published is not None:
-                stages["worker to board_days"].append(published - produced_at[line])
-                stages["monitor"].append(alert_published[alert["event_id"]] - published)
-                stages["notifier to webhook"].append(arrived - alert_published[alert["event_id"]])
-                slowest.append((arrived - produced_at[line], alert["board"],
-                                tuple(values[-1] for values in stages.values())))
+        delivered = list(zip(receiver.accepted[before:], receiver.arrived_at[before:], strict=True))
+        latencies, stages, slowest = _timed_alerts([(alert, arrived) for (_, alert), arrived in delivered],
+                                                   advances, produced_at, broker, topics)
         return LatencyResult(latencies, report.lines, seconds, setup, stages, slowest)
     finally:
         for process in (monitor, notifier):
