@@ -264,7 +264,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--only", choices=("all", "packed", "national"), default="all",
                         help="'packed': only the replay and product rows, single-event and packed (row 7); "
                              "'national': only the national-year row and its profiles (printed, RESULTS.md untouched).")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.trace_memory is not None and args.only != "national":
+        parser.error("--trace-memory goes with --only national (the memory of the national-year row)")
+    if args.memory_by != "line" and args.trace_memory is None:
+        parser.error("--memory-by goes with --trace-memory PREFIX (where the attribution is written)")
+    return args
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ def malloc_lines() -> list[str]:
                      f"in {info.hblks:,}")
     handle, path = tempfile.mkstemp()
     saved = os.dup(2)
-    try:  # _debugmallocstats writes to the C stderr
+    try:  # _debugmallocstats writes to the C stderr (a worker's log line in this instant goes there too)
         os.dup2(handle, 2)
         sys._debugmallocstats()
     finally:
@@ -81,6 +81,13 @@ def attribution(snapshot: tracemalloc.Snapshot, rss: float, traced: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_atomically(out: Path, text: str) -> None:
+    """A killed worker leaves the last whole attribution, never half of one."""
+    part = out.with_name(out.name + ".part")
+    part.write_text(text)
+    os.replace(part, out)
+
+
 def sample(out: Path) -> None:
     largest = 0
     while True:
@@ -89,7 +96,7 @@ def sample(out: Path) -> None:
         if traced > largest * GROWTH:
             largest = traced
             rss = rss_mib()
-            out.write_text(attribution(tracemalloc.take_snapshot(), rss, traced))
+            write_atomically(out, attribution(tracemalloc.take_snapshot(), rss, traced))
 
 
 def sample_allocators(out: Path) -> None:
@@ -101,7 +108,7 @@ def sample_allocators(out: Path) -> None:
         rss = rss_mib()
         if rss > largest * 1.02:
             largest = rss
-            out.write_text("\n".join([f"RSS {rss:,.0f} MiB", *malloc_lines()]) + "\n")
+            write_atomically(out, "\n".join([f"RSS {rss:,.0f} MiB", *malloc_lines()]) + "\n")
 
 
 def main() -> None:

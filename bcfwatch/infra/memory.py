@@ -37,20 +37,25 @@ class MallInfo2(ctypes.Structure):
 
 @lru_cache(maxsize=1)
 def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-    if not all(hasattr(libc, name) for name in ("mallopt", "malloc_trim", "mallinfo2")):
-        return None
-    libc.mallinfo2.restype = MallInfo2
-    return libc
+    """glibc, if this is it (``mallopt`` and ``malloc_trim``; ``mallinfo2`` only from glibc 2.33)."""
+    for name in ("libc.so.6", ctypes.util.find_library("c")):  # find_library runs a subprocess: only if needed
+        try:
+            libc = ctypes.CDLL(name)
+        except (OSError, TypeError):
+            continue
+        if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim"):
+            if hasattr(libc, "mallinfo2"):
+                libc.mallinfo2.restype = MallInfo2
+            return libc
+    return None
 
 
 def keep_large_blocks_mapped() -> bool:
-    """Fix glibc's mmap threshold (unless ``MALLOC_MMAP_THRESHOLD_`` already sets it); whether it was set."""
+    """Fix glibc's mmap threshold, unless the operator set it (``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES``'s
+    ``glibc.malloc.mmap_threshold``); whether it was set."""
     libc = _glibc()
-    if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if (libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ
+            or "glibc.malloc.mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")):
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES))
 
@@ -62,9 +67,9 @@ def hand_back_freed_memory() -> bool:
 
 
 def malloc_info() -> MallInfo2 | None:
-    """glibc's figures of its heap and mapped blocks (None elsewhere)."""
+    """glibc's figures of its heap and mapped blocks (None elsewhere, and before glibc 2.33)."""
     libc = _glibc()
-    return libc.mallinfo2() if libc is not None else None
+    return libc.mallinfo2() if libc is not None and hasattr(libc, "mallinfo2") else None
 
 
 class FreedMemoryReturn:

@@ -128,7 +128,8 @@ class Monitor:
             events = []
         else:
             # A board is judged again once a week more is complete; a day more settled changes only its gauges
-            # (the latest assessment is of the same weeks, on final counts).
+            # (the latest assessment is of the same weeks, on final counts). Its latest assessment is then the one
+            # of its last judgement, until its next week completes.
             weeks = {board: complete_weeks_by(self._plan_days, day)[1] for board, day in through.items()}
             judge = {board: day for board, day in through.items() if self.weeks_judged.get(board) != weeks[board]}
             daily = self.live.daily_emergency_admissions()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -53,6 +54,15 @@ def test_freed_heap_pages_are_handed_back():
         print(before - rss())
     """
     assert int(run(script)) > 60  # MiB handed back
+
+
+def test_an_operators_threshold_is_kept():
+    script = """
+        from bcfwatch.infra import memory
+        print(memory.keep_large_blocks_mapped())
+    """
+    for setting in ({"MALLOC_MMAP_THRESHOLD_": "65536"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}):
+        assert run(script, env={**os.environ, **setting}) == "False"
 
 
 def test_freed_memory_is_handed_back_at_most_every_interval():
