@@ -38,9 +38,9 @@ class MallInfo2(ctypes.Structure):
 @lru_cache(maxsize=1)
 def _glibc() -> ctypes.CDLL | None:
     """glibc, if this is it (``mallopt`` and ``malloc_trim``; ``mallinfo2`` only from glibc 2.33)."""
-    for name in ("libc.so.6", ctypes.util.find_library("c")):  # find_library runs a subprocess: only if needed
+    for find in (lambda: "libc.so.6", lambda: ctypes.util.find_library("c")):  # the second runs a subprocess
         try:
-            libc = ctypes.CDLL(name)
+            libc = ctypes.CDLL(find())
         except (OSError, TypeError):
             continue
         if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim"):
@@ -84,7 +84,8 @@ class FreedMemoryReturn:
 
     def tick(self) -> bool:
         """Hand back freed memory if it is time; whether it was handed back."""
-        if self.clock() - self.last < self.every_seconds:
+        now = self.clock()
+        if now - self.last < self.every_seconds:
             return False
-        self.last = self.clock()
+        self.last = now
         return hand_back_freed_memory()

@@ -73,10 +73,13 @@ class BaselineModel:
         """The plan trajectory: expected emergency admissions per day of the plan year, summing to the plan
         number (the plan file's planned emergency admissions). Its shape is the baseline quarters carried to
         the plan year's calendar; the plan number is fixed, so the calendar moves admissions within the year,
-        never the total."""
-        expected = self.expected_days(plan, self.plan_year_start)
-        total = float(expected.sum())
-        return expected * (plan.planned_emergency / total) if total > 0 else expected
+        never the total. Computed once per plan (the same series for every caller: read it, do not change it)."""
+        def compute() -> pd.Series:
+            expected = self.expected_days(plan, self.plan_year_start)
+            total = float(expected.sum())
+            return expected * (plan.planned_emergency / total) if total > 0 else expected
+
+        return self.cached(("planned days", plan), compute)
 
     def baseline_quarter_variance(self, plan: BoardPlan) -> np.ndarray:
         """Relative variance of each of the plan's baseline quarters as a count of one year: the noise the

@@ -250,7 +250,7 @@ def gls_weights(covariance: np.ndarray, expected: np.ndarray, windows: tuple[int
     return result
 
 
-def complete_weeks_by(days: pd.DatetimeIndex, as_of: date) -> tuple[int, int]:
+def complete_weeks_by(days: pd.Index, as_of: date) -> tuple[int, int]:
     """(the index of the first Monday of ``days``, how many complete Monday-Sunday weeks from it end by
     ``as_of``): the weeks a board's series has once its counts are settled to ``as_of``."""
     first_monday = (7 - days[0].day_of_week) % 7
@@ -261,7 +261,7 @@ def complete_weeks_by(days: pd.DatetimeIndex, as_of: date) -> tuple[int, int]:
 def weekly_series(actual: pd.Series, expected: pd.Series, as_of: date) -> WeeklySeries:
     """Complete Monday-Sunday weeks of ``expected``'s days that end by ``as_of``."""
     days = expected.index
-    first_monday, complete = complete_weeks_by(pd.DatetimeIndex(days), as_of)
+    first_monday, complete = complete_weeks_by(days, as_of)
     span = slice(first_monday, first_monday + complete * 7)
     window = days[span]
     actual_days = actual.reindex(window, fill_value=0).to_numpy(dtype=float)

@@ -73,25 +73,28 @@ class DayCountGrid:
         first, last = self._days
         return self._values[first - self._origin:last - self._origin + 1]
 
-    def _frame(self, values: np.ndarray) -> pd.DataFrame:
+    def _axes(self) -> tuple[pd.DatetimeIndex, pd.Index]:
+        """The tables' index (every day from the first to the last with any count) and columns (the boards)."""
         assert self._days is not None
         first, last = self._days
         days = pd.DatetimeIndex(pd.date_range(date.fromordinal(first), date.fromordinal(last), unit="us"),
                                 freq=None, name="date")
-        return pd.DataFrame(values, index=days, columns=pd.Index(self.boards, name="board"))
+        return days, pd.Index(self.boards, name="board")
 
     def emergency_admissions(self) -> pd.DataFrame:
         """Days x boards emergency admissions (an empty frame before any count)."""
         if self._days is None:
             return pd.DataFrame()
-        return self._frame(self._array()[:, :, EMERGENCY].copy())
+        days, boards = self._axes()
+        return pd.DataFrame(self._array()[:, :, EMERGENCY].copy(), index=days, columns=boards)
 
     def tables(self) -> Tables:
         """Every counter the other plan metrics need, days x boards (``tables_from_counts``'s)."""
         if self._days is None:
             return tables_from_counts(from_state({}))
-        grid = self._array()
-        return {name: self._frame(grid[:, :, [COUNTER_INDEX[column] for column in columns]].sum(axis=2))
+        grid, (days, boards) = self._array(), self._axes()
+        return {name: pd.DataFrame(grid[:, :, [COUNTER_INDEX[column] for column in columns]].sum(axis=2),
+                                   index=days, columns=boards)
                 for name, columns in METRIC_COUNTERS.items()}
 
 

@@ -95,12 +95,13 @@ def update(plans: dict[str, BoardPlan], daily: pd.DataFrame, settled: dict[str, 
             continue
         SETTLED_DAY.labels(board).set(pd.Timestamp(as_of).timestamp())
         actual = daily[board].to_numpy() if board in daily else np.zeros(0)
-        planned = model.cached(("planned days", plan), lambda plan=plan: model.planned_days(plan))
+        planned = model.planned_days(plan)
+        planned_values = planned.to_numpy()
         spans = windows(as_of)
         for window in WINDOWS:
             start, end = spans[window]
             ADMISSIONS.labels(board, window).set(_window_sum(daily.index, actual, start, end))
-            ADMISSIONS_PLANNED.labels(board, window).set(_window_sum(planned.index, planned.to_numpy(), start, end))
+            ADMISSIONS_PLANNED.labels(board, window).set(_window_sum(planned.index, planned_values, start, end))
         assessment = assessments.get(board)
         if assessment is None or assessment.weeks == 0:
             continue
