@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from bcfwatch.infra.broker import KAFKA_VERSION, Broker
 from bcfwatch.infra.kafka import ensure_topics
 from bench.latency import LatencyResult, alert_latency
 from bench.spy import Profile, profile
+from bench.traced_worker import status_mib
 from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
@@ -146,8 +146,7 @@ class Rows(dict):
 
 
 def peak_rss_mib(pid: int) -> float:
-    match = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
-    return int(match.group(1)) / 1024 if match else float("nan")
+    return status_mib("VmHWM", pid)
 
 
 def worker_processes(broker: Broker, topics: Topics, partitions: int, workers: int,

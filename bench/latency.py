@@ -230,9 +230,9 @@ def alert_latency(broker: Broker, work: Path, partitions: int, setup: LatencySet
         wait_until_caught_up(config, 600)
         quiet_since[:] = [time.monotonic(), len(receiver.accepted)]
         wait_for(history_delivered, 120, "the window's alerts to be delivered")
-        delivered = list(zip(receiver.accepted[before:], receiver.arrived_at[before:], strict=True))
-        latencies, stages, slowest = _timed_alerts([(alert, arrived) for (_, alert), arrived in delivered],
-                                                   advances, produced_at, broker, topics)
+        delivered = [(alert, arrived) for (_, alert), arrived in
+                     zip(receiver.accepted[before:], receiver.arrived_at[before:], strict=True)]
+        latencies, stages, slowest = _timed_alerts(delivered, advances, produced_at, broker, topics)
         return LatencyResult(latencies, report.lines, seconds, setup, stages, slowest)
     finally:
         for process in (monitor, notifier):

@@ -26,8 +26,9 @@ GROWTH = 1.05  # a new snapshot when the traced total passes the last snapshot's
 TOP_LINES = 40
 
 
-def rss_mib() -> float:
-    match = re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text())
+def status_mib(field: str = "VmRSS", pid: int | str = "self") -> float:
+    """A memory figure of /proc/PID/status (``VmRSS``: now, ``VmHWM``: the peak), in MiB."""
+    match = re.search(rf"{field}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
@@ -95,7 +96,7 @@ def sample(out: Path) -> None:
         traced, _ = tracemalloc.get_traced_memory()
         if traced > largest * GROWTH:
             largest = traced
-            rss = rss_mib()
+            rss = status_mib()
             write_atomically(out, attribution(tracemalloc.take_snapshot(), rss, traced))
 
 
@@ -105,7 +106,7 @@ def sample_allocators(out: Path) -> None:
     largest = 0.0
     while True:
         time.sleep(SAMPLE_SECONDS)  # a sampling schedule, not synchronisation
-        rss = rss_mib()
+        rss = status_mib()
         if rss > largest * 1.02:
             largest = rss
             write_atomically(out, "\n".join([f"RSS {rss:,.0f} MiB", *malloc_lines()]) + "\n")
