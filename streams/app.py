@@ -140,7 +140,8 @@ class SideOutputs:
         await producer.send(topic, key=key, value=value)
 
 
-STREAM_BUFFER_RECORDS = 1_024
+STREAM_BUFFER_RECORDS = 256
+FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
 
 
 def counting_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp:
@@ -159,9 +160,9 @@ def counting_app(config: WorkerConfig, replication_factor: int = 1) -> CountingA
         web_bind=config.web_host,
         web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False,  # no /router, /table
         # Records fetched ahead of the agent, at most (Faust pauses fetching a partition whose buffer is under
-        # pressure). A packed record is up to 256 KiB, so this bounds the buffer at 256 MiB (at 16,384 it held most
-        # of a national year's records, over 1 GiB, while the worker caught up): still 1,000+ records, seconds of
-        # work, ahead of the agent.
+        # pressure). A packed record is up to 256 KiB, so this bounds the buffer at 64 MiB (at 16,384 it held most
+        # of a national year's records, over 1 GiB, while the worker caught up): still 256 records, seconds of
+        # work, ahead of the agent, and with the fetch size below no slower than 1,024 (bench/RESULTS.md).
         stream_buffer_maxsize=STREAM_BUFFER_RECORDS,
         # A worker killed with SIGKILL leaves the group only when its session times out: keep that short
         # so its partitions move to a live worker within seconds, not a minute.
@@ -171,6 +172,12 @@ def counting_app(config: WorkerConfig, replication_factor: int = 1) -> CountingA
         # what was applied, and what was fetched but not applied is read again after a restart: Faust need
         # not wait for it (it would wait forever, the agent having stopped applying).
         stream_wait_empty=False,
+        # Bytes fetched per partition per request, at most (Faust's default: 1 MiB, four packed records). A
+        # partition's next fetch waits for the records of its last to be handed to the agent, so with 1 MiB a
+        # partition was read at ~60 records/s whatever the agent's pace: the worker sat idle while the fullest
+        # partitions finished (bench/RESULTS.md, issue 25). 4 MiB was as fast as 16 on a national year and held
+        # 180 MiB less at the peak: what is fetched and not yet handed over is this much per partition at most.
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
     )
 
 

@@ -64,10 +64,13 @@ def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_
                    web_port: int, datadir: Path | None, metrics_port: int, snapshot_seconds: float,
                    loglevel: str, stop_timeout: float, bind_address: str) -> None:
     """Run a stream worker (start several to share the partitions)."""
-    from bcfwatch.infra.memory import keep_large_blocks_mapped
+    from bcfwatch.infra.memory import collect_cycles_less_often, freeze_start_up_objects, keep_large_blocks_mapped
     from streams.app import GracefulWorker, create_app, ensure_worker_topics
 
-    keep_large_blocks_mapped()  # packed records' values are freed unmapped, not kept (bcfwatch/infra/memory.py)
+    # bcfwatch/infra/memory.py: packed records' values are freed unmapped, not kept; the cycle collector runs less
+    # often and (below) leaves what start-up built alone
+    keep_large_blocks_mapped()
+    collect_cycles_less_often()
 
     config = WorkerConfig.for_worker(datadir, bootstrap=bootstrap, topic_prefix=topic_prefix, partitions=partitions,
                                      lateness_days=lateness_days, max_ahead_days=max_ahead_days, web_port=web_port,
@@ -77,8 +80,9 @@ def worker_command(topic_prefix: str, bootstrap: str, partitions: int, lateness_
     err_console.print(f"worker {config.app_id}: web view http://{bind_address}:{web_port}/boards/CODE/metrics"
                       + (f", metrics and health http://{bind_address}:{metrics_port}/metrics, /healthz, /readyz"
                          if metrics_port else ""))
-    GracefulWorker(create_app(config, replication.factor), loglevel=loglevel, quiet=True,
-                   stop_timeout=stop_timeout).execute_from_commandline()
+    app = create_app(config, replication.factor)
+    freeze_start_up_objects()
+    GracefulWorker(app, loglevel=loglevel, quiet=True, stop_timeout=stop_timeout).execute_from_commandline()
 
 
 # -- counts --------------------------------------------------------------------------------------------------------

@@ -76,3 +76,21 @@ def test_freed_memory_is_handed_back_at_most_every_interval():
     assert freed.last == 110.0
     now[0] += 5
     assert not freed.tick() and freed.last == 110.0
+
+
+CYCLE_COLLECTOR = """
+    import gc
+    from bcfwatch.infra import memory
+    {setting}
+    collections = []
+    gc.callbacks.append(lambda phase, info: collections.append(info["generation"]) if phase == "start" else None)
+    events = [[number] for number in range(40_000)]  # 40,000 small containers, as a few packed records make
+    print(gc.get_threshold(), len(collections), gc.get_freeze_count() > 1_000)
+"""
+
+
+def test_the_cycle_collector_runs_less_often_and_leaves_start_up_objects_alone():
+    setting = "assert memory.collect_cycles_less_often() == (700, 10, 10); memory.freeze_start_up_objects()"
+    assert run(CYCLE_COLLECTOR.format(setting=setting)) == "(50000, 20, 20) 0 True"
+    thresholds, collections, frozen = run(CYCLE_COLLECTOR.format(setting="")).rsplit(" ", 2)
+    assert thresholds == "(700, 10, 10)" and int(collections) > 50 and frozen == "False"  # CPython's defaults
