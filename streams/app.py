@@ -51,7 +51,7 @@ from bcfwatch.infra.memory import FreedMemoryReturn
 from streams import metrics
 from streams.config import WorkerConfig
 from streams.event_counter import EventCounter, held_events_by_type, messages_behind_by_partition
-from streams.partition_state import PartitionStates
+from streams.partition_state import PartitionStates, live_partitions
 from streams.views import board_metrics
 
 
@@ -213,7 +213,7 @@ def create_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
         behind = report_backlog(app, states, topics.events)
-        await states.save_dirty(caught_up={partition for partition, number in behind.items() if number == 0})
+        await states.save_dirty(caught_up=live_partitions(behind))
         # What the records and snapshots freed leaves the RSS (bcfwatch/infra/memory.py): on the loop, at most
         # every 10 s, ~5 ms (~80 ms when it frees most of a GiB), less than a snapshot holds it up.
         freed_memory.tick()
