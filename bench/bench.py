@@ -169,7 +169,8 @@ def last_snapshot_written(config: WorkerConfig) -> float:
     """When the newest durable snapshot of any partition was written (seconds since the epoch: its record's
     timestamp, which the worker's producer sets). Read once the snapshots cover every event, it is when they
     did: the bench polls every few seconds (reading the snapshots costs the workers CPU), and timing a row by
-    the poll that saw it would add up to a poll's period to it."""
+    the poll that saw it would add up to a poll's period to it. (The timestamp is set when the worker hands the
+    snapshot to its producer, a few ms before the broker has it.)"""
     consumer = reader(config.bootstrap, "bcfwatch-bench-snapshot-times", fetch_max_bytes=SNAPSHOT_MAX_BYTES,
                       max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES)
     try:
@@ -181,6 +182,8 @@ def last_snapshot_written(config: WorkerConfig) -> float:
                 consumer.assign([tp])
                 consumer.seek(tp, ends[tp] - 1)
                 written += [record.timestamp / 1000 for record in poll_to_end(consumer, {tp: ends[tp]}, tp.topic)]
+        if not written:
+            raise RuntimeError(f"no snapshot on {config.state_topic}: nothing to time")
         return max(written)
     finally:
         consumer.close()

@@ -51,7 +51,7 @@ from bcfwatch.infra.memory import FreedMemoryReturn
 from streams import metrics
 from streams.config import WorkerConfig
 from streams.event_counter import EventCounter, held_events_by_type, messages_behind_by_partition
-from streams.partition_state import PartitionStates, live_partitions
+from streams.partition_state import PartitionStates
 from streams.views import board_metrics
 
 
@@ -162,7 +162,7 @@ def counting_app(config: WorkerConfig, replication_factor: int = 1) -> CountingA
         # Records fetched ahead of the agent, at most (Faust pauses fetching a partition whose buffer is under
         # pressure). A packed record is up to 256 KiB, so this bounds the buffer at 64 MiB (at 16,384 it held most
         # of a national year's records, over 1 GiB, while the worker caught up): still 256 records, seconds of
-        # work, ahead of the agent, and with the fetch size below no slower than 1,024 (bench/RESULTS.md).
+        # work, ahead of the agent (256 ran as fast as 1,024, both with a 16 MiB fetch: bench/RESULTS.md).
         stream_buffer_maxsize=STREAM_BUFFER_RECORDS,
         # A worker killed with SIGKILL leaves the group only when its session times out: keep that short
         # so its partitions move to a live worker within seconds, not a minute.
@@ -213,7 +213,7 @@ def create_app(config: WorkerConfig, replication_factor: int = 1) -> CountingApp
     @app.timer(interval=config.snapshot_seconds)
     async def snapshot_state() -> None:
         behind = report_backlog(app, states, topics.events)
-        await states.save_dirty(caught_up=live_partitions(behind))
+        await states.save_dirty(caught_up={partition for partition, number in behind.items() if number == 0})
         # What the records and snapshots freed leaves the RSS (bcfwatch/infra/memory.py): on the loop, at most
         # every 10 s, ~5 ms (~80 ms when it frees most of a GiB), less than a snapshot holds it up.
         freed_memory.tick()

@@ -54,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,17 +80,12 @@ log = logging.getLogger(__name__)
 # not the waits for the broker, while which events are applied) is followed by the partition's next one no sooner
 # than d * owned partitions / share seconds after it started. Small live partitions (d of a few ms) still
 # snapshot every timer tick; partitions being bulk-loaded write their larger snapshots less often. Stops,
-# revokes, the final snapshot and a partition that has caught up, or nearly (``save_dirty(caught_up=...)``,
-# ``LIVE_BACKLOG_RECORDS``), are never skipped, so counts settle within a tick of the last event.
+# revokes, the final snapshot and a partition that has caught up (``save_dirty(caught_up=...)``) are never
+# skipped, so counts settle within a tick of the last event.
 SNAPSHOT_TIME_SHARE = 0.1
 # ... but never later than this after the last, so a bulk load's events are acknowledged (and its counts published)
 # at least this often. (A slow broker no longer spaces snapshots out: only the event loop's time counts, issue 26.)
 SNAPSHOT_MAX_INTERVAL = 30.0
-# A partition at most this many records behind is live, not bulk-loading (:func:`live_partitions`): it is
-# snapshotted at every tick whatever its spacing, so its counts reach ``board_days`` within a tick. At a live
-# rate some records are nearly always in flight, so "nothing behind" alone left live partitions to the spacing
-# (1-2 s at 8 partitions of a few MB), and alerts waited for it (bench/RESULTS.md, issue 25).
-LIVE_BACKLOG_RECORDS = 100
 # The longest one snapshot may take to write (seen segments, board-day changes and the snapshot itself) before it
 # is given up until the next tick: a broker that does not answer must not hold up the timer and the others.
 SNAPSHOT_WRITE_SECONDS = 30.0
@@ -98,12 +93,6 @@ LOAD_SECONDS = 60.0  # the longest a partition's state may take to load from the
 FAILURE_LOG_SECONDS = 30.0  # while a partition's snapshots fail, one log line per partition per this
 # Errors after which the idempotent snapshot producer never writes again: it is replaced (issue 26).
 BROKEN_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
-
-
-def live_partitions(behind: Mapping[int, int], backlog: int = LIVE_BACKLOG_RECORDS) -> set[int]:
-    """The partitions at most ``backlog`` records behind (``behind``: records not applied yet, per partition):
-    the ``caught_up`` of :meth:`PartitionStates.save_dirty`."""
-    return {partition for partition, records in behind.items() if records <= backlog}
 
 
 @dataclass
@@ -435,8 +424,7 @@ class PartitionStates(Service):
 
     async def save_dirty(self, every: bool = False, caught_up: Collection[int] = ()) -> None:
         """Snapshot the dirty partitions (``every``: also those whose last snapshot was recent and costly;
-        ``caught_up``: partitions with (next to) nothing left to apply, snapshotted whatever their spacing:
-        :func:`live_partitions`). A partition
+        ``caught_up``: partitions with nothing left to apply, snapshotted whatever their spacing). A partition
         whose snapshot cannot be written is recorded in :attr:`failing` and tried again next time; this never
         raises for it."""
         unanswered: int | None = None  # a partition whose snapshot the broker did not answer in time, this tick

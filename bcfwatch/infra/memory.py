@@ -112,7 +112,8 @@ def collect_cycles_less_often() -> tuple[int, int, int]:
 def freeze_start_up_objects() -> int:
     """Collect once, then move every object alive now (modules, the app, its settings) out of the collector's
     sight for good, so that full collections traverse only what was made since; returns how many were frozen.
-    (Nothing is freed early or late by it: a frozen object still goes when its last reference does.)"""
+    (A frozen object still goes when its last reference does; only a cycle of frozen objects that becomes
+    garbage later is never collected: start-up's objects live as long as the worker.)"""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()

@@ -1,5 +1,5 @@
-"""The worker's requests to glibc's allocator do what bcfwatch/infra/memory.py says, each in a fresh process
-(an allocator's state is the process's)."""
+"""The worker's requests to glibc's allocator and to the cycle collector do what bcfwatch/infra/memory.py says,
+each in a fresh process (an allocator's state is the process's)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from bcfwatch.infra import memory
 
-pytestmark = pytest.mark.skipif(memory.malloc_info() is None, reason="glibc's allocator only")
+glibc_only = pytest.mark.skipif(memory.malloc_info() is None, reason="glibc's allocator only")
 
 
 def run(script: str, *, env: dict[str, str] | None = None) -> str:
@@ -32,11 +32,13 @@ LARGE_BLOCKS = """
 """
 
 
+@glibc_only
 def test_large_blocks_stay_mapped_once_the_threshold_is_fixed():
     assert run(LARGE_BLOCKS.format(setting="assert memory.keep_large_blocks_mapped()")) == "8"
     assert run(LARGE_BLOCKS.format(setting="")) == "0"  # glibc's default: from the heap, kept when freed
 
 
+@glibc_only
 def test_freed_heap_pages_are_handed_back():
     script = """
         import re
@@ -56,6 +58,7 @@ def test_freed_heap_pages_are_handed_back():
     assert int(run(script)) > 60  # MiB handed back
 
 
+@glibc_only
 def test_an_operators_threshold_is_kept():
     script = """
         from bcfwatch.infra import memory
@@ -65,6 +68,7 @@ def test_an_operators_threshold_is_kept():
         assert run(script, env={**os.environ, **setting}) == "False"
 
 
+@glibc_only
 def test_freed_memory_is_handed_back_at_most_every_interval():
     now = [100.0]
     freed = memory.FreedMemoryReturn(every_seconds=10.0, clock=lambda: now[0])

@@ -207,9 +207,3 @@ def test_snapshots_are_spaced_by_the_event_loops_time_not_the_brokers_and_a_caug
     assert not second.acked and state.dirty  # not due yet
     asyncio.run(states.save_dirty(caught_up={0}))
     assert second.acked and not state.dirty  # nothing left to apply: its counts settle now
-
-
-def test_a_partition_a_few_records_behind_is_live_and_one_bulk_loading_is_not():
-    behind = {0: 0, 1: partition_state.LIVE_BACKLOG_RECORDS, 2: partition_state.LIVE_BACKLOG_RECORDS + 1, 3: 50_000}
-    assert partition_state.live_partitions(behind) == {0, 1}
-    assert partition_state.live_partitions(behind, backlog=0) == {0}
