@@ -36,10 +36,10 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-from bcfwatch.core.topics import SNAPSHOT_MAX_BYTES, Topics
+from bcfwatch.core.topics import Topics
 from bcfwatch.demo.worker_process import WorkerProcess
 from bcfwatch.infra.broker import KAFKA_VERSION, Broker
-from bcfwatch.infra.kafka import ensure_topics, poll_to_end, reader, topic_partitions
+from bcfwatch.infra.kafka import ensure_topics, topic_partitions
 from bench.latency import LatencyResult, alert_latency
 from bench.spy import Profile, profile
 from bench.traced_worker import status_mib
@@ -47,7 +47,7 @@ from producers.generate import GeneratorSpec, generate_frame, write_log
 from producers.pseudonym import Pseudonymiser, load_key
 from producers.replay import replay
 from streams.app import WorkerConfig
-from streams.state_reader import wait_until_caught_up
+from streams.state_reader import snapshot_reader, tail_records, wait_until_caught_up
 from tests.support import free_port, wait_for
 
 EVENTS_AT_SCALE_1_TWO_YEARS = 24_400_000
@@ -171,17 +171,10 @@ def last_snapshot_written(config: WorkerConfig) -> float:
     did: the bench polls every few seconds (reading the snapshots costs the workers CPU), and timing a row by
     the poll that saw it would add up to a poll's period to it. (The timestamp is set when the worker hands the
     snapshot to its producer, a few ms before the broker has it.)"""
-    consumer = reader(config.bootstrap, "bcfwatch-bench-snapshot-times", fetch_max_bytes=SNAPSHOT_MAX_BYTES,
-                      max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES)
+    consumer = snapshot_reader(config, "bcfwatch-bench-snapshot-times")
     try:
-        partitions = topic_partitions(consumer, config.state_topic)
-        ends = consumer.end_offsets(partitions)
-        written = []
-        for tp in partitions:
-            if ends[tp]:
-                consumer.assign([tp])
-                consumer.seek(tp, ends[tp] - 1)
-                written += [record.timestamp / 1000 for record in poll_to_end(consumer, {tp: ends[tp]}, tp.topic)]
+        ends = consumer.end_offsets(topic_partitions(consumer, config.state_topic))
+        written = [record.timestamp / 1000 for tp, end in ends.items() for record in tail_records(consumer, tp, end, 0)]
         if not written:
             raise RuntimeError(f"no snapshot on {config.state_topic}: nothing to time")
         return max(written)

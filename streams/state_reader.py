@@ -35,8 +35,7 @@ _dead_lettered: set[tuple[str, int, int]] = set()  # (topic, partition, offset) 
 @across_cluster_changes
 def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
     """Partition -> its latest snapshot (decoded), for every partition that has one."""
-    consumer = reader(config.bootstrap, "bcfwatch-state-reader", fetch_max_bytes=SNAPSHOT_MAX_BYTES,
-                      max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES)
+    consumer = snapshot_reader(config, "bcfwatch-state-reader")
     try:
         partitions = topic_partitions(consumer, config.state_topic)
         if not partitions:
@@ -45,7 +44,7 @@ def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
         snapshots = {}
         for tp in partitions:
             for look_back in (0, SNAPSHOT_LOOK_BACK):  # the newest first; earlier ones only if it fails its schema
-                snapshot = next((valid for record in reversed(_tail(consumer, tp, end[tp], look_back))
+                snapshot = next((valid for record in reversed(tail_records(consumer, tp, end[tp], look_back))
                                  if (valid := _valid_snapshot(record, tp, config)) is not None), None)
                 if snapshot is not None:
                     snapshots[tp.partition] = snapshot
@@ -55,7 +54,13 @@ def latest_snapshots(config: WorkerConfig) -> dict[int, dict]:
         consumer.close()
 
 
-def _tail(consumer: KafkaConsumer, tp: TopicPartition, end: int, look_back: int) -> list:
+def snapshot_reader(config: WorkerConfig, client_id: str) -> KafkaConsumer:
+    """A reader of the state topic, its fetches sized for the largest snapshot."""
+    return reader(config.bootstrap, client_id, fetch_max_bytes=SNAPSHOT_MAX_BYTES,
+                  max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES)
+
+
+def tail_records(consumer: KafkaConsumer, tp: TopicPartition, end: int, look_back: int) -> list:
     """The records of a state partition from offset ``end - 1 - look_back`` to its end, in offset order
     (whatever offsets compaction or control records left: the reader never waits for one exact offset)."""
     if end <= 0:
