@@ -104,6 +104,10 @@ class GracefulWorker(faust.Worker):
         self.graceful = GracefulStop(f"worker {app.conf.id}", stop_timeout, on_request=self._begin_stop)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # No start-up spinner: Faust's puts the root logger at DEBUG (for the spinner's own handler), after which
+        # every debug line of aiokafka (one per record sent) builds a log record that no handler writes: 3% of
+        # the worker's event loop on bulk input (py-spy, bench/RESULTS.md).
+        self.spinner = None
         super().on_setup_root_logger(logger, level)
         rate_limit_repeated_lines(logger)  # an outage logs one line per broker per interval, with a count
 

@@ -224,7 +224,8 @@ def apply_event(tables: BoardTables, event: Event | EventFacts, lateness_seconds
         tables.hold(clock_key, [*held, [occurred_seconds, event.to_wire().decode()]])
         applied.append(Applied(event, Outcome.HELD))
     else:
-        applied.append(Applied(event, _apply_on_clock(tables, event, lateness_seconds)))
+        applied.append(Applied(event, _apply_on_clock(tables, event, lateness_seconds, clock_key,
+                                                      None if applied else clock_seconds)))
     return applied
 
 
@@ -240,12 +241,16 @@ def _corroborated(tables: BoardTables, clock_key: str, occurred_seconds: float,
     return [event_facts(decoded(wire.encode())) for wire in released]
 
 
-def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: float) -> Outcome:
-    """Count an event the clock accepts (or tally it late); advance the clock."""
+def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: float, clock_key: str | None = None,
+                    stream_time_seconds: float | None = None) -> Outcome:
+    """Count an event the clock accepts (or tally it late); advance the clock. ``clock_key`` and
+    ``stream_time_seconds``: the event's stream and its clock now, when the caller has them (else looked up)."""
     occurred_seconds = event.occurred_seconds
     day = epoch_day(occurred_seconds)
-    clock_key = f"{event.board}|{event.type}"
-    stream_time_seconds = tables.stream_times.get(clock_key)
+    if clock_key is None:
+        clock_key = f"{event.board}|{event.type}"
+    if stream_time_seconds is None:
+        stream_time_seconds = tables.stream_times.get(clock_key)
     if is_late(occurred_seconds, stream_time_seconds, lateness_seconds):
         tables.add(event.board, day, {COUNTER_INDEX["late_events"]: 1})
         return Outcome.LATE

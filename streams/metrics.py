@@ -9,8 +9,10 @@ series exists from start-up.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.registry import REGISTRY
 
 from bcfwatch.core.events import Reason
 from bcfwatch.core.topics import EVENT_TYPES
@@ -22,9 +24,32 @@ EVENTS_PROCESSED = Counter("bcf_events_processed", "Events applied by the worker
                            ["type", "outcome"])
 DEAD_LETTERED = Counter("bcf_dead_letter_events", "Messages the worker sent to the dead-letter topic, by reason",
                         ["reason"])
-PROCESSING_LATENCY = Histogram("bcf_processing_latency_seconds",
-                               "From the message's Kafka timestamp to its event being applied",
-                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+
+
+class RecordHistogram(Histogram):
+    """A histogram that observes one value for many events at once: a packed record's latency, for each of its
+    events, in one step instead of one ``observe`` per event (7% of the worker's counting, profiled). The same
+    series as that many ``observe`` calls (tests/unit/streams/test_metrics.py checks it against them)."""
+
+    def observe_times(self, amount: float, times: int) -> None:
+        """``observe(amount)`` ``times`` times."""
+        if times <= 0:
+            return
+        self._raise_if_not_observable()
+        self._sum.inc(amount * times)
+        self._buckets[bisect_left(self._upper_bounds, amount)].inc(times)  # the first bound >= amount (le)
+
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+def processing_latency(registry: CollectorRegistry = REGISTRY) -> RecordHistogram:
+    return RecordHistogram("bcf_processing_latency_seconds",
+                           "From the message's Kafka timestamp to its event being applied",
+                           buckets=LATENCY_BUCKETS, registry=registry)
+
+
+PROCESSING_LATENCY = processing_latency()
 CONSUMER_LAG = Gauge("bcf_consumer_lag_events", "Events on the topics not yet applied, per partition",
                      ["partition"])
 HELD_EVENTS = Gauge("bcf_held_events", "Events held far ahead of their board's clock, awaiting corroboration",
@@ -69,5 +94,4 @@ def observe_events(outcomes: dict[tuple[str, str], int], latest_seconds: dict[st
         _observe_event_time(event_type, occurred_at_seconds)
     if kafka_timestamp_seconds:
         latency = max(0.0, time.time() - kafka_timestamp_seconds)
-        for _ in range(sum(outcomes.values())):
-            PROCESSING_LATENCY.observe(latency)
+        PROCESSING_LATENCY.observe_times(latency, sum(outcomes.values()))

@@ -125,6 +125,7 @@ def day_from_epoch(day: int) -> date:
     return EPOCH + timedelta(days=day)
 
 
+@lru_cache(maxsize=16_384)  # every count of the worker names its day: a few thousand days in use
 def day_text(day: int) -> str:
     """An epoch day as ``YYYY-MM-DD``."""
     return day_from_epoch(day).isoformat()

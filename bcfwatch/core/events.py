@@ -122,6 +122,8 @@ def _text(payload: dict[str, Any], field: str, *, required: Literal[True] = ...)
 def _text(payload: dict[str, Any], field: str, *, required: bool) -> str | None: ...
 def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str | None:
     value = payload.get(field)
+    if type(value) is str and value:  # nearly always: the checks below in one step (the worker's hot path)
+        return value.strip()
     if value is None or value == "":
         if required:
             raise InvalidEvent(f"missing field {field}", Reason.MISSING_FIELD)
@@ -132,15 +134,28 @@ def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str 
 
 
 @overload
-def _free_text(payload: dict[str, Any], field: str, *, required: Literal[True] = ...) -> str: ...
+def _free_text(payload: dict[str, Any], field: str, *, required: Literal[True] = ..., repeated: bool = ...) -> str: ...
 @overload
-def _free_text(payload: dict[str, Any], field: str, *, required: bool) -> str | None: ...
-def _free_text(payload: dict[str, Any], field: str, *, required: bool = True) -> str | None:
-    """A free-text identifier (event_id, provider, admission_id): never quoted, and never an NHS number."""
+def _free_text(payload: dict[str, Any], field: str, *, required: bool, repeated: bool = ...) -> str | None: ...
+def _free_text(payload: dict[str, Any], field: str, *, required: bool = True, repeated: bool = False) -> str | None:
+    """A free-text identifier (event_id, provider, admission_id): never quoted, and never an NHS number.
+    ``repeated``: the field takes few distinct values (a provider), so each is looked at once."""
     value = _text(payload, field, required=required)
-    if value is not None and contains_nhs_number(value):
+    if value is not None and (_holds_nhs_number(value) if repeated else contains_nhs_number(value)):
         raise InvalidEvent(f"{field} contains what looks like an NHS number (not allowed in free-text fields)")
     return value
+
+
+@functools.lru_cache(maxsize=4_096)
+def _holds_nhs_number(value: str) -> bool:
+    """:func:`contains_nhs_number`, remembered for the values of a field with few distinct ones."""
+    return contains_nhs_number(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_key_id(value: str) -> bool:
+    """Whether a key id is well formed (a log holds one or a few: each is looked at once)."""
+    return bool(KEY_ID.match(value))
 
 
 def _integer(payload: dict[str, Any], field: str) -> int:
@@ -224,7 +239,7 @@ def validated_fields(payload: dict[str, Any], boards: BoardList | None = None,
         raise InvalidEvent(f"unknown board {board_code!r}: not an English health and wellbeing board code",
                            Reason.UNKNOWN_BOARD)
     key_id = payload.get("key_id")
-    if key_id is not None and not (isinstance(key_id, str) and KEY_ID.match(key_id)):
+    if key_id is not None and not (isinstance(key_id, str) and _is_key_id(key_id)):
         raise InvalidEvent("key_id must be 1-32 letters, digits, '.', '_' or '-'")
     patient = _text(payload, "patient")
     if not PSEUDONYM.match(patient):
@@ -243,7 +258,7 @@ def validated_fields(payload: dict[str, Any], boards: BoardList | None = None,
         method = _text(payload, "admission_method").upper()
         if method not in codes.ADMISSION_METHODS:
             raise InvalidEvent(f"admission_method {method!r} is not a HES admission method code")
-        fields.update(admission_method=method, provider=_free_text(payload, "provider"))
+        fields.update(admission_method=method, provider=_free_text(payload, "provider", repeated=True))
     elif record is Discharge:
         destination = _text(payload, "discharge_destination")
         if destination not in codes.DISCHARGE_DESTINATIONS:

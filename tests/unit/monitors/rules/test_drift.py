@@ -143,21 +143,26 @@ def _first_raised(events):
     return first
 
 
-def test_exactly_the_three_drifting_boards_alert_within_bound(plans):
+def test_the_three_drifting_boards_alert_within_bound_and_the_rest_within_the_false_alert_budget(plans):
+    """The on-plan boards may raise false alerts within the rule's budget (not none: whether one does depends on
+    the draw; with the same pins, a second machine's run raised one on-plan board at z 3.42 against a threshold of
+    3.40, where the first raised none), the improving board never."""
     spec = GeneratorSpec(date(2014, 4, 1), YEAR_END, scale=1.0, seed=1,
                          drifts=[Drift.parse(f"{board}:{change}")
                                  for board, change in {**DRIFTING, **IMPROVING}.items()])
     daily = emergency_daily_counts(spec)
     events = alert_timeline(plans, daily, PLAN_YEAR, YEAR_END)
     first = _first_raised(events)
-    assert set(first) == set(DRIFTING)
+    assert set(DRIFTING) <= set(first) and not set(IMPROVING) & set(first)
+    on_plan = len(plans) - len(DRIFTING) - len(IMPROVING)
+    assert len(set(first) - set(DRIFTING)) <= FALSE_ALERT_BOUND * on_plan
     # the benchmark's fast path finds the same first weeks as the alert book
     model = baseline_model(plans, daily, PLAN_YEAR)
-    for board in DRIFTING:
+    for board in first:
         weeks = board_weeks(plans[board], daily[board], PLAN_YEAR, YEAR_END, model)
         assert weeks.series.week_ending(first_drifting_week(weeks)[0]) == first[board]
-    for board, raised in first.items():
-        weeks = (raised - PLAN_YEAR).days / 7
+    for board in DRIFTING:
+        weeks = (first[board] - PLAN_YEAR).days / 7
         assert weeks <= DETECTION_BOUND_WEEKS[board], f"{board} detected after {weeks:.0f} weeks"
     raised = [e for e in events if e.state is AlertState.RAISED]
     assert all(e.money_at_risk_gbp > 0 and e.projected_year_end > e.planned_year_end for e in raised)
