@@ -420,3 +420,14 @@ def test_a_failed_side_output_loses_no_report_of_the_events_after_it():
     # corroborate in turn: a9 stays held)
     assert worker.metrics.outcomes == {("admission", "held"): 2, ("admission", "duplicate"): 1,
                                        ("admission", "counted"): 1, ("discharge", "held"): 1}
+
+
+def test_an_applied_record_awaits_its_snapshot_without_its_value():
+    """Snapshots can be half a minute apart: the records they will acknowledge are kept, their values not."""
+    day = timedelta(days=1)
+    worker = Worker()
+    records = [worker.packed(*[admission(f"a{n}", START + n * day) for n in range(3)]),
+               worker.single(admission("a3", START + 3 * day))]
+    state = worker.run(*records)
+    assert state.unacked == records and all(record.value is None and record.acks == 0 for record in records)
+    assert worker.metrics.outcomes == {("admission", "held"): 1, ("admission", "counted"): 4}
