@@ -14,7 +14,8 @@ plain objects. For one record:
 * each valid event is applied to its partition's tables by the board rules (``streams/board_state.apply_event``);
   every outcome is counted in the metrics (``streams/metrics.py``; a packed record's at once), late and held
   events also go to their topics (never silently lost);
-* the record's offset is marked applied in the partition state, which acknowledges it once a snapshot covers it.
+* the record's offset is marked applied in the partition state, which acknowledges it once a snapshot covers it;
+  once the partition has seen enough new event ids, they are sealed (``PartitionState.bound_state``).
 
 Dead-letter, late and held messages are at-least-once side outputs: after a crash they may repeat, and carry their
 source topic, partition, offset (and index, for a packed element) so a reader can drop repeats.
@@ -132,6 +133,7 @@ class EventCounter:
         self.max_ahead_days = config.max_ahead_days
         self.lateness_seconds = config.lateness_days * 86_400
         self.max_ahead_seconds = config.max_ahead_days * 86_400
+        self.seen_seal_after = config.seen_seal_after
         self.states = states
         self.send = send
         self.metrics = metrics
@@ -173,6 +175,9 @@ class EventCounter:
         else:
             await self._count_single(state, event)
         state.applied_event(message.topic, message.offset, event)
+        # Sealed as soon as due, not at the next snapshot (up to 30 s later in a bulk load: 8 partitions' recent
+        # ids then held ~200 MiB more); the segment is written before the snapshot that counts it, as before.
+        state.bound_state(self.lateness_seconds, self.seen_seal_after)
 
     async def _count_single(self, state: PartitionState, event: ConsumedRecord) -> None:
         """A single-event record: as a packed record of one element, but a bad one is dead-lettered whole."""

@@ -431,3 +431,20 @@ def test_an_applied_record_awaits_its_snapshot_without_its_value():
     state = worker.run(*records)
     assert state.unacked == records and all(record.value is None and record.acks == 0 for record in records)
     assert worker.metrics.outcomes == {("admission", "held"): 1, ("admission", "counted"): 4}
+
+
+def test_ids_are_sealed_as_soon_as_due_and_still_found_as_duplicates():
+    """A partition's recent ids are sealed when there are enough of them, not only at its next snapshot (which
+    can be half a minute away in a bulk load); the segment waits for that snapshot, and a repeat of a sealed id is
+    a duplicate."""
+    day = timedelta(days=1)
+    worker = Worker()
+    worker.counter.seen_seal_after = 4
+    first = worker.packed(*[admission(f"a{n}", START + n * day) for n in range(5)])
+    state = worker.run(first)
+    assert len(state.unsent_segments) == 1 and not state.tables.seen_events.recent
+    assert len(state.tables.seen_events) == 5
+    worker.run(worker.packed(admission("a2", START + 2 * day), admission("a5", START + 5 * day)))
+    assert worker.metrics.outcomes[("admission", "duplicate")] == 1
+    # a0 was held, then released by a1 and counted: a0-a5 counted once each
+    assert worker.metrics.outcomes[("admission", "counted")] == 6
