@@ -76,8 +76,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The worker's snapshots may take at most about this share of its time, all its partitions together: a snapshot
-# that held up the event loop for d seconds (taking it under the ``applying`` lock, and writing the local cache;
-# not the waits for the broker, while which events are applied) is followed by the partition's next one no sooner
+# that held up the event loop for d seconds (taking it under the ``applying`` lock, writing the local cache, and
+# sealing the ids seen since the last one, mostly done while counting; not the waits for the broker, while which
+# events are applied) is followed by the partition's next one no sooner
 # than d * owned partitions / share seconds after it started. Small live partitions (d of a few ms) still
 # snapshot every timer tick; partitions being bulk-loaded write their larger snapshots less often. Stops,
 # revokes, the final snapshot and a partition that has caught up (``save_dirty(caught_up=...)``) are never
@@ -179,6 +180,7 @@ class PartitionState:
     seen_segments: int = 0  # sealed event-id segments on the seen topic (streams/seen_events.py)
     unsent_segments: list[bytes] = field(default_factory=list)  # sealed, to be written before the next snapshot
     next_snapshot_at: float = 0.0  # time.monotonic() before which the timer leaves this partition alone
+    upkeep_seconds: float = 0.0  # time spent sealing ids since the last snapshot, charged to the snapshots' share
 
     def already_applied(self, topic: str, offset: int) -> bool:
         return offset <= self.applied.get(topic, -1)
@@ -213,8 +215,10 @@ class PartitionState:
         forget the reablement state no on-time event can use again. Neither changes any count."""
         seen = _seen(self.tables)
         if seen.due_for_sealing(seal_after):
+            started = time.monotonic()
             self.unsent_segments.append(seen.seal())
             forget_settled_reablement(self.tables, lateness_seconds)
+            self.upkeep_seconds += time.monotonic() - started
 
     @classmethod
     def from_snapshot(cls, partition: int, snapshot: bytes | None,
@@ -402,13 +406,15 @@ class PartitionStates(Service):
         assert self.producer is not None and self._cache is not None  # on_start
         started = time.monotonic()
         async with self.applying:  # between two events, never in the middle of one
+            state.bound_state(self.lateness_seconds, self.seen_seal_after)  # (its time is in upkeep_seconds)
             taking = time.monotonic()
-            state.bound_state(self.lateness_seconds, self.seen_seal_after)
             snapshot, acknowledgeable = state.to_snapshot(), state.unacked
             days, clocks = take_board_day_changes(state.tables)
             changes = board_day_messages(state.tables, days, clocks)  # as of the snapshot, before any await
             state.unacked, state.dirty = [], False
-            blocking = time.monotonic() - taking
+            # the ids sealed since the last snapshot (mostly while counting) count as this snapshot's upkeep
+            blocking = time.monotonic() - taking + state.upkeep_seconds
+            state.upkeep_seconds = 0.0
         try:
             while state.unsent_segments:  # before the snapshot that counts them
                 await self.producer.send_and_wait(self.seen_topic,
