@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
-import holidays
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas and holidays are imported where used: the worker, which counts in epoch days, never
+    import pandas as pd  # loads them (they were ~100 MiB of its RSS)
 
 FIRST_MONTH = 4  # financial years start on 1 April
 DAYS_PER_YEAR = 365.25  # the mean length of a year: yearly volumes per day, the phase of the yearly cycle
@@ -63,6 +64,8 @@ def year_earlier(day: date) -> date:
 
 def year_days(year_start: date, years: int = 1) -> pd.DatetimeIndex:
     """Every day of the ``years`` (financial) years starting on ``year_start``."""
+    import pandas as pd
+
     return pd.date_range(year_start, pd.Timestamp(year_start) + pd.DateOffset(years=years) - pd.Timedelta(days=1))
 
 
@@ -133,6 +136,8 @@ def day_text(day: int) -> str:
 
 def day_texts(days: np.ndarray) -> pd.Index:
     """:func:`day_text` of an array of epoch days."""
+    import pandas as pd
+
     return pd.to_datetime(days, unit="D").strftime("%Y-%m-%d")
 
 
@@ -172,6 +177,8 @@ BANK_HOLIDAY = 7
 
 @lru_cache(maxsize=32)
 def _bank_holidays(first_year: int, last_year: int) -> frozenset[date]:
+    import holidays
+
     table = holidays.country_holidays("GB", subdiv="ENG", years=range(first_year, last_year + 1))
     return frozenset(day for day in table if day.weekday() < 5)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from bcfwatch.core.boards import load_boards
 from bcfwatch.core.calendar import DAYS_PER_YEAR
+
+if TYPE_CHECKING:  # (types only: the CLI, the worker's process included, imports this module for its constants)
+    import pandas as pd
 
 NATIONAL_EMERGENCY_ADMISSIONS = 5_500_000
 
