@@ -192,7 +192,8 @@ class PartitionState:
         self.applied[topic] = offset
         self.unacked.append(event)
         self.dirty = True
-        for holder in (event, getattr(event, "message", None)):  # (Faust's event and its message hold it)
+        holders: list[Any] = [event, getattr(event, "message", None)]  # (Faust's event and its message hold it)
+        for holder in holders:
             if hasattr(holder, "value"):
                 holder.value = None
 
