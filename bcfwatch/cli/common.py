@@ -26,20 +26,28 @@ def friendly_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from kafka.errors import KafkaError
-
-        from bcfwatch.core.plans import PlanError
-        from bcfwatch.infra.errors import BrokerError
-        from producers.eventlog.logformat import LogFormatError
-        from producers.generate import GenerateError
-        from producers.pseudonym import PseudonymKeyError
-
         try:
             return command(*args, **kwargs)
-        except (BrokerError, GenerateError, LogFormatError, PlanError, PseudonymKeyError, KafkaError) as error:
-            raise click.ClickException(str(error)) from None
+        except Exception as error:
+            if isinstance(error, _expected_errors()):
+                raise click.ClickException(str(error)) from None
+            raise
 
     return wrapper
+
+
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """The failures a command reports in one line. Imported only once one happened: importing them up front
+    loaded pandas (``producers.generate``) into every command's process, the worker's included (~100 MiB)."""
+    from kafka.errors import KafkaError
+
+    from bcfwatch.core.plans import PlanError
+    from bcfwatch.infra.errors import BrokerError
+    from producers.eventlog.logformat import LogFormatError
+    from producers.generate import GenerateError
+    from producers.pseudonym import PseudonymKeyError
+
+    return BrokerError, GenerateError, LogFormatError, PlanError, PseudonymKeyError, KafkaError
 
 
 # -- option defaults from the environment settings ----------------------------------------------------------
