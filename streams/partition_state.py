@@ -270,14 +270,16 @@ class PartitionStates(Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        from rocksdict import Options, Rdict
+        from rocksdict import DBCompressionType, Options, Rdict
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         # RocksDB's default memtables (64 MiB, two of them) held ~110 MiB of the worker's RSS for a cache of one
-        # snapshot and one offset per partition; small ones cost a flush every few snapshots.
+        # snapshot and one offset per partition; small ones cost a flush every few snapshots, uncompressed (Snappy
+        # on every flush and compaction of multi-MB snapshots was CPU the worker needs; a few MB of disk is not).
         options = Options()
         options.set_write_buffer_size(CACHE_WRITE_BUFFER_BYTES)
         options.set_max_write_buffer_number(2)
+        options.set_compression_type(DBCompressionType.none())
         self._cache = Rdict(str(self.cache_dir / "snapshots"), options)
         self.producer = await self._new_producer()
         self.reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
