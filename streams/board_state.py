@@ -224,8 +224,8 @@ def apply_event(tables: BoardTables, event: Event | EventFacts, lateness_seconds
         tables.hold(clock_key, [*held, [occurred_seconds, event.to_wire().decode()]])
         applied.append(Applied(event, Outcome.HELD))
     else:
-        applied.append(Applied(event, _apply_on_clock(tables, event, lateness_seconds, clock_key,
-                                                      None if applied else clock_seconds)))
+        # (clock_seconds was read after the releases above, so it is the clock as it stands)
+        applied.append(Applied(event, _apply_on_clock(tables, event, lateness_seconds, clock_key, clock_seconds)))
     return applied
 
 

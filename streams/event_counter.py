@@ -174,10 +174,12 @@ class EventCounter:
             await self._count_packed(state, event)  # the record's offset covers all of it
         else:
             await self._count_single(state, event)
-        state.applied_event(message.topic, message.offset, event)
         # Sealed as soon as due, not at the next snapshot (up to 30 s later in a bulk load: 8 partitions' recent
         # ids then held ~200 MiB more); the segment is written before the snapshot that counts it, as before.
+        # Before the record is marked applied: if sealing fails, the record is applied again (its events are then
+        # duplicates), never acknowledged before a snapshot covers it.
         state.bound_state(self.lateness_seconds, self.seen_seal_after)
+        state.applied_event(message.topic, message.offset, event)
 
     async def _count_single(self, state: PartitionState, event: ConsumedRecord) -> None:
         """A single-event record: as a packed record of one element, but a bad one is dead-lettered whole."""

@@ -28,6 +28,8 @@ def friendly_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: it reports them
         except Exception as error:
             if isinstance(error, _expected_errors()):
                 raise click.ClickException(str(error)) from None
