@@ -124,7 +124,9 @@ def test_the_kafka_commands_run_a_three_node_cluster(tmp_path, caplog):
 
         back = kafka_cli("start", "--port", str(port), "--node", "2")
         assert back.returncode == 0 and "node 2 is up" in back.stdout, back.stdout + back.stderr
-        assert kafka_cli("status", "--port", str(port)).returncode == 0
+        # a restarted node catches up its replicas before status is clean again ("wait before the next restart")
+        wait_for(lambda: kafka_cli("status", "--port", str(port)).returncode == 0, 120,
+                 "every replica back in sync after node 2's restart")
 
         no_cluster = kafka_cli("stop", "--port", str(free_port()), "--node", "2")
         assert no_cluster.returncode != 0 and "needs a cluster" in no_cluster.stderr
