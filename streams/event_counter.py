@@ -219,27 +219,23 @@ class EventCounter:
         seen = state.tables.seen_events
         if isinstance(seen, SeenEvents) and len(valid) > 1:
             seen.look_up([f"{facts.type}|{facts.event_id}" for _, facts in valid])
-        outcomes: dict[tuple[str, Outcome], int] = {}
+        outcomes: dict[tuple[str, str], int] = {}
         latest: dict[str, float] = {}
-        tables, lateness_seconds, max_ahead_seconds = state.tables, self.lateness_seconds, self.max_ahead_seconds
         try:
             for index, facts in valid:
-                for applied in apply_event(tables, facts, lateness_seconds, max_ahead_seconds):
-                    done, outcome = applied.event, applied.outcome
-                    tally = (done.type, outcome)
+                for applied in apply_event(state.tables, facts, self.lateness_seconds, self.max_ahead_seconds):
+                    done = applied.event
+                    tally = (done.type, applied.outcome.value)
                     outcomes[tally] = outcomes.get(tally, 0) + 1
-                    if done.occurred_seconds > latest.get(done.type, 0.0):
-                        latest[done.type] = done.occurred_seconds
-                    if outcome is Outcome.LATE or outcome is Outcome.HELD:
+                    latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_seconds)
+                    if applied.outcome in (Outcome.LATE, Outcome.HELD):
                         # sent at once: if the send fails, the record is applied again and the events after
                         # this one are then applied (and reported) for the first time
                         await self._side_output(*self._side_report(state, applied, message,
                                                                    index if packed else None))
         finally:  # what was applied is observed, even when a side output failed
             if outcomes:
-                self.metrics.observe_events({(event_type, outcome.value): number
-                                             for (event_type, outcome), number in outcomes.items()},
-                                            latest, message.timestamp)
+                self.metrics.observe_events(outcomes, latest, message.timestamp)
 
     async def _dead_letter(self, message: RecordEnvelope, error: InvalidEvent, raw: str, **where: object) -> None:
         """``where``: what a packed record adds after the topic, partition and offset (``index``, ``packed``)."""

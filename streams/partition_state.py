@@ -278,7 +278,6 @@ class PartitionStates(Service):
         # on every flush and compaction of multi-MB snapshots was CPU the worker needs; a few MB of disk is not).
         options = Options()
         options.set_write_buffer_size(CACHE_WRITE_BUFFER_BYTES)
-        options.set_max_write_buffer_number(2)
         options.set_compression_type(DBCompressionType.none())
         self._cache = Rdict(str(self.cache_dir / "snapshots"), options)
         self.producer = await self._new_producer()
