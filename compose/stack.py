@@ -193,6 +193,7 @@ def up(project: str, files: list[Path], profiles: list[str]) -> int:
     check_images(podman, files)
     say(f"creating the {project} stack's network, volumes and containers (podman-compose)")
     podman.compose("up", "--no-start", "--no-deps")  # no --requires: this driver orders the start
+    check_name_resolution(podman)
     containers = podman.containers()
     awaited = {dependency: condition for service in services.values()
                for dependency, condition in service.depends_on.items()}
@@ -222,6 +223,20 @@ def check_images(podman: Podman, files: list[Path]) -> None:
     if missing:
         raise StackError(f"image{'s' if len(missing) > 1 else ''} {', '.join(missing)} not built: run `make images` "
                          "(compose/images/build.sh)")
+
+
+def check_name_resolution(podman: Podman) -> None:
+    """The services find each other by name (kafka-1, kafka-2, ...): every network of the project must have
+    podman's DNS. With the CNI backend that takes the dnsname plugin, which apt-get installs only as podman's
+    recommendation; without it the brokers cannot resolve the quorum's names and stop after a minute."""
+    listed = podman.run("network", "ls", "--format", "{{.Name}}", "--filter",
+                        f"label=io.podman.compose.project={podman.project}").stdout.split()
+    for network in listed:
+        if not json.loads(podman.run("network", "inspect", network).stdout)[0].get("dns_enabled", False):
+            raise StackError(f"podman network {network} has no DNS, so the services cannot find each other by "
+                             "name: install podman's DNS plugin (`sudo bash scripts/setup.sh` does: apt-get install "
+                             "golang-github-containernetworking-plugin-dnsname with the CNI backend, aardvark-dns "
+                             "with netavark), then `python compose/stack.py down` and up again")
 
 
 def print_health(podman: Podman, services: dict[str, Service], run_checks: bool) -> int:
