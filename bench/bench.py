@@ -13,7 +13,8 @@ Rows (each on the same N events, P partitions):
    also given as a ratio to it;
 9. a national year end to end: a generated year at scale 1.0 (about 12M events) from log file to settled
    per-board counts (`replay --packed` and the workers running together), with the workers' peak RSS
-   (``--national-scale`` sets the scale, ``--skip-national`` leaves it out).
+   (``--national-scale`` sets the scale, ``--national-workers`` the workers: 2 by default, one per core as the
+   compose stack runs them; ``--skip-national`` leaves it out).
 Writes bench/RESULTS.md and prints the table.
 """
 
@@ -250,8 +251,9 @@ def national_year(broker: Broker, scale: float, partitions: int, workers: int, w
 def national_only(broker: Broker, work: Path, args: argparse.Namespace, console: Console) -> None:
     """``--only national``: the national-year row and its profiles, printed (RESULTS.md untouched)."""
     profiles: list[Profile] = []
-    row = national_year(broker, args.national_scale, args.partitions, 1, work, Pseudonymiser(load_key(dev=True)),
-                        profiles, args.profile_seconds, args.trace_memory, args.memory_by == "allocator")
+    row = national_year(broker, args.national_scale, args.partitions, args.national_workers, work,
+                        Pseudonymiser(load_key(dev=True)), profiles, args.profile_seconds, args.trace_memory,
+                        args.memory_by == "allocator")
     print(f"national year end to end: {row[0]:,} events in {row[1]:.1f} s = {row[0] / row[1]:,.0f} events/s; "
           f"{row[2]}", flush=True)
     for sampled in profiles:
@@ -269,6 +271,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--national-scale", type=float, default=1.0,
                         help="Scale of the national-year row (1.0: England, about 12M events).")
     parser.add_argument("--skip-national", action="store_true", help="Leave out the national-year row.")
+    parser.add_argument("--national-workers", type=int, default=2,
+                        help="Workers of the national-year row (default 2, one per core, as the compose stack "
+                             "runs them; 1 for a single worker's time and memory).")
     parser.add_argument("--profile-seconds", type=float, default=60.0,
                         help="py-spy samples the replay and a worker this long during the national year (0: not).")
     parser.add_argument("--trace-memory", type=Path, default=None, metavar="PREFIX",
@@ -353,8 +358,10 @@ def main() -> None:
             console.print(table)
             return
         if not args.skip_national:
-            results["national year end to end (replay --packed + 1 worker)"] = national_year(
-                broker, args.national_scale, args.partitions, 1, work, pseudonymiser, profiles, args.profile_seconds)
+            workers = args.national_workers
+            results[f"national year end to end (replay --packed + {workers} worker{'s' if workers > 1 else ''})"] = \
+                national_year(broker, args.national_scale, args.partitions, workers, work, pseudonymiser, profiles,
+                              args.profile_seconds)
         python_rate = results["Python limit (bare aiokafka + orjson)"][0] / \
             results["Python limit (bare aiokafka + orjson)"][1]
         consumer_rate = results["consumer limit (ConsumerPerformance)"][0] / \
