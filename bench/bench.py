@@ -13,8 +13,8 @@ Rows (each on the same N events, P partitions):
    also given as a ratio to it;
 9. a national year end to end: a generated year at scale 1.0 (about 12M events) from log file to settled
    per-board counts (`replay --packed` and the workers running together), with the workers' peak RSS
-   (``--national-scale`` sets the scale, ``--national-workers`` the workers: 2 by default, one per core as the
-   compose stack runs them; ``--skip-national`` leaves it out).
+   (``--national-scale`` sets the scale, ``--national-workers`` the workers (1), ``--national-packers`` the
+   replay's packing processes (1: it shares the 2 cores with the worker); ``--skip-national`` leaves it out).
 Writes bench/RESULTS.md and prints the table.
 """
 
@@ -208,7 +208,7 @@ def product(broker: Broker, topics: Topics, partitions: int, workers: int, work:
 def national_year(broker: Broker, scale: float, partitions: int, workers: int, work: Path,
                   pseudonymiser: Pseudonymiser, profiles: list[Profile],
                   profile_seconds: float = 60.0, trace_memory: Path | None = None,
-                  by_allocator: bool = False) -> tuple[int, float, str]:
+                  by_allocator: bool = False, packers: int | None = None) -> tuple[int, float, str]:
     """A financial year at ``scale`` from log file to settled per-board counts: `replay --packed` and the
     workers run together, timed from the replay's start until the snapshots cover every event. Meanwhile
     py-spy samples the replay (this process) and the first worker for ``profile_seconds`` each (0: not).
@@ -233,7 +233,8 @@ def national_year(broker: Broker, scale: float, partitions: int, workers: int, w
                         threading.Thread(target=sample, args=(processes[0].process.pid, "worker, packed input"))]
             for sampler in samplers:
                 sampler.start()
-        report = replay(log, broker.bootstrap, topics, pseudonymiser, partitions, packed=True)
+        report = replay(log, broker.bootstrap, topics, pseudonymiser, partitions, packed=True,
+                        processes=packers or None)
         replayed = time.time() - started
         wait_until_caught_up(processes[0].config, 7200, poll_seconds=5.0)
         elapsed = last_snapshot_written(processes[0].config) - started
@@ -253,7 +254,7 @@ def national_only(broker: Broker, work: Path, args: argparse.Namespace, console:
     profiles: list[Profile] = []
     row = national_year(broker, args.national_scale, args.partitions, args.national_workers, work,
                         Pseudonymiser(load_key(dev=True)), profiles, args.profile_seconds, args.trace_memory,
-                        args.memory_by == "allocator")
+                        args.memory_by == "allocator", args.national_packers)
     print(f"national year end to end: {row[0]:,} events in {row[1]:.1f} s = {row[0] / row[1]:,.0f} events/s; "
           f"{row[2]}", flush=True)
     for sampled in profiles:
@@ -271,9 +272,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--national-scale", type=float, default=1.0,
                         help="Scale of the national-year row (1.0: England, about 12M events).")
     parser.add_argument("--skip-national", action="store_true", help="Leave out the national-year row.")
-    parser.add_argument("--national-workers", type=int, default=2,
-                        help="Workers of the national-year row (default 2, one per core, as the compose stack "
-                             "runs them; 1 for a single worker's time and memory).")
+    parser.add_argument("--national-workers", type=int, default=1,
+                        help="Workers of the national-year row (default 1).")
+    parser.add_argument("--national-packers", type=int, default=1,
+                        help="The national replay's packing processes (`replay --packers`; default 1: the replay "
+                             "and the worker share the machine, and a second packer starves the worker; 0: one "
+                             "per core, the replay's own default).")
     parser.add_argument("--profile-seconds", type=float, default=60.0,
                         help="py-spy samples the replay and a worker this long during the national year (0: not).")
     parser.add_argument("--trace-memory", type=Path, default=None, metavar="PREFIX",
@@ -358,10 +362,11 @@ def main() -> None:
             console.print(table)
             return
         if not args.skip_national:
-            workers = args.national_workers
-            results[f"national year end to end (replay --packed + {workers} worker{'s' if workers > 1 else ''})"] = \
-                national_year(broker, args.national_scale, args.partitions, workers, work, pseudonymiser, profiles,
-                              args.profile_seconds)
+            workers, packers = args.national_workers, args.national_packers
+            results[f"national year end to end (replay --packed --packers {packers or 'per core'} + {workers} "
+                    f"worker{'s' if workers > 1 else ''})"] = national_year(
+                broker, args.national_scale, args.partitions, workers, work, pseudonymiser, profiles,
+                args.profile_seconds, packers=packers)
         python_rate = results["Python limit (bare aiokafka + orjson)"][0] / \
             results["Python limit (bare aiokafka + orjson)"][1]
         consumer_rate = results["consumer limit (ConsumerPerformance)"][0] / \

@@ -169,9 +169,12 @@ def _speed(_ctx, param, value: str) -> float | None:
               help="Publish packed records: one Kafka record per board and event type per batch (at most 1,000 "
                    "events or 256 KB), header content-type: application/vnd.bcfwatch.events+json "
                    "(docs/wire-format.md). Many times faster; workers read packed and single records alike.")
+@click.option("--packers", type=click.IntRange(min=1), default=None,
+              help="With --packed, unpaced, from JSON Lines: processes packing the log's columns [default: one "
+                   "per core]. On a machine that also runs the worker, 1 leaves the worker a core.")
 @friendly_errors
 def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap: str, partitions: int,
-                   dev_key: bool, resume: bool, delivery_timeout: float, packed: bool) -> None:
+                   dev_key: bool, resume: bool, delivery_timeout: float, packed: bool, packers: int | None) -> None:
     """Replay a historic event log (JSON Lines or CSV) into Kafka.
 
     The last line the broker has acknowledged is kept in a checkpoint (in the cache dir), so a replay that
@@ -208,7 +211,7 @@ def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap:
         try:
             report = replay(log, bootstrap, Topics(topic_prefix), pseudonymiser, partitions,
                             events_per_second=speed, on_progress=advance, resume=resume,
-                            delivery_timeout=delivery_timeout, on_warning=warn, packed=packed)
+                            delivery_timeout=delivery_timeout, on_warning=warn, packed=packed, processes=packers)
         except ReplayError as error:
             progress.stop()
             raise click.ClickException(str(error)) from None

@@ -489,7 +489,8 @@ def test_every_plan_metric_alerts_live_as_in_the_backtest(broker, topic_prefix, 
                    "--snapshot-seconds", "0.5", log=tmp_path / "worker.log")
     notifier = one = every = None
     try:
-        cli("replay", str(log), *bootstrap, "--partitions", "8", "--packed")
+        # one packing process, in the replay's own (the default is one per core; this log has ~16 chunks)
+        cli("replay", str(log), *bootstrap, "--partitions", "8", "--packed", "--packers", "1")
         cli("counts", "export", "--out", str(tmp_path / "counts.csv"), *bootstrap, "--timeout", "300")
         assert (tmp_path / "counts.csv").read_text() == (offline / "counts.csv").read_text()
         run("monitor", "--once", "--plan", str(plan), *bootstrap, "--metrics-port", "0", timeout=300)
