@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -261,6 +262,19 @@ def national_only(broker: Broker, work: Path, args: argparse.Namespace, console:
         console.print(sampled.table())
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+    return parse
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -272,9 +286,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--national-scale", type=float, default=1.0,
                         help="Scale of the national-year row (1.0: England, about 12M events).")
     parser.add_argument("--skip-national", action="store_true", help="Leave out the national-year row.")
-    parser.add_argument("--national-workers", type=int, default=1,
+    parser.add_argument("--national-workers", type=at_least(1), default=1,
                         help="Workers of the national-year row (default 1).")
-    parser.add_argument("--national-packers", type=int, default=1,
+    parser.add_argument("--national-packers", type=at_least(0), default=1,
                         help="The national replay's packing processes (`replay --packers`; default 1: the replay "
                              "and the worker share the machine, and a second packer starves the worker; 0: one "
                              "per core, the replay's own default).")
@@ -363,7 +377,7 @@ def main() -> None:
             return
         if not args.skip_national:
             workers, packers = args.national_workers, args.national_packers
-            results[f"national year end to end (replay --packed --packers {packers or 'per core'} + {workers} "
+            results[f"national year end to end (replay --packed --packers {packers or '0 (one per core)'} + {workers} "
                     f"worker{'s' if workers > 1 else ''})"] = national_year(
                 broker, args.national_scale, args.partitions, workers, work, pseudonymiser, profiles,
                 args.profile_seconds, packers=packers)

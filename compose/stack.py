@@ -234,9 +234,9 @@ def check_name_resolution(podman: Podman) -> None:
     for network in listed:
         if not json.loads(podman.run("network", "inspect", network).stdout)[0].get("dns_enabled", False):
             raise StackError(f"podman network {network} has no DNS, so the services cannot find each other by "
-                             "name: install podman's DNS plugin (`sudo bash scripts/setup.sh` does: apt-get install "
-                             "golang-github-containernetworking-plugin-dnsname with the CNI backend, aardvark-dns "
-                             "with netavark), then `python compose/stack.py down` and up again")
+                             "name: install podman's DNS plugin (with the CNI backend "
+                             "golang-github-containernetworking-plugin-dnsname, which `sudo bash scripts/setup.sh` "
+                             "installs; with netavark aardvark-dns), then `python compose/stack.py down` and up again")
 
 
 def print_health(podman: Podman, services: dict[str, Service], run_checks: bool) -> int:

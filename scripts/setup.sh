@@ -24,10 +24,9 @@ command -v runc >/dev/null 2>&1 || apt_packages+=(runc)
 command -v debootstrap >/dev/null 2>&1 || apt_packages+=(debootstrap)
 # The services find each other by name (kafka-1, kafka-2, ...) through podman's DNS: with the CNI network backend
 # (podman 4.3 on Debian 12) that is the dnsname plugin, only recommended by podman, so absent after a
-# --no-install-recommends install; with netavark it is aardvark-dns.
-if [ -z "$(find /usr/lib/cni /usr/libexec/cni /usr/local/lib/cni /opt/cni/bin -name dnsname 2>/dev/null)" ] \
-   && ! command -v aardvark-dns >/dev/null 2>&1 && [ ! -x /usr/lib/podman/aardvark-dns ] \
-   && [ ! -x /usr/libexec/podman/aardvark-dns ]; then
+# --no-install-recommends install (harmless with netavark, whose DNS is aardvark-dns).
+if [ -z "$(find /usr/lib/cni /usr/libexec/cni /usr/local/lib/cni /usr/local/libexec/cni /opt/cni/bin \
+             -name dnsname 2>/dev/null)" ]; then
   apt_packages+=(golang-github-containernetworking-plugin-dnsname)
 fi
 fi

@@ -170,8 +170,9 @@ def _speed(_ctx, param, value: str) -> float | None:
                    "events or 256 KB), header content-type: application/vnd.bcfwatch.events+json "
                    "(docs/wire-format.md). Many times faster; workers read packed and single records alike.")
 @click.option("--packers", type=click.IntRange(min=1), default=None,
-              help="With --packed, unpaced, from JSON Lines: processes packing the log's columns [default: one "
-                   "per core]. On a machine that also runs the worker, 1 leaves the worker a core.")
+              help="With --packed: processes packing an unpaced JSON Lines log's columns [default: one per core, "
+                   "at most one per 16 MiB chunk]; a paced or CSV replay packs line by line in its own process. "
+                   "On a machine that also runs the worker, 1 leaves the worker a core.")
 @friendly_errors
 def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap: str, partitions: int,
                    dev_key: bool, resume: bool, delivery_timeout: float, packed: bool, packers: int | None) -> None:
@@ -182,6 +183,9 @@ def replay_command(log: Path, speed: float | None, topic_prefix: str, bootstrap:
     """
     import time
 
+    if packers is not None and not packed:
+        raise click.UsageError("--packers sets the packing processes of a packed replay: add --packed, or leave "
+                               "--packers out")
     from producers.eventlog.logformat import count_lines
     from producers.pseudonym import Pseudonymiser, load_key
     from producers.replay import ReplayError, checkpoint_path, read_checkpoint, replay

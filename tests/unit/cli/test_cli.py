@@ -28,6 +28,8 @@ def test_help_on_every_command(command):
     [
         (["replay", "/nonexistent/log.jsonl"], "does not exist"),
         (["replay", "README.md", "--speed", "fast"], "neither 'max' nor a positive number"),
+        (["replay", "README.md", "--packers", "2"], "add --packed"),
+        (["replay", "README.md", "--packed", "--packers", "0"], "'--packers': 0 is not in the range x>=1"),
         (["generate", "--out", "x.jsonl", "--from", "2015-13-01"], "not a date like"),
         (["generate", "--out", "x.jsonl", "--drift", "Hackney:lots"], "is not BOARD:+N%"),
         (["generate", "--out", "x.jsonl", "--scale", "0"], "--scale"),
