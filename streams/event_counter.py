@@ -37,7 +37,16 @@ from typing import Any, Protocol
 
 import orjson
 
-from bcfwatch.core.events import EventFacts, InvalidEvent, Reason, Window, decoded, event_facts, is_packed, unpack
+from bcfwatch.core.events import (
+    EventFacts,
+    InvalidEvent,
+    Reason,
+    Window,
+    decoded,
+    event_facts_batch,
+    is_packed,
+    unpack,
+)
 from bcfwatch.core.messages import dead_letter_fields
 from bcfwatch.core.nhs_number import redact
 from bcfwatch.core.topics import EVENT_TYPES
@@ -208,34 +217,38 @@ class EventCounter:
         message = event.message
         window = Window.at()
         valid: list[tuple[int, EventFacts]] = []
-        for index, element in enumerate(elements):
-            try:
-                valid.append((index, event_facts(element, window=window)))
-            except InvalidEvent as error:
-                if packed:
-                    await self._dead_letter(message, error, orjson.dumps(element).decode(), index=index, packed=True)
-                else:
-                    await self._dead_letter(message, error, bytes(event.value).decode("utf-8", "replace"))
+        for index, facts in enumerate(event_facts_batch(elements, window=window)):
+            if not isinstance(facts, InvalidEvent):
+                valid.append((index, facts))
+            elif packed:
+                await self._dead_letter(message, facts, orjson.dumps(elements[index]).decode(), index=index,
+                                        packed=True)
+            else:
+                await self._dead_letter(message, facts, bytes(event.value).decode("utf-8", "replace"))
         seen = state.tables.seen_events
         if isinstance(seen, SeenEvents) and len(valid) > 1:
             seen.look_up([f"{facts.type}|{facts.event_id}" for _, facts in valid])
-        outcomes: dict[tuple[str, str], int] = {}
+        outcomes: dict[tuple[str, Outcome], int] = {}
         latest: dict[str, float] = {}
+        tables, lateness, max_ahead = state.tables, self.lateness_seconds, self.max_ahead_seconds
         try:
             for index, facts in valid:
-                for applied in apply_event(state.tables, facts, self.lateness_seconds, self.max_ahead_seconds):
-                    done = applied.event
-                    tally = (done.type, applied.outcome.value)
+                for applied in apply_event(tables, facts, lateness, max_ahead):
+                    done, outcome = applied
+                    tally = (done.type, outcome)
                     outcomes[tally] = outcomes.get(tally, 0) + 1
-                    latest[done.type] = max(latest.get(done.type, 0.0), done.occurred_seconds)
-                    if applied.outcome in (Outcome.LATE, Outcome.HELD):
+                    if done.occurred_seconds > latest.get(done.type, 0.0):
+                        latest[done.type] = done.occurred_seconds
+                    if outcome is Outcome.LATE or outcome is Outcome.HELD:
                         # sent at once: if the send fails, the record is applied again and the events after
                         # this one are then applied (and reported) for the first time
                         await self._side_output(*self._side_report(state, applied, message,
                                                                    index if packed else None))
         finally:  # what was applied is observed, even when a side output failed
             if outcomes:
-                self.metrics.observe_events(outcomes, latest, message.timestamp)
+                self.metrics.observe_events({(event_type, outcome.value): number
+                                             for (event_type, outcome), number in outcomes.items()},
+                                            latest, message.timestamp)
 
     async def _dead_letter(self, message: RecordEnvelope, error: InvalidEvent, raw: str, **where: object) -> None:
         """``where``: what a packed record adds after the topic, partition and offset (``index``, ``packed``)."""

@@ -129,6 +129,13 @@ _FREE_TEXT_NHS = (re.compile(r"(?<!\d)\d{3}[\s.\-]*\d{3}[\s.\-]*\d{4}(?!\d)"),
 _FREE_TEXT_CANDIDATE = re.compile("|".join(f"(?:{pattern.pattern})" for pattern in _FREE_TEXT_NHS))
 
 
+def may_contain_nhs_number(texts: list[str]) -> bool:
+    """Whether any of ``texts`` might hold an NHS number: one search over them all, joined by a character that is
+    neither a digit nor a separator (so no candidate spans two). False means :func:`contains_nhs_number` is False
+    for every one of them (the worker asks it of a packed record's identifiers at once)."""
+    return _FREE_TEXT_CANDIDATE.search("|".join(texts)) is not None
+
+
 def contains_nhs_number(text: str) -> bool:
     """Whether free text holds a valid NHS number written plainly, 3-3-4, or with spaces or dots anywhere."""
     if not _FREE_TEXT_CANDIDATE.search(text):
