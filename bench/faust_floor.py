@@ -13,8 +13,6 @@ from pathlib import Path
 
 import faust
 
-STARTED = time.monotonic()
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -41,7 +39,7 @@ def main() -> None:
         async for item in batches or stream:
             seen += len(item) if args.take else 1
             if seen >= args.events:
-                args.out.write_text(f"{time.monotonic() - STARTED}\n")
+                args.out.write_text(f"{time.time()}\n")  # the wall clock, as the bench's
 
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
 

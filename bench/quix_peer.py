@@ -5,7 +5,8 @@ standard library and quixstreams. Per event: JSON decode, a duplicate check on (
 board/day counters in Quix's RocksDB state (with its changelog topics), the same increments as
 ``streams.board_state.increments``. Not reproduced: lateness, held events and the 91-day reablement rule,
 so this is a lower bound on what the peer would pay for the product's rules. Prints nothing; writes the
-seconds from process start to the N-th event to ``--out`` (as bench/faust_floor.py does).
+moment (``time.time()``) it counts the N-th event to ``--out`` (as bench/faust_floor.py does): the bench times it
+from before the process starts, interpreter and imports included, as it times the product's workers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 
 from quixstreams import Application, State
 
-STARTED = time.monotonic()
 EMERGENCY = {"21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28"}
 OTHER = {"31", "32", "81", "82", "83"}
 DELAY = {"nhs": 2, "social_care": 3, "both": 4}
@@ -64,7 +64,7 @@ def main() -> None:
                 counts[index] += number
             state.set(day, counts)
         if seen == args.events:
-            args.out.write_text(f"{time.monotonic() - STARTED}\n")
+            args.out.write_text(f"{time.time()}\n")  # the wall clock, as the bench's
             app.stop()
 
     for name in args.topics.split(","):
