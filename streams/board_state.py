@@ -211,10 +211,11 @@ def apply_event(tables: BoardTables, event: Event | EventFacts, lateness_seconds
     if not isinstance(event, EventFacts):
         event = EventFacts.of_event(event)
     seen_key = f"{event.type}|{event.event_id}"
-    if seen_key in tables.seen_events:
+    seen = tables.seen_events
+    if seen_key in seen:
         return [Applied(event, Outcome.DUPLICATE)]
     occurred_seconds = event.occurred_seconds
-    tables.seen_events[seen_key] = epoch_day(occurred_seconds)
+    seen[seen_key] = int(occurred_seconds // SECONDS_PER_DAY)  # its epoch_day (inline: this runs for every event)
     clock_key = f"{event.board}|{event.type}"
     applied = [Applied(released, _apply_on_clock(tables, released, lateness_seconds))
                for released in _corroborated(tables, clock_key, occurred_seconds, max_ahead_seconds)
@@ -247,13 +248,13 @@ def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: fl
     """Count an event the clock accepts (or tally it late); advance the clock. ``clock_key`` and
     ``stream_time_seconds``: the event's stream and its clock now, when the caller has them (else looked up)."""
     occurred_seconds = event.occurred_seconds
-    day = epoch_day(occurred_seconds)
-    if clock_key is None:
+    day = int(occurred_seconds // SECONDS_PER_DAY)  # epoch_day, and below is_late, is_reablement_discharge and
+    if clock_key is None:                           # is_adverse, inline: this runs for nearly every event
         clock_key = f"{event.board}|{event.type}"
     if stream_time_seconds is None:
         stream_time_seconds = tables.stream_times.get(clock_key)
-    if is_late(occurred_seconds, stream_time_seconds, lateness_seconds):
-        tables.add(event.board, day, {COUNTER_INDEX["late_events"]: 1})
+    if stream_time_seconds is not None and occurred_seconds < stream_time_seconds - lateness_seconds:
+        tables.add(event.board, day, _LATE)
         return Outcome.LATE
     if stream_time_seconds is None or occurred_seconds > stream_time_seconds:
         tables.stream_times[clock_key] = occurred_seconds
@@ -261,13 +262,18 @@ def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: fl
     counts = increments(event)
     if counts:
         tables.add(event.board, day, counts)
-    if is_reablement_discharge(event):
-        _follow_reablement(tables, event, day)
-    elif is_adverse(event):
-        _record_adverse(tables, event, day)
-    if event.record is Discharge:
+    record, fields = event.record, event.fields
+    if record is Discharge:
+        if fields["into_reablement"] and event.age >= 65:
+            _follow_reablement(tables, event, day)
         _settle(tables, event.board, last_settled_reablement_day(stream_time_seconds, lateness_seconds))
+    elif event.age >= 65 and (fields["admission_method"] in codes.EMERGENCY_ADMISSION_METHODS if record is Admission
+                              else record is CareHomePlacement and bool(fields["permanent"])):
+        _record_adverse(tables, event, day)
     return Outcome.COUNTED
+
+
+_LATE = {COUNTER_INDEX["late_events"]: 1}  # (read only)
 
 
 def _follow_reablement(tables: BoardTables, event: EventFacts, day: int) -> None:

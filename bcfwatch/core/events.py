@@ -415,7 +415,8 @@ def _plain_facts(element: Any, plan_board_of: dict[str, str], window: Window) ->
     if own is None:
         return None
     fields.update(own)
-    return EventFacts(record, fields, _TYPE_OF[record], fields["event_id"], board, moment, moment.timestamp(), patient, age)
+    return EventFacts(record, fields, _TYPE_OF[record], fields["event_id"], board, moment, moment.timestamp(), patient,
+                      age)
 
 
 def _plain_own_fields(record: builtins.type[Event], get: Any) -> dict[str, Any] | None:
