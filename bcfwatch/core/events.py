@@ -25,7 +25,7 @@ from bcfwatch.core.settings import current
 from bcfwatch.core.topics import EVENT_TYPES
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
-_PLAIN_PSEUDONYM = re.compile(r"[0-9a-f]{64}")  # (fullmatch: no trailing newline, unlike ``$``)
+_HEX = re.compile(r"[0-9a-f]*")  # (fullmatch of 64 characters: a plain pseudonym, no trailing newline unlike ``$``)
 MAX_AGE = 120
 
 
@@ -362,6 +362,8 @@ def event_facts_batch(elements: list[Any], boards: BoardList | None = None,
     boards = boards or load_boards()
     window = window or Window.at()
     found: list[EventFacts | None] = [_plain_facts(element, boards.plan_board_of, window) for element in elements]
+    if not _HEX.fullmatch("".join([facts.patient for facts in found if facts is not None])):  # (each is 64 long)
+        found = [facts if facts is None or _HEX.fullmatch(facts.patient) else None for facts in found]
     identifiers = [text for facts in found if facts is not None for text in _free_texts(facts)]
     if may_contain_nhs_number(identifiers):  # rare: then the elements that do are decided one by one
         found = [None if facts is not None and any(map(contains_nhs_number, _free_texts(facts))) else facts
@@ -387,7 +389,8 @@ def _free_texts(facts: EventFacts) -> list[str]:
 
 def _plain_facts(element: Any, plan_board_of: dict[str, str], window: Window) -> EventFacts | None:
     """The facts of an element whose values are all plainly valid (see :func:`event_facts_batch`), else None
-    (undecided: it may be valid but not plain, or invalid). Free-text identifiers are not searched here."""
+    (undecided: it may be valid but not plain, or invalid). Free-text identifiers are not searched here, nor the
+    pseudonym's characters (only its length)."""
     if type(element) is not dict:
         return None
     get = element.get
@@ -396,7 +399,7 @@ def _plain_facts(element: Any, plan_board_of: dict[str, str], window: Window) ->
     record = RECORDS.get(event_type) if type(event_type) is str else None
     board = plan_board_of.get(board_code) if type(board_code) is str else None
     if (record is None or board is None or (key_id is not None and not (type(key_id) is str and _is_key_id(key_id)))
-            or type(patient) is not str or not _PLAIN_PSEUDONYM.fullmatch(patient)
+            or type(patient) is not str or len(patient) != 64  # (its characters: for the batch at once)
             or type(age) is not int or not 0 <= age <= MAX_AGE
             or type(event_id) is not str or not event_id or type(occurred_at) is not str):
         return None
