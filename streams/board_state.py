@@ -76,12 +76,6 @@ def day_key(board: str, day: int) -> str:
     return f"{board}|{day_text(day)}"
 
 
-def is_late(occurred_seconds: float, stream_time_seconds: float | None, lateness_seconds: float) -> bool:
-    """Whether an event at ``occurred_seconds`` is more than the lateness older than its clock (times in seconds
-    since the epoch)."""
-    return stream_time_seconds is not None and occurred_seconds < stream_time_seconds - lateness_seconds
-
-
 def last_settled_reablement_day(discharge_stream_time_seconds: float, lateness_seconds: float) -> int:
     """The last reablement discharge day (epoch day) whose 91-day window no on-time event can still reach.
     (Not the monitor's last settled admission day: ``monitors.alerting.timeline``.)"""
@@ -116,15 +110,6 @@ def increments(event: EventFacts) -> dict[int, int]:
 
 def is_reablement_discharge(event: EventFacts) -> bool:
     return event.record is Discharge and event.fields["into_reablement"] and event.age >= 65
-
-
-def is_adverse(event: EventFacts) -> bool:
-    """An event that ends 'still at home' for a reablement patient: emergency readmission or care home, at 65+."""
-    if event.age < 65:
-        return False
-    if event.record is Admission:
-        return event.fields["admission_method"] in codes.EMERGENCY_ADMISSION_METHODS
-    return event.record is CareHomePlacement and bool(event.fields["permanent"])
 
 
 def at_home(discharge_day: int, adverse_days: list[int]) -> bool:
@@ -248,13 +233,14 @@ def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: fl
     """Count an event the clock accepts (or tally it late); advance the clock. ``clock_key`` and
     ``stream_time_seconds``: the event's stream and its clock now, when the caller has them (else looked up)."""
     occurred_seconds = event.occurred_seconds
-    day = int(occurred_seconds // SECONDS_PER_DAY)  # epoch_day, and below is_late, is_reablement_discharge and
-    if clock_key is None:                           # is_adverse, inline: this runs for nearly every event
+    # (epoch_day, and below the late, reablement and adverse tests, inline: this runs for nearly every event)
+    day = int(occurred_seconds // SECONDS_PER_DAY)
+    if clock_key is None:
         clock_key = f"{event.board}|{event.type}"
     if stream_time_seconds is None:
         stream_time_seconds = tables.stream_times.get(clock_key)
-    if stream_time_seconds is not None and occurred_seconds < stream_time_seconds - lateness_seconds:
-        tables.add(event.board, day, _LATE)
+    if stream_time_seconds is not None and occurred_seconds < stream_time_seconds - lateness_seconds:  # late:
+        tables.add(event.board, day, _LATE)  # more than the lateness older than its clock
         return Outcome.LATE
     if stream_time_seconds is None or occurred_seconds > stream_time_seconds:
         tables.stream_times[clock_key] = occurred_seconds
@@ -264,9 +250,11 @@ def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: fl
         tables.add(event.board, day, counts)
     record, fields = event.record, event.fields
     if record is Discharge:
-        if fields["into_reablement"] and event.age >= 65:
+        if fields["into_reablement"] and event.age >= 65:  # (is_reablement_discharge)
             _follow_reablement(tables, event, day)
         _settle(tables, event.board, last_settled_reablement_day(stream_time_seconds, lateness_seconds))
+    # adverse (it ends 'still at home' for a reablement patient): an emergency readmission or a permanent
+    # care-home placement, at 65+
     elif event.age >= 65 and (fields["admission_method"] in codes.EMERGENCY_ADMISSION_METHODS if record is Admission
                               else record is CareHomePlacement and bool(fields["permanent"])):
         _record_adverse(tables, event, day)
