@@ -168,7 +168,10 @@ def _integer(payload: dict[str, Any], field: str) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than Python converts (4,300): no age or day count is that long
+            pass
     raise InvalidEvent(f"{field} must be a whole number, got {value!r}")
 
 
@@ -208,7 +211,10 @@ def parse_timestamp(value: Any, now: datetime | None = None, window: Window | No
                            Reason.INVALID_TIMESTAMP) from None
     if moment.tzinfo is None:
         raise InvalidEvent(f"occurred_at has no timezone offset: {value!r}", Reason.INVALID_TIMESTAMP)
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the first moment a datetime can hold, in UTC
+        raise InvalidEvent(f"occurred_at is out of range in UTC: {value!r}", Reason.INVALID_TIMESTAMP) from None
     window = window or Window.at(now)
     if moment < window.earliest:
         raise InvalidEvent(f"occurred_at {value!r} is before the earliest date {window.earliest.date()} "
@@ -353,10 +359,11 @@ def event_facts_batch(elements: list[Any], boards: BoardList | None = None,
     :class:`InvalidEvent` it raised. The same decisions and the same facts, found faster.
 
     An element whose every value is *plainly* valid (each of the right JSON type, codes spelt exactly, no
-    surrounding space) is read straight into its facts; the boards, key ids and providers of a batch take few
-    distinct values and are looked at once each, and its free-text identifiers are searched for NHS numbers in
-    one pass. Every other element goes through :func:`event_facts` itself, which decides it (normalising what
-    is valid but not plain, or giving the rejection and its reason). ``tests/unit/core/test_event_facts_batch.py``
+    surrounding space) is read straight into its facts (a board is one dict look-up; key ids and providers,
+    few distinct values, are remembered once checked); the batch's pseudonyms are checked in one match of their
+    joined characters and its free-text identifiers searched for NHS numbers in one pass. Every other element
+    goes through :func:`event_facts` itself, which decides it (normalising what is valid but not plain, or giving
+    the rejection and its reason). ``tests/unit/core/test_event_facts_batch.py``
     holds the two equal on arbitrary elements.
     """
     boards = boards or load_boards()
@@ -405,11 +412,11 @@ def _plain_facts(element: Any, plan_board_of: dict[str, str], window: Window) ->
         return None
     try:
         moment = datetime.fromisoformat(occurred_at)
-    except ValueError:
+        if moment.tzinfo is None:
+            return None
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # (decided by event_facts, with its reason)
         return None
-    if moment.tzinfo is None:
-        return None
-    moment = moment.astimezone(UTC)
     if not window.earliest <= moment <= window.latest:
         return None
     fields: dict[str, Any] = {"event_id": event_id.strip(), "board": board, "occurred_at": moment,

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bcfwatch.core.events import EventFacts, InvalidEvent, Window, event_facts, event_facts_batch
+from bcfwatch.core.events import EventFacts, InvalidEvent, Reason, Window, event_facts, event_facts_batch
 
 WINDOW = Window.at(datetime(2016, 4, 1, tzinfo=UTC))
 PATIENT = "ab" * 32
@@ -36,12 +36,13 @@ RESPELLINGS: dict[str, list[Any]] = {
     "board": ["E08000025", "E09000012", " E08000025", "E99999999", "", 8000025, None, ["E08000025"]],
     "key_id": ["k1", "key.2024-01", "", "bad key", "x" * 40, 5, None],
     "patient": [PATIENT, PATIENT.upper(), PATIENT + "\n", f" {PATIENT} ", PATIENT[:-1], "", 12, None],
-    "age": [0, 65, 120, 121, -1, "70", " 70 ", 70.0, 70.5, True, None, "seventy"],
+    "age": [0, 65, 120, 121, -1, "70", " 70 ", 70.0, 70.5, True, None, "seventy", "7" * 5_000],
     "event_id": ["e1", " e1 ", "   ", "", f"id-{NHS_NUMBER}", "943 476 5919", "943-476-5919x", "9434765918", 17,
                  True, None, "a|943"],
     "occurred_at": ["2015-06-01T12:00:00+00:00", "2015-06-01T12:00:00+01:00", "2015-06-01T12:00:00",
                     "2015-06-01T12:00:00Z", "2015-06-01", "2013-06-01T12:00:00+00:00", "2030-01-01T00:00:00+00:00",
-                    "2016-04-02T00:00:00+00:00", "2016-04-02T00:00:01+00:00", "yesterday", 1433160000, None],
+                    "2016-04-02T00:00:00+00:00", "2016-04-02T00:00:01+00:00", "yesterday", 1433160000, None,
+                    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"],  # (out of range in UTC)
     "admission_method": ["21", "2A", "2a", " 21", "11", "99", 21, None, ""],
     "provider": ["RX1", " RX1 ", "", f"P{NHS_NUMBER}", "943.476.5919", 5, None],
     "discharge_destination": ["19", " 19", "54", "00", 19, None],
@@ -108,3 +109,14 @@ def test_plain_events_of_every_type_are_accepted_and_an_nhs_number_in_one_identi
     assert [type(outcome) for outcome in outcomes] == [EventFacts, EventFacts, EventFacts, InvalidEvent]
     assert [outcome.type for outcome in outcomes[:3]] == list(BASE)  # type: ignore[union-attr]
     assert "NHS number" in str(outcomes[3]) and NHS_NUMBER not in str(outcomes[3])
+
+
+def test_a_timestamp_out_of_range_in_utc_and_an_endless_number_are_rejected_with_their_reasons():
+    """(They used to raise OverflowError and a plain ValueError: the worker retried their record for ever.)"""
+    event = {"type": "care_home_placement", "event_id": "e1", "board": "E08000025", "patient": PATIENT, "age": 70,
+             **BASE["care_home_placement"]}
+    early, endless = ({**event, "occurred_at": "0001-01-01T00:00:00+01:00"},
+                      {**event, "occurred_at": "2015-06-01T12:00:00+00:00", "age": "7" * 5_000})
+    outcomes = event_facts_batch([early, endless], window=WINDOW)
+    assert [(type(outcome), getattr(outcome, "reason", None)) for outcome in outcomes] == [
+        (InvalidEvent, Reason.INVALID_TIMESTAMP), (InvalidEvent, Reason.INVALID_VALUE)]

@@ -1,5 +1,7 @@
 """The worker's table manager: it subscribes without Faust's one-second wait for tables declared late, since a
-worker declares none; with a table declared it starts as Faust's does, wait included."""
+worker declares none; with a table declared it starts as Faust's does, wait included. (Its channel update needs a
+started consumer, so it is recorded here; the broker tests start every worker with this manager, and a worker
+whose tables were never marked registered would never subscribe and fail them all.)"""
 
 from __future__ import annotations
 
