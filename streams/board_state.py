@@ -233,7 +233,7 @@ def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: fl
     """Count an event the clock accepts (or tally it late); advance the clock. ``clock_key`` and
     ``stream_time_seconds``: the event's stream and its clock now, when the caller has them (else looked up)."""
     occurred_seconds = event.occurred_seconds
-    # (epoch_day, and below the late, reablement and adverse tests, inline: this runs for nearly every event)
+    # (epoch_day, and below the late and adverse tests, inline: this runs for nearly every event)
     day = int(occurred_seconds // SECONDS_PER_DAY)
     if clock_key is None:
         clock_key = f"{event.board}|{event.type}"
@@ -250,7 +250,7 @@ def _apply_on_clock(tables: BoardTables, event: EventFacts, lateness_seconds: fl
         tables.add(event.board, day, counts)
     record, fields = event.record, event.fields
     if record is Discharge:
-        if fields["into_reablement"] and event.age >= 65:  # (is_reablement_discharge)
+        if is_reablement_discharge(event):
             _follow_reablement(tables, event, day)
         _settle(tables, event.board, last_settled_reablement_day(stream_time_seconds, lateness_seconds))
     # adverse (it ends 'still at home' for a reablement patient): an emergency readmission or a permanent

@@ -411,13 +411,8 @@ def _plain_facts(element: Any, plan_board_of: dict[str, str], window: Window) ->
             or type(event_id) is not str or not event_id or type(occurred_at) is not str):
         return None
     try:
-        moment = datetime.fromisoformat(occurred_at)
-        if moment.tzinfo is None:
-            return None
-        moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # (decided by event_facts, with its reason)
-        return None
-    if not window.earliest <= moment <= window.latest:
+        moment = parse_timestamp(occurred_at, window=window)
+    except InvalidEvent:  # (decided by event_facts, with its reason)
         return None
     fields: dict[str, Any] = {"event_id": event_id.strip(), "board": board, "occurred_at": moment,
                               "patient": patient, "age": age}
